@@ -1,0 +1,265 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Statistics: how informative is each word?
+#
+# The theory of {cite:t}`kurita2023contrastive` ties a word's weight in a
+# contrastively trained sentence encoder to two corpus statistics. This chapter
+# computes both for every word of our Wikipedia corpus and writes them to the
+# artefact cache, where the attribution and correlation chapters read them.
+#
+# With natural logarithms throughout, $n_w$ the count of word $w$ and $N$ the
+# number of tokens:
+#
+# $$ p(w) = \frac{n_w}{N}, \qquad \mathrm{SI}(w) = -\log p(w) $$ (eq-si)
+#
+# $$ \mathrm{IG}(w) = \mathrm{KL}\big(p(\cdot \mid w) \,\|\, p(\cdot)\big)
+#    = \sum_{w'} p(w' \mid w) \log \frac{p(w' \mid w)}{p(w')} $$ (eq-ig)
+#
+# where $p(w' \mid w)$ is the share of $w'$ among the *other* words of the
+# sentences that contain $w$, counted once per occurrence of $w$. This is the
+# "surrounding words" of the theory for unsupervised SimCSE, whose positive partner
+# is the sentence itself. Self-information measures how *rare* a word is;
+# information gain measures how much knowing the word *changes* the words around it.
+#
+# Words are the lower-cased tokens of BERT's basic tokenizer (punctuation marks are
+# words of their own), the same words the attribution chapter groups subword
+# tokens into.
+
+# %% tags=["remove-cell"]
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+from scipy import stats as scistats
+
+from cwi import config, data, plotting, stats
+
+# %% tags=["parameters"]
+profile = "default"
+
+# %%
+settings = config.get_profile(profile)
+plotting.use_book_style()
+min_count = settings.stats.min_count
+settings
+
+# %% [markdown]
+# ## The corpus
+#
+# The Wikipedia sentences of the data pack (`cwi.data.load_wiki`): the start of
+# SimCSE's `wiki1m` training file, WikiText-103 and a random sample of whole
+# articles of a 2015 English Wikipedia dump. The profile sets how many are read.
+
+# %%
+sentences = data.load_wiki(limit=settings.stats.corpus_limit)
+table = stats.corpus_statistics(settings)
+lengths = np.array([len(stats.tokenize(s)) for s in sentences[:: max(1, len(sentences) // 20_000)]])
+
+# %% tags=["remove-input"]
+display(Markdown(
+    f"The corpus has **{table.attrs['n_sentences']:,} sentences** and "
+    f"**{table.attrs['n_tokens']:,} word tokens** of **{len(table):,} distinct words**; "
+    f"{(table['count'] >= min_count).sum():,} words occur at least {min_count} times "
+    f"(the threshold of this profile for figures and rankings; the table keeps every word). "
+    f"A sentence has {np.median(lengths):.0f} words at the median "
+    f"(5-95 %: {np.percentile(lengths, 5):.0f}-{np.percentile(lengths, 95):.0f}, "
+    f"from a sample of {len(lengths):,} sentences)."
+))
+
+# %%
+rank = np.arange(1, len(table) + 1)
+zipf_fit = np.polyfit(np.log(rank[:10_000]), np.log(table["count"].to_numpy()[:10_000]), 1)
+fig, (ax_len, ax_zipf) = plotting.figure(
+    "Left: words per sentence. Right: Zipf plot of the corpus, count against frequency rank "
+    f"on log-log axes; the dashed line is the least-squares fit over the 10,000 most frequent "
+    f"words, slope {zipf_fit[0]:.2f} (Zipf's law predicts about -1).",
+    ncols=2,
+)
+ax_len.hist(lengths, bins=np.arange(0, min(lengths.max(), 120) + 2), color="C0")
+ax_len.set(xlabel="words per sentence", ylabel="sentences (sample)")
+ax_zipf.loglog(rank, table["count"], lw=1.5)
+ax_zipf.loglog(rank, np.exp(np.polyval(zipf_fit, np.log(rank))), "k--", lw=1)
+ax_zipf.set(xlabel="rank", ylabel="count");
+
+# %% [markdown]
+# ## Computing the statistics
+#
+# `cwi.stats.word_statistics` builds the sparse sentence-by-word count matrix
+# $X$. The co-occurrence counts behind $p(w' \mid w)$ are
+# $C = X^\top X - \operatorname{diag}(n)$, and with $R_w = \sum_{w'} C_{ww'}$
+#
+# $$ \mathrm{IG}(w) = \frac{1}{R_w}\sum_{w'} C_{ww'} \log C_{ww'} - \log R_w
+#    - \frac{1}{R_w} \sum_{w'} C_{ww'} \log p(w'). $$ (eq-ig-sparse)
+#
+# The last sum is two sparse matrix-vector products; the first is computed for a
+# block of words at a time and reduced at once, so memory stays bounded
+# (`benchmarks/stats.py` measures it). The result is cached, keyed by a hash of the
+# corpus and the settings.
+#
+# **Frequency bias.** A rare word has few context tokens, and a KL divergence
+# estimated from few samples is biased upward: a word seen once has a "context"
+# of a dozen words that looks very unlike $p(\cdot)$ by chance alone. We correct it
+# by shuffling: permute all tokens across sentences (sentence lengths kept), which
+# keeps every count but destroys every association, and compute the information
+# gain on that corpus. What a word gets there is its bias at its frequency, and
+#
+# $$ \mathrm{IG}_\text{corrected}(w) = \mathrm{IG}(w) - \mathrm{IG}_\text{shuffled}(w). $$ (eq-ig-corrected)
+#
+# PAPER: which bias correction {cite:t}`kurita2023contrastive` applied could not
+# be checked offline; {cite:t}`oyama2023norm` also propose a per-frequency-bin
+# baseline. We use the shuffled-corpus baseline because it is defined per word and
+# needs no choice of bins.
+
+# %%
+frequent = table[table["count"] >= min_count].copy()
+frequent["log_count"] = np.log(frequent["count"])
+frequent.head(10)
+
+# %% [markdown]
+# ## Distributions
+
+# %%
+fig, (ax_si, ax_ig) = plotting.figure(
+    f"Distributions over the {len(frequent):,} words seen at least {min_count} times. Left: "
+    "self-information. Right: information gain, raw and after subtracting the shuffled-corpus "
+    "baseline; the correction removes most of the mass that rare words put at high values.",
+    ncols=2,
+)
+ax_si.hist(frequent["self_information"], bins=60, color="C0")
+ax_si.set(xlabel="self-information SI(w) [nats]", ylabel="words")
+bins = np.linspace(min(0, frequent["information_gain_corrected"].min()), frequent["information_gain"].max(), 60)
+ax_ig.hist(frequent["information_gain"], bins=bins, alpha=0.6, label="raw", color="C1")
+ax_ig.hist(frequent["information_gain_corrected"], bins=bins, alpha=0.6, label="corrected", color="C2")
+ax_ig.set(xlabel="information gain IG(w) [nats]", ylabel="words")
+ax_ig.legend();
+
+# %% [markdown]
+# ## Information gain against frequency
+#
+# Without correction, information gain falls steadily with frequency: most of its
+# variation is the estimation bias. After subtracting the shuffled baseline, the
+# dependence on frequency should shrink.
+
+# %%
+rho = {
+    column: scistats.spearmanr(frequent["log_count"], frequent[column]).statistic
+    for column in ["information_gain", "information_gain_shuffled", "information_gain_corrected"]
+}
+sample = frequent.sample(min(len(frequent), 15_000), random_state=settings.seed)
+fig, axes = plotting.figure(
+    "Information gain against log count, one dot per word (a sample of at most 15,000), with the "
+    "median in 20 equal-count bins (line). Left: raw; the dashed line is the shuffled-corpus "
+    "baseline, the bias alone. Right: corrected (raw minus baseline).",
+    ncols=2,
+)
+for ax, column in zip(axes, ["information_gain", "information_gain_corrected"]):
+    ax.scatter(sample["log_count"], sample[column], s=3, alpha=0.25, color="C0", rasterized=True)
+    ax.plot(*plotting.binned_median(frequent["log_count"], frequent[column]), color="C3", lw=2)
+    ax.set(xlabel="log count", ylabel=column.replace("_", " "), title=f"Spearman ρ = {rho[column]:+.2f}")
+axes[0].plot(*plotting.binned_median(frequent["log_count"], frequent["information_gain_shuffled"]), "k--", lw=1.5);
+
+# %% tags=["remove-input"]
+display(Markdown(
+    f"Spearman's ρ between log count and information gain is **{rho['information_gain']:+.2f}** "
+    f"raw, {rho['information_gain_shuffled']:+.2f} for the shuffled baseline alone and "
+    f"**{rho['information_gain_corrected']:+.2f}** after correction "
+    f"({len(frequent):,} words with count ≥ {min_count})."
+))
+
+# %% [markdown]
+# ## The most and least informative words
+#
+# Ranked by corrected information gain, among words seen at least `min_count` times.
+# Informative words name specific things whose sentences share vocabulary; the
+# least informative are function words and punctuation, which appear everywhere.
+
+# %%
+columns = ["count", "self_information", "information_gain", "information_gain_corrected"]
+ranked = frequent.sort_values("information_gain_corrected", ascending=False)[columns]
+display(ranked.head(15).style.format(precision=3).set_caption("Highest corrected information gain"))
+display(ranked.tail(15).style.format(precision=3).set_caption("Lowest corrected information gain"))
+
+# %%
+top_frequent = frequent.head(2000)
+display(
+    top_frequent.sort_values("information_gain_corrected", ascending=False)[columns]
+    .head(15).style.format(precision=3)
+    .set_caption("Highest corrected information gain among the 2,000 most frequent words")
+)
+
+# %% [markdown]
+# ## Information gain and self-information
+#
+# Both quantities grow for content words, so they are correlated; the theory
+# predicts the word weight from information gain, and the correlation chapter
+# regresses on both to tell them apart.
+
+# %%
+rho_si_ig = scistats.spearmanr(frequent["self_information"], frequent["information_gain"]).statistic
+rho_si_igc = scistats.spearmanr(frequent["self_information"], frequent["information_gain_corrected"]).statistic
+fig, axes = plotting.figure(
+    "Information gain against self-information (same sample of words), raw (left) and corrected "
+    "(right), with binned medians. Self-information is a monotone function of the count, so the "
+    "left panel mirrors the frequency bias seen above.",
+    ncols=2,
+)
+for ax, column, r in zip(axes, ["information_gain", "information_gain_corrected"], [rho_si_ig, rho_si_igc]):
+    ax.scatter(sample["self_information"], sample[column], s=3, alpha=0.25, rasterized=True)
+    ax.plot(*plotting.binned_median(frequent["self_information"], frequent[column]), color="C3", lw=2)
+    ax.set(xlabel="self-information [nats]", ylabel=column.replace("_", " "), title=f"Spearman ρ = {r:+.2f}")
+
+# %% [markdown]
+# ## Self-information from all of Wikipedia
+#
+# Our corpus is a sample. The `pywordfreq` package carries unigram counts over
+# 2.46 B tokens of English Wikipedia, an alternative source of self-information
+# with far less sampling noise for rare words. Its tokens follow Penn-Treebank
+# conventions (`'s`, `n't`), so clitics and most punctuation have no entry there.
+
+# %%
+wiki_si = stats.wikipedia_self_information()
+both = frequent.join(wiki_si, how="inner")
+coverage = len(both) / len(frequent)
+rho_wiki = scistats.spearmanr(both["self_information"], both["self_information_wikipedia"]).statistic
+pearson_wiki = np.corrcoef(both["self_information"], both["self_information_wikipedia"])[0, 1]
+offset = (both["self_information_wikipedia"] - both["self_information"]).median()
+missing_examples = ", ".join(f"`{w}`" for w in frequent.index.difference(wiki_si.index)[:12])
+
+fig, (ax,) = plotting.figure(
+    "Self-information of each word in our corpus against its value from the pywordfreq "
+    "Wikipedia counts; the dashed line is y = x shifted by the median difference.",
+    width=5.5, height=4.5,
+)
+ax.scatter(both["self_information"], both["self_information_wikipedia"], s=3, alpha=0.25, rasterized=True)
+lims = np.array([both["self_information"].min(), both["self_information"].max()])
+ax.plot(lims, lims + offset, "k--", lw=1)
+ax.set(xlabel="SI, this corpus [nats]", ylabel="SI, pywordfreq Wikipedia [nats]");
+
+# %% tags=["remove-input"]
+display(Markdown(
+    f"{coverage:.1%} of our {len(frequent):,} frequent words have a pywordfreq count "
+    f"(absent, for example: {missing_examples}). On the shared words the two sources agree "
+    f"closely: Spearman ρ = **{rho_wiki:.3f}**, Pearson r = {pearson_wiki:.3f}, with a median "
+    f"offset of {offset:+.2f} nats (the sources count tokens differently)."
+))
+
+# %% [markdown]
+# ## The artefact
+#
+# The whole table, every word included, is in the artefact cache; the later
+# chapters load it with `cwi.stats.corpus_statistics(profile)`.
+
+# %%
+print(f"{len(table):,} words x {table.shape[1]} columns, cached as {table.attrs['cache_path']}")
+table.describe().T.style.format(precision=3)

@@ -1,0 +1,178 @@
+"""Command line: run the book's chapters with papermill and render the book.
+
+    python -m cwi book --profile default     # every chapter of _toc.yml, then the HTML book
+    python -m cwi run 03_statistics --profile smoke
+    python -m cwi chapters                   # list the chapters in TOC order
+
+Chapters are the ``book/*.py`` sources (Jupytext py:percent) listed in
+``_toc.yml``.  Each is converted to its paired ``.ipynb`` and executed in place
+with the profile name as the papermill parameter ``profile``; Jupyter Book then
+renders the executed notebooks without running them again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .config import PROFILES
+
+__all__ = ["ChapterFailed", "toc_entries", "chapter_sources", "run_chapter", "build_html", "main"]
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter raised during execution."""
+
+
+def toc_entries(root: Path) -> list[str]:
+    """The ``file`` entries of ``root/_toc.yml``, in reading order."""
+    toc = root / "_toc.yml"
+    if not toc.exists():
+        raise FileNotFoundError(
+            f"no _toc.yml in {root}: run from the repository root or pass --root"
+        )
+    entries: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if isinstance(node.get(key), str):
+                    entries.append(node[key])
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key) or []:
+                    walk(child)
+
+    walk(yaml.safe_load(toc.read_text()))
+    return entries
+
+
+def chapter_sources(root: Path) -> list[Path]:
+    """The chapter sources (``.py``) of the TOC, in reading order; Markdown pages are skipped."""
+    sources = []
+    for entry in toc_entries(root):
+        path = root / Path(entry).with_suffix(".py")
+        if path.exists():
+            sources.append(path)
+        elif not any((root / Path(entry).with_suffix(s)).exists() for s in (".md", ".ipynb")):
+            raise FileNotFoundError(f"_toc.yml lists {entry!r}, but {root / entry}.py/.md does not exist")
+    return sources
+
+
+def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
+    """Execute one chapter with papermill; return its executed ``.ipynb``.
+
+    Raises
+    ------
+    ChapterFailed
+        Naming the chapter, the failing cell and the error; the executed notebook,
+        traceback included, is left beside the source for inspection.
+    """
+    import jupytext
+    import papermill
+
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    # The python3 kernelspec runs "python" from PATH: make that this interpreter, so the
+    # kernel sees the same packages (cwi included) when the venv is not activated.
+    bin_dir = str(Path(sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    notebook = source.with_suffix(".ipynb")
+    paired = jupytext.read(source)
+    # A source without a Jupytext header still runs on the Python kernel.
+    paired.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    paired.metadata.setdefault("language_info", {"name": "python"})
+    jupytext.write(paired, notebook)
+    try:
+        papermill.execute_notebook(
+            notebook,
+            notebook,
+            parameters={"profile": profile},
+            cwd=str(source.parent),
+            kernel_name="python3",
+            progress_bar=progress,
+        )
+    except papermill.PapermillExecutionError as err:
+        # Count code cells in the source: papermill's injected parameters cell shifts its own count.
+        code = [cell.source for cell in paired.cells if cell.cell_type == "code"]
+        position = code.index(err.source) + 1 if err.source in code else "?"
+        first_line = (err.source or "?").strip().splitlines()[0]
+        raise ChapterFailed(
+            f"chapter {source} failed in code cell {position} of the source, starting "
+            f"{first_line!r} ([{err.exec_count}] in the executed notebook): {err.ename}: {err.evalue}\n"
+            f"The executed notebook with the full traceback is {notebook}"
+        ) from None
+    return notebook
+
+
+def build_html(root: Path) -> Path:
+    """Render the executed notebooks and pages as HTML with Jupyter Book; return index.html."""
+    exe = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
+    if exe is None:
+        raise FileNotFoundError("jupyter-book is not installed: pip install -r requirements.txt")
+    result = subprocess.run([exe, "build", str(root)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return root / "_build" / "html" / "index.html"
+
+
+def _run(sources: list[Path], profile: str) -> None:
+    for number, source in enumerate(sources, 1):
+        print(f"[{number}/{len(sources)}] {source.name} (profile {profile})", flush=True)
+        start = time.perf_counter()
+        run_chapter(source, profile)
+        print(f"[{number}/{len(sources)}] {source.name} done in {time.perf_counter() - start:.1f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cwi", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="folder holding _toc.yml (default: .)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    book = commands.add_parser("book", help="execute every chapter of _toc.yml, then render the HTML book")
+    book.add_argument("--profile", default="default", choices=sorted(PROFILES))
+    book.add_argument("--no-html", action="store_true", help="execute the chapters only")
+    run = commands.add_parser("run", help="execute one chapter")
+    run.add_argument("chapter", help="chapter name or path, e.g. 03_statistics")
+    run.add_argument("--profile", default="default", choices=sorted(PROFILES))
+    commands.add_parser("chapters", help="list the chapters in TOC order")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    # Chapters run with book/ as working directory: pin relative folders to ours first.
+    for variable in ("CWI_DATA_DIR", "CWI_CACHE_DIR"):
+        if os.environ.get(variable):
+            os.environ[variable] = str(Path(os.environ[variable]).expanduser().resolve())
+
+    try:
+        sources = chapter_sources(root)
+        if args.command == "chapters":
+            print("\n".join(str(s.relative_to(root)) for s in sources))
+        elif args.command == "run":
+            wanted = Path(args.chapter).stem
+            matches = [s for s in sources if s.stem == wanted]
+            if not matches:
+                names = ", ".join(s.stem for s in sources)
+                raise FileNotFoundError(f"no chapter {args.chapter!r} in _toc.yml; chapters: {names}")
+            _run(matches, args.profile)
+        else:
+            start = time.perf_counter()
+            _run(sources, args.profile)
+            if not args.no_html:
+                print("rendering the HTML book with Jupyter Book ...", flush=True)
+                index = build_html(root)
+                print(f"book written to {index}")
+            print(f"total {time.perf_counter() - start:.1f} s")
+    except (ChapterFailed, FileNotFoundError, RuntimeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The artefact store: results keyed by everything that produced them.
+
+An artefact is addressed by a *kind* (``"word_statistics"``) and a *key*: a
+JSON-serialisable dict of every input that determines it (settings, a fingerprint
+of the data, the algorithm's version).  The key is hashed into the file name and
+written beside the artefact, so a cache can be inspected by hand.  Writes go to a
+temporary file that is renamed into place, so an interrupted run never leaves a
+half-written artefact behind.
+
+The store lives in ``$CWI_CACHE_DIR``, else ``~/.cache/cwi``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["cache_dir", "key_hash", "fingerprint_texts", "artefact_path", "cached_frame", "atomic_write"]
+
+
+def cache_dir() -> Path:
+    """Root folder of the artefact store (``$CWI_CACHE_DIR`` or ``~/.cache/cwi``)."""
+    root = os.environ.get("CWI_CACHE_DIR")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "cwi"
+
+
+def key_hash(key: dict) -> str:
+    """Stable 16-hex-digit hash of a JSON-serialisable key."""
+    try:
+        text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+    except TypeError as err:
+        raise TypeError(f"cache key must be JSON-serialisable, got {key!r}: {err}") from None
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fingerprint_texts(texts: Iterable[str]) -> str:
+    """sha256 of a sequence of strings, order included (a corpus's identity)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")  # separator: ["ab"] and ["a", "b"] differ
+    return digest.hexdigest()
+
+
+def artefact_path(kind: str, key: dict, suffix: str) -> Path:
+    """Where the artefact of `kind` with `key` lives (it may not exist yet)."""
+    return cache_dir() / kind / f"{key_hash(key)}{suffix}"
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside `path`, then rename it to `path`.
+
+    The rename is atomic on POSIX, so readers see the old artefact or the new
+    one, never a partial file; on error the temporary file is removed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def cached_frame(kind: str, key: dict, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """Return the cached DataFrame of `kind` and `key`, computing and storing it on a miss.
+
+    The frame is stored as Parquet (index and ``DataFrame.attrs`` included), its
+    key as JSON beside it; ``frame.attrs["cache_path"]`` tells where.
+    """
+    path = artefact_path(kind, key, ".parquet")
+    if path.exists():
+        try:
+            frame = pd.read_parquet(path)
+            frame.attrs["cache_path"] = str(path)
+            return frame
+        except Exception as err:  # a foreign or damaged file: say so, recompute
+            print(f"cwi.cache: ignoring unreadable artefact {path} ({err}); recomputing")
+    frame = compute()
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp))
+    atomic_write(
+        path.with_suffix(".json"),
+        lambda tmp: tmp.write_text(json.dumps({"kind": kind, "key": key}, indent=2, sort_keys=True)),
+    )
+    frame.attrs["cache_path"] = str(path)  # after writing: where it lives, not part of it
+    return frame

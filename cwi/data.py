@@ -1,0 +1,259 @@
+"""The book's data: STS benchmarks, NLI pairs and Wikipedia sentences.
+
+Files are read from ``$CWI_DATA_DIR`` in the layout of the offline data pack::
+
+    sts/{stsb,sickr,sts12,...,sts16}.tsv   split subset score sentence1 sentence2
+    nli/nli.tsv                            source split label premise hypothesis
+    wiki/*.txt                             one sentence per line
+
+TSVs are tab-separated with one header line and no quoting (sentences contain
+``"``).  When a file is missing, it is fetched from the Hugging Face Hub with
+``datasets`` and written in the same layout (``$CWI_DATA_DIR``, else
+``~/.cache/cwi/data``); offline, a :class:`DataNotFoundError` names the file, the
+variable and the Hub id.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .cache import atomic_write
+
+__all__ = [
+    "STS_DATASETS",
+    "WIKI_PACK_FILES",
+    "DataNotFoundError",
+    "data_dir",
+    "load_sts",
+    "load_nli",
+    "load_wiki",
+]
+
+STS_COLUMNS = ["split", "subset", "score", "sentence1", "sentence2"]
+NLI_COLUMNS = ["source", "split", "label", "premise", "hypothesis"]
+
+# The four Wikipedia files of the offline pack, read in this order.
+WIKI_PACK_FILES = (
+    "wiki1m_prefix.txt",
+    "wikitext103_valid_test.txt",
+    "wikitext103_train_prefix.txt",
+    "enwiki2015_wikiextractor_sample.txt",
+)
+# Online, SimCSE's own 1M-sentence training corpus replaces the pack.
+WIKI_HUB_FILE = "wiki1m_for_simcse.txt"
+WIKI_HUB_REPO = "princeton-nlp/datasets-for-simcse"
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A data file is neither under ``$CWI_DATA_DIR`` nor fetchable from the Hub."""
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A Hugging Face dataset and how its rows map onto the pack's columns."""
+
+    dataset_id: str
+    splits: dict[str, str]  # Hub split -> split name written in our layout
+    to_rows: Callable[[dict, str], dict]  # (Hub row, our split) -> row in our columns
+    config: str | None = None
+
+
+def _sts_row(subset: Callable[[dict], str] = lambda row: "all") -> Callable[[dict, str], dict]:
+    def convert(row: dict, split: str) -> dict:
+        return {
+            "split": split,
+            "subset": subset(row),
+            "score": float(row["score"]),
+            "sentence1": row["sentence1"],
+            "sentence2": row["sentence2"],
+        }
+
+    return convert
+
+
+# Hub twins of the pack's STS files.  The MTEB copies hold the same pairs and
+# gold scores (0-5), but only STS-B keeps the genre/file/year of each pair, and
+# MTEB's SICK-R is all 9,927 pairs as one split, written here as split "all".
+STS_DATASETS: dict[str, HubSource] = {
+    "stsb": HubSource(
+        "mteb/stsbenchmark-sts",
+        {"train": "train", "validation": "dev", "test": "test"},
+        _sts_row(lambda row: f"{row['genre']}/{row['dataset']}/{row['year']}"),
+    ),
+    "sickr": HubSource("mteb/sickr-sts", {"test": "all"}, _sts_row(lambda row: "SICK")),
+    **{
+        f"sts{year}": HubSource(f"mteb/sts{year}-sts", {"test": "test"}, _sts_row())
+        for year in (12, 13, 14, 15, 16)
+    },
+}
+
+_SNLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
+NLI_SOURCE = HubSource(
+    "stanfordnlp/snli",
+    {"train": "train", "validation": "dev", "test": "test"},
+    lambda row, split: {
+        "source": "snli",
+        "split": split,
+        "label": _SNLI_LABELS.get(row["label"], ""),  # -1: no gold label, dropped below
+        "premise": row["premise"],
+        "hypothesis": row["hypothesis"],
+    },
+)
+
+
+def data_dir() -> Path:
+    """The data folder: ``$CWI_DATA_DIR``, else ``~/.cache/cwi/data``."""
+    root = os.environ.get("CWI_DATA_DIR")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "cwi" / "data"
+
+
+def _not_found(path: Path, hub_id: str, reason: str) -> DataNotFoundError:
+    where = os.environ.get("CWI_DATA_DIR")
+    setting = f"CWI_DATA_DIR={where}" if where else "CWI_DATA_DIR is not set"
+    return DataNotFoundError(
+        f"missing data file {path} ({setting}), and fetching it from the Hugging Face Hub "
+        f"({hub_id}) failed: {reason}. Point CWI_DATA_DIR at a folder with the layout of "
+        "the offline data pack (see its README.md), or run once with internet access."
+    )
+
+
+def _read_tsv(path: Path, columns: list[str]) -> pd.DataFrame:
+    frame = pd.read_csv(
+        path, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False, dtype=str, encoding="utf-8"
+    )
+    if list(frame.columns) != columns:
+        raise ValueError(
+            f"{path} has columns {list(frame.columns)}, expected {columns}: "
+            "is CWI_DATA_DIR pointing at the right folder?"
+        )
+    return frame
+
+
+def _write_tsv(frame: pd.DataFrame, path: Path) -> None:
+    # The layout has no quoting: tabs and line breaks inside a field become spaces.
+    frame = frame.copy()
+    for column in frame.select_dtypes(exclude="number").columns:
+        frame[column] = frame[column].str.replace(r"[\t\r\n]+", " ", regex=True)
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, sep="\t", index=False, quoting=csv.QUOTE_NONE))
+
+
+def _fetch_hub(source: HubSource, path: Path, columns: list[str]) -> None:
+    """Download `source` with ``datasets`` and write it to `path` in our layout."""
+    try:
+        import datasets
+
+        rows = []
+        for hub_split, split in source.splits.items():
+            table = datasets.load_dataset(source.dataset_id, source.config, split=hub_split)
+            rows.extend(source.to_rows(row, split) for row in table)
+    except Exception as err:  # offline, unknown id, changed schema: all end the same way
+        raise _not_found(path, source.dataset_id, f"{type(err).__name__}: {err}") from err
+    frame = pd.DataFrame(rows, columns=columns)
+    if "label" in frame:
+        frame = frame[frame["label"] != ""]
+    try:
+        _write_tsv(frame, path)
+    except OSError as err:
+        raise OSError(
+            f"fetched {source.dataset_id} but could not write {path}: {err}. "
+            "Point CWI_DATA_DIR at a writable folder."
+        ) from err
+
+
+def _load_table(path: Path, source: HubSource, columns: list[str]) -> pd.DataFrame:
+    if not path.exists():
+        print(f"cwi.data: {path} is missing; fetching {source.dataset_id} from the Hugging Face Hub")
+        _fetch_hub(source, path, columns)
+    return _read_tsv(path, columns)
+
+
+def load_sts(name: str) -> pd.DataFrame:
+    """Load an STS benchmark.
+
+    Parameters
+    ----------
+    name
+        One of ``stsb``, ``sickr``, ``sts12`` ... ``sts16``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``split``, ``subset``, ``score`` (float, 0-5; 1-5 for SICK-R),
+        ``sentence1``, ``sentence2``, one row per sentence pair.
+    """
+    if name not in STS_DATASETS:
+        raise ValueError(f"unknown STS dataset {name!r}: choose one of {', '.join(STS_DATASETS)}")
+    frame = _load_table(data_dir() / "sts" / f"{name}.tsv", STS_DATASETS[name], STS_COLUMNS)
+    frame["score"] = frame["score"].astype(float)
+    return frame
+
+
+def load_nli() -> pd.DataFrame:
+    """Load the labelled NLI pairs (for supervised SimCSE).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``source``, ``split``, ``label`` (entailment, neutral,
+        contradiction), ``premise``, ``hypothesis``.  The offline pack holds SNLI
+        dev/test and SICK; fetched from the Hub it is SNLI train/dev/test.
+    """
+    return _load_table(data_dir() / "nli" / "nli.tsv", NLI_SOURCE, NLI_COLUMNS)
+
+
+def _wiki_files() -> list[Path]:
+    folder = data_dir() / "wiki"
+    pack = [folder / name for name in WIKI_PACK_FILES]
+    if all(path.exists() for path in pack):
+        return pack
+    hub_file = folder / WIKI_HUB_FILE
+    if not hub_file.exists():
+        missing = ", ".join(p.name for p in pack if not p.exists())
+        print(
+            f"cwi.data: {folder} lacks {missing}; fetching SimCSE's corpus {WIKI_HUB_FILE} "
+            f"from the Hugging Face Hub ({WIKI_HUB_REPO})"
+        )
+        try:
+            import datasets
+
+            table = datasets.load_dataset(
+                "text", data_files=f"hf://datasets/{WIKI_HUB_REPO}/{WIKI_HUB_FILE}", split="train"
+            )
+            lines = [line.strip() for line in table["text"]]
+        except Exception as err:
+            raise _not_found(folder / missing.split(", ")[0], WIKI_HUB_REPO, f"{type(err).__name__}: {err}") from err
+        text = "\n".join(line for line in lines if line) + "\n"
+        atomic_write(hub_file, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return [hub_file]
+
+
+def load_wiki(limit: int | None = None) -> list[str]:
+    """Wikipedia sentences, one string each, in file order.
+
+    Reads the four files of the offline pack (:data:`WIKI_PACK_FILES`, 910,612
+    sentences); where they are absent, SimCSE's ``wiki1m_for_simcse.txt`` (fetched
+    from the Hub once).  Empty lines are skipped.
+
+    Parameters
+    ----------
+    limit
+        Return at most this many sentences (the first ones); ``None`` for all.
+    """
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be None or >= 0, got {limit}")
+    sentences: list[str] = []
+    for path in _wiki_files():
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                if limit is not None and len(sentences) >= limit:
+                    return sentences
+                line = line.strip()
+                if line:
+                    sentences.append(line)
+    return sentences

@@ -1,0 +1,400 @@
+"""Information-theoretic word statistics of a corpus.
+
+Definitions (DESIGN.md; natural logarithms throughout):
+
+* word: lower-cased token of BERT's basic tokenizer (:func:`tokenize`);
+* ``p(w) = n_w / N`` and self-information ``SI(w) = -log p(w)``;
+* information gain ``IG(w) = KL(p(.|w) || p(.))``, where ``p(w'|w)`` is the share
+  of ``w'`` among the *other* tokens of the sentences that contain ``w``, counted
+  once per occurrence of ``w`` (the positive partner of unsupervised SimCSE is the
+  sentence itself);
+* ``IG_corrected(w) = IG(w) - IG_shuffled(w)``: the KL estimate is biased upward
+  for rare words (few context tokens), and a corpus whose tokens are shuffled
+  across sentences has the same counts but no association, so its KL is that
+  bias alone.
+
+Everything is computed on a sparse sentence-by-word count matrix ``X``: the
+co-occurrence counts are ``C = X^T X - diag(n)``, built block by block so that
+memory stays bounded, and the cross-entropy part of the KL is a matrix-vector
+product.  See ``benchmarks/stats.py`` for speed and memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.resources
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from tokenizers import normalizers, pre_tokenizers
+
+__all__ = [
+    "tokenize",
+    "EncodedCorpus",
+    "encode_corpus",
+    "word_statistics",
+    "corpus_statistics",
+    "lookup",
+    "wikipedia_self_information",
+    "information_gain_reference",
+]
+
+# Bump when the numbers word_statistics returns change: it is part of the cache key.
+STATS_VERSION = 1
+
+# BERT's punctuation in ASCII: every printable non-alphanumeric character.
+_ASCII_PUNCT = r"!-/:-@\[-`{-~"
+_ASCII_WORD = re.compile(rf"[{_ASCII_PUNCT}]|[^\s{_ASCII_PUNCT}]+")
+_BERT_NORMALIZER = normalizers.BertNormalizer(
+    clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True
+)
+_BERT_PRE_TOKENIZER = pre_tokenizers.BertPreTokenizer()
+
+
+def tokenize(text: str) -> list[str]:
+    """Split `text` into lower-cased words as BERT's uncased basic tokenizer does.
+
+    Words are separated at whitespace and every punctuation character is a word
+    of its own; accents are stripped, control characters dropped and CJK
+    characters split.  These are the words a fast BERT tokenizer's ``word_ids()``
+    groups subword tokens into, so statistics and attributions share one notion
+    of word.  Printable ASCII (most text) takes a regular-expression path three
+    times faster than, and identical to, the ``tokenizers`` pipeline used for
+    everything else.
+    """
+    if text.isascii() and text.isprintable():
+        return _ASCII_WORD.findall(text.lower())
+    normalized = _BERT_NORMALIZER.normalize_str(text)
+    return [word for word, _ in _BERT_PRE_TOKENIZER.pre_tokenize_str(normalized)]
+
+
+@dataclass(frozen=True)
+class EncodedCorpus:
+    """A tokenized corpus as integer word ids.
+
+    Attributes
+    ----------
+    vocab
+        Word of each id, in order of first appearance.
+    ids
+        Word id of every token, sentences concatenated (int32).
+    lengths
+        Number of tokens of each sentence (sentences with no word have 0).
+    """
+
+    vocab: list[str]
+    ids: np.ndarray
+    lengths: np.ndarray
+
+    def count_matrix(self, ids: np.ndarray | None = None) -> sp.csr_matrix:
+        """Sentence-by-word counts ``X[s, w]`` (float64, CSR), from `ids` if given."""
+        ids = self.ids if ids is None else ids
+        indptr = np.concatenate([[0], np.cumsum(self.lengths)])
+        # float32 ones halve the transient memory; sums of small counts are exact.
+        matrix = sp.csr_matrix(
+            (np.ones(len(ids), dtype=np.float32), ids, indptr),
+            shape=(len(self.lengths), len(self.vocab)),
+        )
+        matrix.sum_duplicates()
+        return matrix.astype(np.float64)
+
+
+def encode_corpus(
+    sentences: Iterable[str],
+    tokenizer: Callable[[str], list[str]] = tokenize,
+    chunk_tokens: int = 1_000_000,
+) -> EncodedCorpus:
+    """Tokenize `sentences` and map words to integer ids, streaming in chunks.
+
+    Ids are collected per chunk into int32 arrays, so a 1M-sentence corpus never
+    holds its ~20M tokens as Python objects at once.
+    """
+    index: dict[str, int] = {}
+    id_chunks: list[np.ndarray] = []
+    lengths: list[int] = []
+    chunk: list[int] = []
+    for sentence in sentences:
+        if not isinstance(sentence, str):
+            raise TypeError(
+                f"sentence {len(lengths)} is a {type(sentence).__name__}, not a str: "
+                "pass an iterable of sentence strings"
+            )
+        words = tokenizer(sentence)
+        lengths.append(len(words))
+        chunk.extend([index.setdefault(word, len(index)) for word in words])
+        if len(chunk) >= chunk_tokens:
+            id_chunks.append(np.array(chunk, dtype=np.int32))
+            chunk = []
+    id_chunks.append(np.array(chunk, dtype=np.int32))
+    return EncodedCorpus(
+        vocab=list(index), ids=np.concatenate(id_chunks), lengths=np.array(lengths, dtype=np.int64)
+    )
+
+
+def _xlogx(values: np.ndarray) -> np.ndarray:
+    """x log x with 0 log 0 = 0."""
+    out = np.zeros_like(values, dtype=float)
+    positive = values > 0
+    out[positive] = values[positive] * np.log(values[positive])
+    return out
+
+
+def _information_gain(
+    counts_matrix: sp.csr_matrix, log_p: np.ndarray, block_nnz: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """KL(p(.|w) || p(.)) of every word, and its number of context tokens.
+
+    With ``C = X^T X - diag(n)`` the co-occurrence counts and ``R = C 1`` their row
+    sums, ``KL_w = (sum_w' C log C) / R_w - log R_w - (sum_w' C log p(w')) / R_w``.
+    The last sum is ``(X^T X log p)_w - n_w log p_w`` (two sparse products); the
+    first needs the entries of ``C``, computed for a block of words at a time with
+    about `block_nnz` entries, reduced to one number per word and dropped.
+    """
+    X = counts_matrix
+    n = np.asarray(X.sum(axis=0)).ravel()
+    sentence_length = np.asarray(X.sum(axis=1)).ravel()
+    context = X.T @ (sentence_length - 1.0)
+    cross = X.T @ (X @ log_p) - n * log_p
+    squares = np.asarray(X.multiply(X).sum(axis=0)).ravel()  # diagonal of X^T X
+
+    by_word = X.T.tocsr()  # row w: the sentences containing w
+    # Work of row w of X^T X: the distinct words of the sentences containing w.
+    work = by_word @ np.diff(X.indptr).astype(float)
+    entropy_sum = np.zeros(X.shape[1])
+    start = 0
+    for stop in _block_bounds(work, block_nnz):
+        block = by_word[start:stop] @ X
+        block.data *= np.log(block.data)
+        entropy_sum[start:stop] = np.asarray(block.sum(axis=1)).ravel()
+        start = stop
+    # X^T X holds sum_s c_s(w)^2 on its diagonal; C holds sum_s c_s(w)(c_s(w) - 1).
+    entropy_sum += _xlogx(squares - n) - _xlogx(squares)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = entropy_sum / context - np.log(context) - cross / context
+    kl[context <= 0] = np.nan  # only in one-word sentences: no context, no KL
+    return kl, context
+
+
+def _block_bounds(work: np.ndarray, budget: float) -> list[int]:
+    """End indices of consecutive blocks whose summed `work` stays near `budget`."""
+    bounds, total = [], 0.0
+    for index, cost in enumerate(work):
+        if total and total + cost > budget:
+            bounds.append(index)
+            total = 0.0
+        total += cost
+    bounds.append(len(work))
+    return bounds
+
+
+def word_statistics(
+    sentences: Iterable[str],
+    *,
+    correction: str | None = "shuffle",
+    n_shuffles: int = 1,
+    seed: int = 0,
+    tokenizer: Callable[[str], list[str]] = tokenize,
+    block_nnz: int = 10_000_000,
+) -> pd.DataFrame:
+    """Count, probability, self-information and information gain of every word.
+
+    Parameters
+    ----------
+    sentences
+        The corpus, one string per sentence.
+    correction
+        ``"shuffle"`` adds ``information_gain_shuffled`` (the mean KL of each word
+        over `n_shuffles` corpora whose tokens are permuted across sentences,
+        sentence lengths kept) and ``information_gain_corrected`` (raw minus
+        shuffled); ``None`` skips both.
+    n_shuffles
+        Number of shuffled corpora averaged.
+    seed
+        Seed of the shuffles.
+    tokenizer
+        Word tokenizer; :func:`tokenize` by default.
+    block_nnz
+        Entries of the co-occurrence matrix held at once; bounds memory.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``word``, sorted by count (descending) then word, with columns
+        ``count``, ``n_sentences`` (sentences containing the word), ``p``,
+        ``self_information``, ``context_count`` (tokens in ``p(.|w)``),
+        ``information_gain`` and, with a correction, ``information_gain_shuffled``
+        and ``information_gain_corrected``.  A word seen only in one-word
+        sentences has no context: its information gain is NaN, never dropped.
+        ``frame.attrs`` records the corpus size and the settings.
+
+    Raises
+    ------
+    ValueError
+        If the corpus has no word, or a setting is invalid.
+    """
+    if correction not in (None, "shuffle"):
+        raise ValueError(f"correction must be 'shuffle' or None, got {correction!r}")
+    if n_shuffles < 1:
+        raise ValueError(f"n_shuffles must be >= 1, got {n_shuffles}")
+    corpus = encode_corpus(sentences, tokenizer)
+    if len(corpus.ids) == 0:
+        raise ValueError(
+            f"the corpus has no words ({len(corpus.lengths)} sentences, all empty after "
+            "tokenization): pass a non-empty list of sentence strings"
+        )
+    counts_matrix = corpus.count_matrix()
+    n = np.asarray(counts_matrix.sum(axis=0)).ravel()
+    p = n / n.sum()
+    log_p = np.log(p)
+    information_gain, context = _information_gain(counts_matrix, log_p, block_nnz)
+    columns = {
+        "count": n.astype(np.int64),
+        "n_sentences": np.bincount(counts_matrix.indices, minlength=len(n)).astype(np.int64),
+        "p": p,
+        "self_information": -log_p,
+        "context_count": context.astype(np.int64),
+        "information_gain": information_gain,
+    }
+    del counts_matrix
+    if correction == "shuffle":
+        # PAPER: the paper's bias correction could not be checked offline; the shuffled
+        # baseline is defined per word and needs no frequency bins (Oyama et al. 2023
+        # also describe a per-bin percentile baseline).
+        rng = np.random.default_rng(seed)
+        shuffled = np.zeros(len(n))
+        for _ in range(n_shuffles):
+            shuffled_matrix = corpus.count_matrix(rng.permutation(corpus.ids))
+            shuffled += _information_gain(shuffled_matrix, log_p, block_nnz)[0]
+            del shuffled_matrix
+        columns["information_gain_shuffled"] = shuffled / n_shuffles
+        columns["information_gain_corrected"] = information_gain - columns["information_gain_shuffled"]
+
+    frame = pd.DataFrame(columns, index=pd.Index(corpus.vocab, name="word"))
+    frame = frame.iloc[np.lexsort((frame.index.to_numpy(dtype=str), -frame["count"].to_numpy()))]
+    frame.attrs.update(
+        n_sentences=int(len(corpus.lengths)),
+        n_empty_sentences=int((corpus.lengths == 0).sum()),
+        n_tokens=int(n.sum()),
+        correction=correction or "none",
+        n_shuffles=n_shuffles if correction else 0,
+        seed=seed,
+    )
+    return frame
+
+
+def corpus_statistics(profile) -> pd.DataFrame:
+    """Word statistics of the profile's Wikipedia corpus, from the artefact cache.
+
+    The table is keyed by the corpus contents, the statistics settings and
+    :data:`STATS_VERSION`; the first call of a profile computes and stores it,
+    later calls (and later chapters) load it.
+    """
+    from . import cache, config, data
+
+    profile = config.get_profile(profile)
+    settings = profile.stats
+    sentences = data.load_wiki(limit=settings.corpus_limit)
+    key = {
+        "version": STATS_VERSION,
+        "corpus_sha256": cache.fingerprint_texts(sentences),
+        "n_sentences": len(sentences),
+        "correction": settings.correction,
+        "n_shuffles": settings.n_shuffles,
+        "seed": profile.seed,
+    }
+    return cache.cached_frame(
+        "word_statistics",
+        key,
+        lambda: word_statistics(
+            sentences, correction=settings.correction, n_shuffles=settings.n_shuffles, seed=profile.seed
+        ),
+    )
+
+
+def lookup(table: pd.DataFrame, words: Sequence[str], column: str = "information_gain") -> pd.Series:
+    """Values of `column` for `words` from a :func:`word_statistics` table.
+
+    Raises
+    ------
+    KeyError
+        Naming the words absent from the table, which have no statistics.
+    """
+    if column not in table.columns:
+        raise KeyError(f"no column {column!r} in the statistics table; it has {list(table.columns)}")
+    missing = [word for word in words if word not in table.index]
+    if missing:
+        shown = ", ".join(repr(word) for word in missing[:10])
+        raise KeyError(
+            f"{len(missing)} word(s) not in the corpus statistics ({len(table)} words), e.g. {shown}: "
+            "words are lower-cased BERT basic tokens (see cwi.stats.tokenize); words absent "
+            "from the corpus have no statistics"
+        )
+    return table.loc[list(words), column]
+
+
+@lru_cache(maxsize=1)
+def wikipedia_self_information() -> pd.Series:
+    """Self-information ``-log(n_w / N)`` from English Wikipedia counts (``pywordfreq``).
+
+    An alternative source to the corpus's own counts: 829k lower-cased words
+    counted over 2.46 B tokens.  N is the package's total count, including its
+    entry for the empty word (tokens it did not keep as words).  Its tokens follow
+    Penn-Treebank conventions (``'s``, ``n't``), so clitics do not match BERT's
+    words; everything else does.
+
+    Returns
+    -------
+    pandas.Series
+        Self-information in nats, indexed by word.
+    """
+    resource = importlib.resources.files("pywordfreq").joinpath("word_frequencies.gz")
+    with resource.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as lines:
+        pairs = [line.rstrip("\n").rpartition(";") for line in lines]
+    counts = pd.Series(
+        np.array([count for _, _, count in pairs], dtype=np.float64),
+        index=pd.Index([word for word, _, _ in pairs], name="word"),
+    )
+    total = counts.sum()
+    counts = counts[counts.index != ""]
+    counts = counts.groupby(level=0).sum()  # a few words appear twice
+    return (np.log(total) - np.log(counts)).rename("self_information_wikipedia")
+
+
+def information_gain_reference(sentences: Iterable[str], tokenizer=tokenize) -> dict[str, float]:
+    """Information gain of every word, the straightforward way (dicts and Counters).
+
+    A direct transcription of the definition, kept as the reference that tests
+    check :func:`word_statistics` against and that ``benchmarks/stats.py`` times.
+    Words without context get NaN.
+    """
+    from collections import Counter, defaultdict
+
+    unigram: Counter = Counter()
+    context: defaultdict[str, Counter] = defaultdict(Counter)
+    for sentence in sentences:
+        words = tokenizer(sentence)
+        unigram.update(words)
+        sentence_counts = Counter(words)
+        for word, k in sentence_counts.items():
+            # each of the k occurrences sees the other words of the sentence
+            around = context[word]
+            for other, m in sentence_counts.items():
+                around[other] += k * (m - (other == word))
+    total = sum(unigram.values())
+    gains = {}
+    for word in unigram:
+        around = context[word]
+        size = sum(around.values())
+        if size == 0:
+            gains[word] = float("nan")
+            continue
+        gains[word] = sum(
+            (c / size) * np.log((c / size) / (unigram[other] / total)) for other, c in around.items() if c
+        )
+    return gains

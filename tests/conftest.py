@@ -1,0 +1,28 @@
+"""Shared test setup: an isolated artefact cache and the data folder."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_cache(tmp_path_factory):
+    """Every test session writes artefacts to a fresh folder, never the user's cache."""
+    os.environ["CWI_CACHE_DIR"] = str(tmp_path_factory.mktemp("cwi-cache"))
+    # No test may reach the Hugging Face Hub: the offline path is what we test.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The offline data pack; the tests need it (README: CWI_DATA_DIR=../shared/data)."""
+    folder = os.environ.get("CWI_DATA_DIR")
+    assert folder, "set CWI_DATA_DIR to the offline data pack, e.g. CWI_DATA_DIR=../shared/data"
+    folder = Path(folder).resolve()
+    assert (folder / "sts" / "stsb.tsv").exists(), f"CWI_DATA_DIR={folder} does not hold the data pack"
+    os.environ["CWI_DATA_DIR"] = str(folder)  # kernels run in other working directories
+    return folder
