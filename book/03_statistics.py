@@ -180,23 +180,28 @@ display(Markdown(
 # %% [markdown]
 # ## The most and least informative words
 #
-# Ranked by corrected information gain, among words seen at least `min_count` times.
-# Informative words name specific things whose sentences share vocabulary; the
-# least informative are function words and punctuation, which appear everywhere.
+# Ranked by corrected information gain. Over all words seen at least `min_count`
+# times, the top is dominated by specific names and markup whose sentences share
+# vocabulary.
+# The bottom of that ranking is noise: rare words whose corrected value is
+# negative, because one shuffled corpus is a single noisy draw of their bias.
+# Among frequent words, where both estimates are precise, the ranking is the
+# expected one: function words and punctuation, which appear everywhere, at the
+# bottom.
 
 # %%
 columns = ["count", "self_information", "information_gain", "information_gain_corrected"]
 ranked = frequent.sort_values("information_gain_corrected", ascending=False)[columns]
-display(ranked.head(15).style.format(precision=3).set_caption("Highest corrected information gain"))
-display(ranked.tail(15).style.format(precision=3).set_caption("Lowest corrected information gain"))
+display(ranked.head(15).style.format(precision=3).set_caption(f"Highest corrected information gain, count ≥ {min_count}"))
+top_frequent = frequent.head(2000).sort_values("information_gain_corrected", ascending=False)[columns]
+display(top_frequent.head(15).style.format(precision=3).set_caption("Highest, among the 2,000 most frequent words"))
+display(top_frequent.tail(15).style.format(precision=3).set_caption("Lowest, among the 2,000 most frequent words"))
 
 # %%
-top_frequent = frequent.head(2000)
-display(
-    top_frequent.sort_values("information_gain_corrected", ascending=False)[columns]
-    .head(15).style.format(precision=3)
-    .set_caption("Highest corrected information gain among the 2,000 most frequent words")
-)
+bands = pd.cut(frequent["count"], [min_count - 1, 30, 100, 1_000, 10_000, np.inf],
+               labels=[f"{min_count}-30", "31-100", "101-1k", "1k-10k", ">10k"])
+negative = (frequent["information_gain_corrected"] < 0).groupby(bands, observed=True).mean()
+negative.rename("share of words with corrected IG < 0").to_frame().style.format("{:.1%}")
 
 # %% [markdown]
 # ## Information gain and self-information
