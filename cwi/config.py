@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["StatsSettings", "Profile", "PROFILES", "get_profile"]
+__all__ = ["StatsSettings", "TheorySettings", "Profile", "PROFILES", "get_profile"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,43 @@ class StatsSettings:
 
 
 @dataclass(frozen=True)
+class TheorySettings:
+    """Sizes of the numerical checks of the Theory chapter.
+
+    Attributes
+    ----------
+    synthetic_words, synthetic_topics, max_topicality
+        The topic corpus with known statistics (:func:`cwi.theory.make_topic_corpus`).
+    sentence_length
+        Words per synthetic sentence.
+    dim, steps, batch_size, temperature, lr
+        The additive encoder and its InfoNCE training on the synthetic corpus.
+    sweep_steps, sweep_batch_sizes, sweep_temperatures
+        The sweeps of R^2 over batch size and temperature (each run `sweep_steps`).
+    real_sentences, real_min_count, real_dim, real_steps
+        The check on Wikipedia sentences: how many, which words get a vector, the
+        encoder's dimension and training steps (also for the GloVe check).
+    """
+
+    synthetic_words: int = 400
+    synthetic_topics: int = 20
+    max_topicality: float = 2.0
+    sentence_length: int = 2
+    dim: int = 32
+    steps: int = 3000
+    batch_size: int = 512
+    temperature: float = 0.05
+    lr: float = 0.003
+    sweep_steps: int = 1500
+    sweep_batch_sizes: tuple[int, ...] = (16, 64, 256, 512)
+    sweep_temperatures: tuple[float, ...] = (0.02, 0.05, 0.2, 1.0)
+    real_sentences: int = 100_000
+    real_min_count: int = 20
+    real_dim: int = 64
+    real_steps: int = 3000
+
+
+@dataclass(frozen=True)
 class Profile:
     """All settings of one run of the book.
 
@@ -55,11 +92,14 @@ class Profile:
         Master seed; every random draw of the book derives from it.
     stats
         Settings of the word statistics.
+    theory
+        Sizes of the Theory chapter's numerical checks.
     """
 
     name: str
     seed: int
     stats: StatsSettings
+    theory: TheorySettings = TheorySettings()
 
 
 PROFILES: dict[str, Profile] = {
@@ -68,6 +108,10 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         seed=0,
         stats=StatsSettings(corpus_limit=20_000, min_count=5),
+        theory=TheorySettings(
+            steps=400, sweep_steps=150, sweep_batch_sizes=(16, 256), sweep_temperatures=(0.05, 1.0),
+            real_sentences=5_000, real_min_count=10, real_dim=32, real_steps=150,
+        ),
     ),
     # The offline main job: the whole Wikipedia pack (910k sentences, 20.9M words),
     # the same scale as SimCSE's 1M-sentence training corpus.
