@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["StatsSettings", "TheorySettings", "Profile", "PROFILES", "get_profile"]
+__all__ = [
+    "StatsSettings", "TheorySettings", "MLMSettings", "SimCSESettings", "FinetuneSettings",
+    "Profile", "PROFILES", "get_profile",
+]
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,52 @@ class TheorySettings:
 
 
 @dataclass(frozen=True)
+class MLMSettings:
+    """Masked-LM pre-training of the book's small BERT (:func:`cwi.train.pretrain_mlm`).
+
+    The model is sized for 2 CPU cores: see the Fine-tuning chapter for why.
+    """
+
+    corpus_limit: int | None
+    heldout: int
+    steps: int
+    vocab_size: int = 8192
+    hidden_size: int = 128
+    layers: int = 4
+    heads: int = 2
+    intermediate_size: int = 512
+    max_length: int = 48
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup: int = 200
+    mask_probability: float = 0.15
+
+
+@dataclass(frozen=True)
+class SimCSESettings:
+    """SimCSE fine-tuning (:func:`cwi.train.train_simcse`)."""
+
+    steps: int
+    corpus_limit: int | None = 100_000  # Wikipedia sentences (unsupervised)
+    batch_size: int = 64
+    lr: float = 1e-4
+    temperature: float = 0.05
+    max_length: int = 32
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """The Fine-tuning chapter: the book's pair and the STS evaluation."""
+
+    mlm: MLMSettings
+    unsup: SimCSESettings
+    sup: SimCSESettings
+    sts_datasets: tuple[str, ...] = ("stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16")
+    models: tuple[str, ...] = ("book-mlm", "book-unsup-simcse", "book-sup-simcse", "all-MiniLM-L6-v2")
+    sts_max_pairs: int | None = None  # evaluate on the first pairs of each test set only (smoke)
+
+
+@dataclass(frozen=True)
 class Profile:
     """All settings of one run of the book.
 
@@ -94,12 +143,24 @@ class Profile:
         Settings of the word statistics.
     theory
         Sizes of the Theory chapter's numerical checks.
+    finetune
+        Training of the book's encoder pair and the STS evaluation.
     """
 
     name: str
     seed: int
     stats: StatsSettings
     theory: TheorySettings = TheorySettings()
+    finetune: FinetuneSettings = FinetuneSettings(
+        mlm=MLMSettings(corpus_limit=None, heldout=5_000, steps=3_000),
+        # PAPER: SimCSE trains unsupervised BERT-base for one epoch of 1M sentences (15.6k steps)
+        # at lr 3e-5 and selects the best STS-B dev checkpoint; we keep its lr and batch and train
+        # a fixed 500 steps, with no selection on evaluation data.
+        unsup=SimCSESettings(steps=500, lr=3e-5),
+        # PAPER: supervised SimCSE trains on 275k SNLI+MNLI triplets with batch 512 at lr 5e-5;
+        # offline there are about 6k SNLI dev/test triplets, batch 64, lr 1e-4 for the small model.
+        sup=SimCSESettings(steps=500),
+    )
 
 
 PROFILES: dict[str, Profile] = {
@@ -111,6 +172,14 @@ PROFILES: dict[str, Profile] = {
         theory=TheorySettings(
             steps=400, sweep_steps=150, sweep_batch_sizes=(16, 256), sweep_temperatures=(0.05, 1.0),
             real_sentences=5_000, real_min_count=10, real_dim=32, real_steps=150,
+        ),
+        finetune=FinetuneSettings(
+            mlm=MLMSettings(corpus_limit=3_000, heldout=200, steps=20, vocab_size=2_000, hidden_size=64,
+                            layers=2, heads=2, intermediate_size=128, max_length=32, batch_size=16, warmup=5),
+            unsup=SimCSESettings(steps=10, corpus_limit=1_000, batch_size=16),
+            sup=SimCSESettings(steps=10, batch_size=16),
+            sts_datasets=("stsb", "sickr"),
+            sts_max_pairs=300,
         ),
     ),
     # The offline main job: the whole Wikipedia pack (910k sentences, 20.9M words),

@@ -7,14 +7,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# No test may reach the Hugging Face Hub: the offline path is what we test. Set before
+# any test module imports huggingface_hub, which reads these once at import.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
 
 @pytest.fixture(autouse=True, scope="session")
 def isolated_cache(tmp_path_factory):
     """Every test session writes artefacts to a fresh folder, never the user's cache."""
     os.environ["CWI_CACHE_DIR"] = str(tmp_path_factory.mktemp("cwi-cache"))
-    # No test may reach the Hugging Face Hub: the offline path is what we test.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")
