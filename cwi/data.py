@@ -214,10 +214,10 @@ def _wiki_files() -> list[Path]:
         return pack
     hub_file = folder / WIKI_HUB_FILE
     if not hub_file.exists():
-        missing = ", ".join(p.name for p in pack if not p.exists())
+        missing = [path for path in pack if not path.exists()]
         print(
-            f"cwi.data: {folder} lacks {missing}; fetching SimCSE's corpus {WIKI_HUB_FILE} "
-            f"from the Hugging Face Hub ({WIKI_HUB_REPO})"
+            f"cwi.data: {folder} lacks {', '.join(p.name for p in missing)}; fetching SimCSE's corpus "
+            f"{WIKI_HUB_FILE} from the Hugging Face Hub ({WIKI_HUB_REPO})"
         )
         try:
             import datasets
@@ -227,7 +227,7 @@ def _wiki_files() -> list[Path]:
             )
             lines = [line.strip() for line in table["text"]]
         except Exception as err:
-            raise _not_found(folder / missing.split(", ")[0], WIKI_HUB_REPO, f"{type(err).__name__}: {err}") from err
+            raise _not_found(missing[0], WIKI_HUB_REPO, f"{type(err).__name__}: {err}") from err
         text = "\n".join(line for line in lines if line) + "\n"
         atomic_write(hub_file, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return [hub_file]

@@ -33,6 +33,8 @@ import pandas as pd
 import scipy.sparse as sp
 from tokenizers import normalizers, pre_tokenizers
 
+from . import cache, config, data
+
 __all__ = [
     "tokenize",
     "EncodedCorpus",
@@ -295,8 +297,6 @@ def corpus_statistics(profile) -> pd.DataFrame:
     :data:`STATS_VERSION`; the first call of a profile computes and stores it,
     later calls (and later chapters) load it.
     """
-    from . import cache, config, data
-
     profile = config.get_profile(profile)
     settings = profile.stats
     sentences = data.load_wiki(limit=settings.corpus_limit)

