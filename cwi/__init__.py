@@ -3,8 +3,10 @@
 A reproduction of Kurita, Kobayashi, Yokoi and Inui (2023), "Contrastive
 Learning-based Sentence Encoders Implicitly Weight Informative Words".  One module
 per concern (see DESIGN.md): ``config`` (profiles), ``data`` (datasets), ``stats``
-(word statistics), ``cache`` (artefact store), ``plotting`` (figure style); the
-command line in ``__main__`` runs the chapters and renders the book.
+(word statistics), ``theory`` (additive encoders, InfoNCE), ``models`` (encoder
+registry), ``train`` (masked-LM, SimCSE, STS), ``attribution`` (vector Integrated
+Gradients), ``cache`` (artefact store), ``plotting`` (figure style); the command
+line in ``__main__`` runs the chapters and renders the book.
 """
 
 __version__ = "0.1.0"
