@@ -58,9 +58,10 @@ pd.DataFrame(
 # ## The book's small BERT
 #
 # **Size.** Everything trains on 2 CPU cores within the profile's budget, so the
-# model is small: the settings below (hidden size, layers, heads) trade depth for
-# steps, because a masked-LM needs many updates more than it needs capacity at
-# this data scale. `benchmarks/train.py` measures the throughput.
+# model is small (the settings below): we chose the size that completes the
+# profile's masked-LM steps within the budget. A model twice as wide ran at about
+# half the speed when we chose; `benchmarks/train.py` measures the throughput of
+# the chosen one.
 #
 # **Vocabulary.** A WordPiece vocabulary trained on the same sentences with the
 # `tokenizers` library rather than BERT's 30,522-token uncased vocabulary: at this
