@@ -22,9 +22,13 @@ from __future__ import annotations
 import torch
 from torch.func import jvp, vmap
 
+from . import stats
 from .models import Encoder
 
-__all__ = ["BASELINES", "baseline_embeddings", "quadrature", "integrated_gradients", "integrated_gradients_captum"]
+__all__ = [
+    "BASELINES", "baseline_embeddings", "quadrature", "integrated_gradients", "integrated_gradients_captum",
+    "word_weights",
+]
 
 BASELINES = ("pad", "mask", "zero")
 
@@ -122,3 +126,53 @@ def integrated_gradients_captum(encoder: Encoder, sentence: str, steps: int = 20
         for k in range(dims)
     ]
     return torch.stack(columns, dim=1).detach()
+
+
+def word_weights(encoder: Encoder, sentences: list[str], steps: int = 20, baseline: str = "pad",
+                 method: str = "gausslegendre"):
+    """Word weights from vector Integrated Gradients: one row per (sentence, word).
+
+    A word's vector is the sum of its tokens' attribution vectors (tokens grouped
+    by the fast tokenizer's ``word_ids()``); its weight is that vector's norm.
+    Special tokens stay in the input and out of the table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``sentence_id``, ``word_index``, ``word``, ``n_tokens``, ``weight``,
+        ``normalised_weight`` (weight / mean weight of the sentence's words),
+        ``completeness_error`` (``||sum_i c_i - (f(x) - f(x'))|| / ||f(x) - f(x')||``
+        of the sentence) and ``truncated`` (the sentence was longer than the
+        model's ``max_length``; its remaining words have no row).
+
+    Raises
+    ------
+    ValueError
+        For a sentence with no word.
+    """
+    import pandas as pd
+
+    rows = []
+    for sentence_id, sentence in enumerate(sentences):
+        attributions, delta, batch = integrated_gradients(encoder, sentence, steps, baseline, method)
+        word_ids = batch.word_ids(0)
+        if all(w is None for w in word_ids):
+            raise ValueError(f"sentence {sentence_id} ({sentence!r}) has no word to attribute")
+        complete = len(encoder.tokenizer(sentence)["input_ids"]) <= encoder.max_length
+        error = ((attributions.sum(0) - delta).norm() / delta.norm().clamp(min=1e-12)).item()
+        words: dict[int, list[int]] = {}
+        for position, word in enumerate(word_ids):
+            if word is not None:
+                words.setdefault(word, []).append(position)
+        weights = {w: attributions[positions].sum(0).norm().item() for w, positions in words.items()}
+        mean = sum(weights.values()) / len(weights)
+        for word, positions in words.items():
+            span = batch.word_to_chars(0, word)
+            rows.append({
+                # Normalised as cwi.stats does (lower case, accents stripped), to join the statistics.
+                "sentence_id": sentence_id, "word_index": word,
+                "word": "".join(stats.tokenize(sentence[span.start:span.end])),
+                "n_tokens": len(positions), "weight": weights[word], "normalised_weight": weights[word] / mean,
+                "completeness_error": error, "truncated": not complete,
+            })
+    return pd.DataFrame(rows)

@@ -46,3 +46,27 @@ def test_bad_settings_raise(tiny):
         attribution.integrated_gradients(tiny, "text", baseline="noise")
     with pytest.raises(ValueError, match="steps"):
         attribution.integrated_gradients(tiny, "text", steps=0)
+
+
+def test_word_weights_aggregate_subwords_and_skip_special_tokens(tiny):
+    sentence = "Unbelievably, the café reopened."
+    table = attribution.word_weights(tiny, [sentence], steps=8)
+    from cwi import stats
+
+    assert table["word"].tolist() == stats.tokenize(sentence)  # no [CLS]/[SEP] rows
+    attributions, _, batch = attribution.integrated_gradients(tiny, sentence, steps=8)
+    positions = [i for i, w in enumerate(batch.word_ids(0)) if w == 0]
+    assert len(positions) > 1, "the test needs a word split into several tokens"
+    row = table.iloc[0]
+    assert row["n_tokens"] == len(positions)
+    assert row["weight"] == pytest.approx(attributions[positions].sum(0).norm().item(), rel=1e-5)
+    assert table["normalised_weight"].mean() == pytest.approx(1.0)
+    assert not table["truncated"].any()
+
+
+def test_word_weights_report_truncation_and_reject_empty_sentences(tiny):
+    short = models.Encoder(tiny.model, tiny.tokenizer, "mean", "short", max_length=6)
+    table = attribution.word_weights(short, ["one two three four five six seven eight"], steps=4)
+    assert table["truncated"].all() and len(table) == 4  # 6 tokens: [CLS], four words, [SEP]
+    with pytest.raises(ValueError, match="no word"):
+        attribution.word_weights(tiny, ["   "], steps=4)
