@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from cwi import config, data, train
+from cwi import config, data, models, train
 
 
 def timed(step, repeats: int) -> float:
@@ -91,9 +91,7 @@ def main() -> None:
         train.simcse_step(encoder, tokenizer, sim_optimizer, schedule, sim_texts, unsup, supervised=False)
 
     def sim_raw():
-        hidden = encoder(**encoded).last_hidden_state
-        weights = encoded["attention_mask"].unsqueeze(-1).float()
-        both = (hidden * weights).sum(1) / weights.sum(1)
+        both = models.pool(encoder(**encoded).last_hidden_state, encoded["attention_mask"], "mean")
         train.simcse_loss(both[: len(sim_texts)], both[len(sim_texts):], unsup.temperature).backward()
         encoder.zero_grad(set_to_none=True)
 

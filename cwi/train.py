@@ -29,7 +29,7 @@ from scipy import stats as scistats
 from tqdm.auto import tqdm
 
 from . import cache, config, data
-from .models import POOLING_FILE, Encoder, load_transformer
+from .models import POOLING_FILE, Encoder, load_transformer, pool
 
 __all__ = [
     "TRAIN_VERSION",
@@ -310,9 +310,7 @@ def simcse_step(model, tokenizer, optimizer, schedule, chosen: list, settings: c
     def embed(texts):
         batch = tokenizer(texts, padding=True, truncation=True, max_length=settings.max_length,
                           return_tensors="pt").to(device())
-        hidden = model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        return (hidden * mask).sum(1) / mask.sum(1)
+        return pool(model(**batch).last_hidden_state, batch["attention_mask"], "mean")
 
     if supervised:
         premises, entailed, contradicting = map(list, zip(*chosen))

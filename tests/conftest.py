@@ -28,3 +28,18 @@ def data_dir() -> Path:
     assert (folder / "sts" / "stsb.tsv").exists(), f"CWI_DATA_DIR={folder} does not hold the data pack"
     os.environ["CWI_DATA_DIR"] = str(folder)  # kernels run in other working directories
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder():
+    """A tiny random BERT (mean pooling) with the all-MiniLM tokenizer."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from cwi import models
+
+    minilm = models.load_encoder("all-MiniLM-L6-v2")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=minilm.tokenizer.vocab_size, hidden_size=16, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=32, attn_implementation="eager")
+    return models.Encoder(BertModel(config), minilm.tokenizer, "mean", "tiny")

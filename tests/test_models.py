@@ -4,7 +4,6 @@
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertModel
 
 from cwi import models
 
@@ -35,16 +34,6 @@ def test_pooling_by_hand():
     assert models.pool(hidden, mask, "cls").tolist() == [[1.0, 2.0]]
     with pytest.raises(ValueError, match="pooling"):
         models.pool(hidden, mask, "max")
-
-
-@pytest.fixture(scope="module")
-def tiny_encoder():
-    """A tiny random BERT with the all-MiniLM tokenizer's vocabulary size."""
-    minilm = models.load_encoder("all-MiniLM-L6-v2")
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=minilm.tokenizer.vocab_size, hidden_size=16, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=32, attn_implementation="eager")
-    return models.Encoder(BertModel(config), minilm.tokenizer, "mean", "tiny")
 
 
 def test_mean_pooling_of_a_tiny_model_by_hand(tiny_encoder):
