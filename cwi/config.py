@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "StatsSettings", "TheorySettings", "MLMSettings", "SimCSESettings", "FinetuneSettings",
-    "Profile", "PROFILES", "get_profile",
+    "AttributionSettings", "AnalysisSettings", "Profile", "PROFILES", "get_profile",
 ]
 
 
@@ -130,6 +130,58 @@ class FinetuneSettings:
 
 
 @dataclass(frozen=True)
+class AttributionSettings:
+    """Word weights of the Attribution chapter (:func:`cwi.attribution.cached_word_weights`).
+
+    Attributes
+    ----------
+    models
+        Registered models to attribute.
+    datasets
+        STS datasets whose sentences are attributed.
+    sentences_per_dataset
+        Distinct sentences drawn from each dataset (``None``: all).
+    steps
+        Gauss-Legendre points of Integrated Gradients; chosen so that the median
+        completeness error stays under 1 % (the chapter measures it).
+    shap_max_evals
+        Model evaluations per sentence of SHAP's Partition explainer; ``None``
+        expands every group of tokens (exact Owen values).
+    baseline
+        Input embedding a word is compared with: ``"pad"``, ``"mask"`` or ``"zero"``.
+    baseline_sentences, steps_checked
+        Sentences per model of the baseline comparison, and the step counts of the
+        completeness check.
+    """
+
+    models: tuple[str, ...] = ("book-mlm", "book-unsup-simcse", "book-sup-simcse", "all-MiniLM-L6-v2")
+    datasets: tuple[str, ...] = ("stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16")
+    # 15 sentences x 7 datasets keeps the default chapter within 15 minutes on 2 CPU cores.
+    sentences_per_dataset: int | None = 15
+    steps: int = 32
+    shap_max_evals: int | None = None
+    baseline: str = "pad"
+    baseline_sentences: int = 10
+    steps_checked: tuple[int, ...] = (8, 16, 32, 64)
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Regressions of the Correlations chapter (:mod:`cwi.analysis`).
+
+    Attributes
+    ----------
+    n_bootstrap
+        Bootstrap replicates (sentences resampled) per interval.
+    level
+        Coverage of the intervals.
+    """
+
+    n_bootstrap: int = 2000
+    level: float = 0.95
+
+
+@dataclass(frozen=True)
 class Profile:
     """All settings of one run of the book.
 
@@ -145,6 +197,10 @@ class Profile:
         Sizes of the Theory chapter's numerical checks.
     finetune
         Training of the book's encoder pair and the STS evaluation.
+    attribution
+        Models, sentences and settings of the word weights.
+    analysis
+        Bootstrap of the regressions.
     """
 
     name: str
@@ -162,6 +218,8 @@ class Profile:
         # The number of steps was chosen on STS-B dev (500 against 1,000), never on test.
         sup=SimCSESettings(steps=1_000),
     )
+    attribution: AttributionSettings = AttributionSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
 
 
 PROFILES: dict[str, Profile] = {
@@ -182,6 +240,11 @@ PROFILES: dict[str, Profile] = {
             sts_datasets=("stsb", "sickr"),
             sts_max_pairs=300,
         ),
+        attribution=AttributionSettings(
+            datasets=("stsb", "sickr"), sentences_per_dataset=4, steps=8,
+            baseline_sentences=2, steps_checked=(4, 8),
+        ),
+        analysis=AnalysisSettings(n_bootstrap=200),
     ),
     # The offline main job: the whole Wikipedia pack (910k sentences, 20.9M words),
     # the same scale as SimCSE's 1M-sentence training corpus.
@@ -197,6 +260,16 @@ PROFILES: dict[str, Profile] = {
         name="paper",
         seed=0,
         stats=StatsSettings(corpus_limit=None, min_count=10, n_shuffles=5),
+        # PAPER: the paper's pre-trained / SimCSE pairs from the Hub. How many sentences it
+        # attributed is not in what we have offline; 1,000 per dataset needs a GPU.
+        attribution=AttributionSettings(
+            models=(
+                "bert-base-uncased", "princeton-nlp/unsup-simcse-bert-base-uncased",
+                "princeton-nlp/sup-simcse-bert-base-uncased", "roberta-base",
+                "princeton-nlp/unsup-simcse-roberta-base", "princeton-nlp/sup-simcse-roberta-base",
+            ),
+            sentences_per_dataset=1_000, steps=64, baseline_sentences=100,
+        ),
     ),
 }
 

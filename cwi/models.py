@@ -30,6 +30,7 @@ __all__ = [
 
 POOLINGS = ("mean", "cls")
 POOLING_FILE = "cwi_pooling.json"  # written beside the book's checkpoints
+WITH_POOLER = ("bert", "roberta", "mpnet")  # model types whose AutoModel adds a pooler head by default
 
 
 class ModelNotAvailableError(OSError):
@@ -183,20 +184,24 @@ def _hub_error(model_id: str, err: Exception) -> ModelNotAvailableError:
 def load_transformer(path_or_id: str | Path):
     """The bare transformer of a checkpoint, with eager attention (it has forward-mode rules).
 
-    A masked-LM checkpoint (the book's) has no pooler: none is added, rather than
-    a randomly initialised one that nothing uses.  Load reports are silenced.
+    The pooler head is never built: :func:`pool` works on the last hidden states,
+    and a checkpoint without pooler weights (the book's) would otherwise get a
+    randomly initialised one, different at every load.  Load reports are silenced.
     """
     from transformers import AutoConfig
     from transformers.utils import logging
 
-    architectures = AutoConfig.from_pretrained(path_or_id).architectures or []
-    extra = {"add_pooling_layer": False} if "BertForMaskedLM" in architectures else {}
-    verbosity = logging.get_verbosity()
+    model_type = AutoConfig.from_pretrained(path_or_id).model_type
+    extra = {"add_pooling_layer": False} if model_type in WITH_POOLER else {}
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
     logging.set_verbosity_error()
+    logging.disable_progress_bar()  # a "Loading weights" bar per model clutters the chapters
     try:
         return AutoModel.from_pretrained(path_or_id, attn_implementation="eager", **extra)
     finally:
         logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
 
 
 def _from_path(path: Path, pooling: str | None, name: str, max_length: int) -> Encoder:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-__all__ = ["use_book_style", "figure", "binned_median"]
+__all__ = ["use_book_style", "figure", "binned_median", "coloured_words"]
 
 
 def use_book_style() -> None:
@@ -56,3 +57,25 @@ def binned_median(x: np.ndarray, y: np.ndarray, bins: int = 20) -> tuple[np.ndar
             centres.append(np.median(x[in_bin]))
             medians.append(np.median(y[in_bin]))
     return np.array(centres), np.array(medians)
+
+
+def coloured_words(words, weights, vmax: float = 3.0, cmap: str = "OrRd", label: str | None = None) -> str:
+    """HTML of `words` on backgrounds coloured by `weights` (white at 0, darkest at `vmax` and above).
+
+    Meant for normalised weights (1 = the sentence's mean).  Words are escaped,
+    so any text is safe; each word's weight is in its tooltip.  The markup is
+    plain inline HTML: it renders in JupyterLab and in the static book alike.
+    """
+    import matplotlib
+
+    words, weights = list(words), np.asarray(weights, dtype=float)
+    if len(words) != len(weights):
+        raise ValueError(f"{len(words)} words but {len(weights)} weights")
+    colours = matplotlib.colormaps[cmap](np.clip(weights / vmax, 0, 1) * 0.85)
+    spans = [
+        f'<span title="{w:.2f}" style="background:{matplotlib.colors.to_hex(c)};padding:1px 3px;'
+        f'border-radius:3px;margin:1px;color:{"white" if w / vmax > 0.6 else "black"}">{html.escape(str(word))}</span>'
+        for word, w, c in zip(words, weights, colours)
+    ]
+    prefix = f'<span style="display:inline-block;min-width:11em;font-size:85%">{html.escape(label)}</span>' if label else ""
+    return f'<div style="line-height:1.9;font-family:sans-serif">{prefix}{"".join(spans)}</div>'

@@ -31,3 +31,14 @@ def test_smoke_is_smaller_than_default():
 def test_unknown_profile_lists_the_known_ones():
     with pytest.raises(ValueError, match="default, paper, smoke"):
         config.get_profile("fast")
+
+
+@pytest.mark.parametrize("name", sorted(config.PROFILES))
+def test_attribution_settings_name_what_exists(name):
+    from cwi import attribution, data, models
+
+    settings = config.get_profile(name).attribution
+    assert set(settings.models) <= set(models.MODELS)
+    assert set(settings.datasets) <= set(data.STS_DATASETS)
+    assert settings.baseline in attribution.BASELINES
+    assert settings.steps in settings.steps_checked  # the chapter checks the completeness of the chosen rule

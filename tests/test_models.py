@@ -70,3 +70,14 @@ def test_minilm_loads_offline_with_mean_pooling():
     assert vectors.shape == (3, 384)
     cos = vectors @ vectors.T / np.outer(np.linalg.norm(vectors, axis=1), np.linalg.norm(vectors, axis=1))
     assert cos[0, 1] > cos[0, 2] + 0.3
+
+
+def test_a_checkpoint_without_pooler_loads_the_same_weights_every_time(tiny_encoder, tmp_path):
+    # The book's SimCSE checkpoints have no pooler: none may be made up at load time,
+    # or the attribution cache (keyed by the weights) would miss on every load.
+    from transformers import BertModel
+
+    BertModel(tiny_encoder.model.config, add_pooling_layer=False).save_pretrained(tmp_path)
+    first, second = models.load_transformer(tmp_path).state_dict(), models.load_transformer(tmp_path).state_dict()
+    assert not any(key.startswith("pooler") for key in first)
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)

@@ -1,0 +1,356 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Attribution: how much does each model weight each word?
+#
+# {cite:t}`kurita2023contrastive` measure how much a sentence encoder relies on
+# each word with two attribution methods, Integrated Gradients
+# {cite}`sundararajan2017axiomatic` and SHAP {cite}`lundberg2017unified`, and
+# compare pre-trained models with their contrastively fine-tuned twins. This
+# chapter computes those word weights for every model of the profile on sentences
+# of the STS benchmarks, checks that they are exact, and caches them for the
+# Correlations chapter.
+#
+# ## Attributing a vector
+#
+# An encoder maps a sentence $s$ of tokens with input embeddings
+# $x_1, \dots, x_T$ to a vector $f(x) \in \mathbb{R}^d$. Both methods split the
+# difference between the sentence and a *baseline* $x'$ into one vector per token,
+#
+# $$ f(x) - f(x') = \sum_{i=1}^{T} c_i, \qquad c_i \in \mathbb{R}^d, $$ (eq-completeness)
+#
+# and a word's weight is the norm of the sum of its tokens' vectors,
+# $\lVert \sum_{i \in w} c_i \rVert_2$. The baseline replaces every token but
+# [CLS] and [SEP] by the input embedding of [PAD] (the chapter also tries [MASK]
+# and zero vectors), so a weight measures what the word adds to an empty
+# sentence of the same length. The special tokens stay in the input and out of
+# the tables. A *normalised* weight divides by the mean weight of the
+# sentence's words, so that a model that weights all words alike gives 1 to each
+# and models of different scale compare.
+#
+# **Integrated Gradients** integrates the Jacobian along the straight path
+# $x(\alpha) = x' + \alpha (x - x')$:
+#
+# $$ c_i = \int_0^1 J_i\big(x(\alpha)\big)\, (x_i - x'_i)\, d\alpha , $$ (eq-ig-vector)
+#
+# where $J_i$ is the $d \times e$ Jacobian of $f$ with respect to token $i$'s
+# embedding. The integrand is a Jacobian-*vector* product, so forward-mode
+# differentiation gets all $d$ dimensions in one pass per token and path point,
+# where captum's backward-mode `IntegratedGradients` needs one pass per output
+# dimension (`cwi.attribution.integrated_gradients`, vectorised with
+# `torch.func.jvp` and `vmap`). The integral is a Gauss-Legendre rule; its error
+# shows as a gap in {eq}`eq-completeness`, the *completeness error*
+# $\lVert \sum_i c_i - (f(x) - f(x')) \rVert / \lVert f(x) - f(x') \rVert$.
+#
+# **SHAP** gives token $i$ its Shapley value in the game whose players are the
+# tokens and whose payoff for a coalition is $f$ of the sentence with the other
+# tokens set to the baseline. We use shap's Partition explainer with its Text
+# masker on the model's own tokenizer (`cwi.attribution.shap_values`). It
+# computes Owen values over a hierarchy of token groups: exact Shapley values for
+# additive models, always efficient ({eq}`eq-completeness` holds to rounding),
+# at a cost that grows with the square of the sentence length rather than
+# exponentially, and all $d$ outputs share each model evaluation. A masked token
+# takes the *same* baseline embedding as in Integrated Gradients, so the two
+# methods divide the same difference $f(x) - f(x')$.
+
+# %% tags=["remove-cell"]
+import time
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from IPython.display import HTML, Markdown, display
+from scipy import stats as scistats
+
+from cwi import attribution, config, models, plotting
+
+# %% tags=["parameters"]
+profile = "default"
+
+# %%
+settings = config.get_profile(profile)
+attribution_settings = settings.attribution
+plotting.use_book_style()
+chapter_start = time.perf_counter()
+attribution_settings
+
+# %% [markdown]
+# ## The models
+#
+# Every model of the profile, loaded once. In the offline profiles these are the
+# book's small BERT before and after SimCSE (trained in the Fine-tuning chapter,
+# loaded here from the checkpoint cache) and all-MiniLM-L6-v2, a contrastive
+# model whose pre-trained base is on the Hub only.
+
+# %%
+encoders = {name: models.load_encoder(name, settings) for name in attribution_settings.models}
+pd.DataFrame([
+    {"model": name, "contrastive": models.MODELS[name].contrastive, "pooling": e.pooling,
+     "parameters": sum(p.numel() for p in e.model.parameters()), "d": e.model.config.hidden_size,
+     "max tokens": e.max_length}
+    for name, e in encoders.items()
+]).style.hide(axis="index").format({"parameters": "{:,}"})
+
+# %% [markdown]
+# ## Forward mode equals captum
+#
+# On one sentence and the first model, the forward-mode implementation against
+# captum's `IntegratedGradients` called once per output dimension, with the same
+# Gauss-Legendre rule. (The speed of both is measured in `benchmarks/attribution.py`.)
+
+# %%
+check_model = encoders[attribution_settings.models[0]]
+check_sentence = "A man is playing a guitar on the street."
+start = time.perf_counter()
+fast, _, _ = attribution.integrated_gradients(check_model, check_sentence, steps=8)
+fast_seconds = time.perf_counter() - start
+start = time.perf_counter()
+reference = attribution.integrated_gradients_captum(check_model, check_sentence, steps=8)
+captum_seconds = time.perf_counter() - start
+captum_difference = (fast - reference).abs().max().item()
+
+# %% tags=["remove-input"]
+display(Markdown(
+    f"On *{check_sentence}* with {check_model.name} ({tuple(fast.shape)[0]} tokens, d = {fast.shape[1]}, 8 steps), "
+    f"the largest difference between the two is **{captum_difference:.1e}** (float32); forward mode took "
+    f"{fast_seconds:.2f} s and captum's loop {captum_seconds:.2f} s."
+))
+
+# %% [markdown]
+# ## How many integration steps?
+#
+# The completeness error of Integrated Gradients against the number of
+# Gauss-Legendre points, on the first sentences of the STS-B sample. The profile's
+# choice must keep the median under 1 %.
+
+# %%
+check_sentences = attribution.sample_sentences("stsb", attribution_settings.baseline_sentences, settings.seed)
+rows, step_tables = [], {}
+for name, encoder in encoders.items():
+    for steps in attribution_settings.steps_checked:
+        table = attribution.word_weights(encoder, check_sentences, "ig", steps=steps,
+                                         baseline=attribution_settings.baseline)
+        step_tables[name, steps] = table
+        errors = table.groupby("sentence_id")["completeness_error"].first()
+        rows.append({"model": name, "steps": steps, "median error": errors.median(), "max error": errors.max()})
+completeness_by_steps = pd.DataFrame(rows)
+
+fig, (ax,) = plotting.figure(
+    f"Median completeness error of Integrated Gradients over {len(check_sentences)} STS-B sentences against "
+    "the number of Gauss-Legendre points (log scale; the dashed line is 1 %, the dotted one the profile's choice).",
+    width=6.5,
+)
+sns.lineplot(completeness_by_steps, x="steps", y="median error", hue="model", marker="o", ax=ax)
+ax.set(xscale="log", ylabel="median completeness error")
+ax.set_yscale("symlog", linthresh=1e-4)
+ax.axhline(0.01, ls="--", color="grey")
+ax.axvline(attribution_settings.steps, ls=":", color="grey")
+completeness_by_steps.pivot(index="steps", columns="model", values="median error").style.format("{:.2%}")
+
+# %% tags=["remove-input"]
+chosen = completeness_by_steps.query("steps == @attribution_settings.steps")
+display(Markdown(
+    f"With the profile's **{attribution_settings.steps} points**, the median completeness error is at most "
+    f"**{chosen['median error'].max():.2%}** ({chosen.loc[chosen['median error'].idxmax(), 'model']}) "
+    + ("which is under the 1 % target." if chosen["median error"].max() < 0.01 else "**which misses the 1 % target.**")
+    + " The book's small models are nearly linear along the path; all-MiniLM-L6-v2 needs more points."
+))
+
+# %% [markdown]
+# ## Word weights for every model, dataset and method
+#
+# The profile draws distinct sentences from each STS dataset (both sides of every
+# pair, all splits, duplicates removed, seeded) and attributes them with both
+# methods. Each (model, dataset, method) table is cached under a key made of the
+# model's weights, the sentences and the settings
+# (`cwi.attribution.cached_word_weights`); the Correlations chapter reads the same
+# tables with `cwi.attribution.profile_word_weights`.
+
+# %%
+start = time.perf_counter()
+weights = attribution.profile_word_weights(settings, encoders)
+weights_seconds = time.perf_counter() - start
+per_sentence = weights.groupby(["model", "method", "dataset", "sentence_id"]).agg(
+    error=("completeness_error", "first"), truncated=("truncated", "first"), words=("word", "size"))
+summary = per_sentence.groupby(["model", "method"]).agg(
+    sentences=("words", "size"), words=("words", "sum"), median_error=("error", "median"),
+    max_error=("error", "max"), truncated=("truncated", "sum"))
+summary.style.format({"median_error": "{:.2e}", "max_error": "{:.2e}", "words": "{:,}"})
+
+# %% tags=["remove-input"]
+ig_errors = per_sentence.xs("ig", level="method")["error"]
+shap_errors = per_sentence.xs("shap", level="method")["error"]
+display(Markdown(
+    f"{weights['sentence'].nunique():,} distinct sentences from {len(attribution_settings.datasets)} datasets, "
+    f"{len(weights):,} word weights in all ({weights_seconds:.0f} s here, from the cache or computed). "
+    f"Integrated Gradients: median completeness error {ig_errors.median():.2e}, "
+    f"{(ig_errors > 0.01).mean():.1%} of (model, sentence) pairs above 1 %. "
+    f"SHAP's efficiency error is at most {shap_errors.max():.1e}: rounding only. "
+    f"{int(per_sentence['truncated'].sum())} sentence attributions were cut to the model's maximum length."
+))
+
+# %% [markdown]
+# ## Examples
+#
+# Sentences coloured by normalised weight (white: no weight, darkest: three times
+# the sentence's mean or more; hover for the value), each model on its own line so
+# that the pre-trained model and its fine-tuned twins read side by side.
+
+# %%
+def show_sentence(sentence_rows: pd.DataFrame, method: str) -> None:
+    """One coloured line per model for the same sentence."""
+    parts = []
+    for name in attribution_settings.models:
+        row = sentence_rows[(sentence_rows["model"] == name) & (sentence_rows["method"] == method)]
+        parts.append(plotting.coloured_words(row["word"], row["normalised_weight"], label=name))
+    display(HTML("".join(parts)))
+
+
+example_ids = weights.query("dataset == 'stsb'")["sentence_id"].drop_duplicates().iloc[:4]
+for sentence_id in example_ids:
+    sentence_rows = weights.query("dataset == 'stsb' and sentence_id == @sentence_id")
+    display(Markdown(f"*{sentence_rows['sentence'].iloc[0]}* (Integrated Gradients)"))
+    show_sentence(sentence_rows, "ig")
+
+# %% [markdown]
+# ## Do IG and SHAP agree?
+#
+# Both methods explain the same difference, but they integrate along different
+# routes: IG along one straight path, SHAP over coalitions of tokens. Their
+# agreement is the Spearman correlation between the two methods' word weights
+# within each sentence of at least three words.
+
+# %%
+paired = weights.pivot_table(index=["model", "dataset", "sentence_id", "word_index"], columns="method",
+                             values="weight").dropna().reset_index()
+agreement = (
+    paired.groupby(["model", "dataset", "sentence_id"]).filter(lambda g: len(g) >= 3)
+    .groupby(["model", "dataset", "sentence_id"])
+    .apply(lambda g: scistats.spearmanr(g["ig"], g["shap"]).statistic, include_groups=False)
+    .rename("spearman").reset_index()
+)
+fig, (ax,) = plotting.figure(
+    "Per-sentence Spearman correlation between IG and SHAP word weights, for each model (all datasets).",
+    width=6.5,
+)
+sns.boxplot(agreement, x="spearman", y="model", ax=ax, color="C0", fliersize=2)
+ax.set(xlabel="Spearman rho (IG vs SHAP) per sentence", ylabel="")
+agreement.groupby("model")["spearman"].describe()[["count", "25%", "50%", "75%"]].style.format("{:.2f}")
+
+# %% tags=["remove-input"]
+medians = agreement.groupby("model")["spearman"].median()
+display(Markdown(
+    f"The median per-sentence rank correlation between the methods ranges from {medians.min():.2f} "
+    f"({medians.idxmin()}) to {medians.max():.2f} ({medians.idxmax()}); pooled over all words of all models "
+    f"the two weights correlate at Spearman {scistats.spearmanr(paired['ig'], paired['shap']).statistic:.2f}."
+))
+
+# %% [markdown]
+# ## How much does the baseline matter?
+#
+# Integrated Gradients with each baseline on the same sentences: the per-sentence
+# Spearman correlation of the word weights with those from the [PAD] baseline,
+# and how the mean completeness error changes.
+
+# %%
+rows = []
+for name, encoder in encoders.items():
+    by_baseline = {  # the profile's baseline was computed in the completeness check
+        baseline: step_tables.get((name, attribution_settings.steps)) if baseline == attribution_settings.baseline
+        else None for baseline in attribution.BASELINES
+    }
+    for baseline, table in by_baseline.items():
+        if table is None:
+            by_baseline[baseline] = attribution.word_weights(encoder, check_sentences, "ig",
+                                                             steps=attribution_settings.steps, baseline=baseline)
+    for baseline, table in by_baseline.items():
+        reference_table = by_baseline[attribution_settings.baseline]
+        rhos = [
+            scistats.spearmanr(table.loc[table["sentence_id"] == i, "weight"],
+                               reference_table.loc[reference_table["sentence_id"] == i, "weight"]).statistic
+            for i in table["sentence_id"].unique() if (table["sentence_id"] == i).sum() >= 3
+        ]
+        rows.append({"model": name, "baseline": baseline, "median rho with pad": np.median(rhos),
+                     "median completeness error": table.groupby("sentence_id")["completeness_error"].first().median()})
+baseline_effect = pd.DataFrame(rows)
+baseline_effect.pivot(index="model", columns="baseline", values="median rho with pad").style.format("{:.2f}")
+
+# %% tags=["remove-input"]
+others = baseline_effect[baseline_effect["baseline"] != attribution_settings.baseline]
+worst = others.loc[others["median rho with pad"].idxmin()]
+display(Markdown(
+    f"Changing the baseline keeps the within-sentence ranking of words at a median Spearman between "
+    f"{others['median rho with pad'].min():.2f} and {others['median rho with pad'].max():.2f} "
+    f"(lowest: {worst['model']} with the {worst['baseline']} baseline). "
+    "The baseline is a real choice, so the Correlations chapter keeps one ([PAD], as the profile says) "
+    "for every model and method."
+))
+
+# %% [markdown]
+# ## Explore
+#
+# Type a sentence, pick two models and a method. In JupyterLab the widget below
+# recomputes on every change; in the HTML book it is inert, and the output under
+# it is the explorer's view for its default inputs.
+
+# %%
+def compare(sentence: str, first: str, second: str, method: str) -> None:
+    """Coloured words and a bar chart of the normalised weights of two models on one sentence."""
+    tables = {
+        name: attribution.word_weights(encoders[name], [sentence], method, steps=attribution_settings.steps,
+                                       baseline=attribution_settings.baseline)
+        for name in dict.fromkeys([first, second])
+    }
+    display(HTML("".join(plotting.coloured_words(t["word"], t["normalised_weight"], label=n)
+                         for n, t in tables.items())))
+    bars = pd.concat([t.assign(model=n) for n, t in tables.items()])
+    bars["word"] = bars["word_index"].astype(str) + " " + bars["word"]
+    fig, (ax,) = plotting.figure(f"Normalised {method.upper()} word weights of {sentence!r}.",
+                                 width=max(5.0, 0.45 * len(tables[first])))
+    sns.barplot(bars, x="word", y="normalised_weight", hue="model", ax=ax)
+    ax.axhline(1, color="grey", lw=0.8)
+    ax.set(xlabel="", ylabel="normalised weight")
+    ax.tick_params(axis="x", rotation=60)
+    plt.show()
+
+
+names = list(encoders)
+controls = {
+    "sentence": widgets.Text(value="A woman is slicing an onion in the kitchen.", description="sentence",
+                             layout=widgets.Layout(width="40em"), continuous_update=False),
+    "first": widgets.Dropdown(options=names, value=names[0], description="model 1"),
+    "second": widgets.Dropdown(options=names, value=names[-1], description="model 2"),
+    "method": widgets.ToggleButtons(options=list(attribution.METHODS), value="ig", description="method"),
+}
+explorer = widgets.interactive_output(compare, controls)
+display(widgets.VBox([widgets.HBox([controls["sentence"], controls["method"]]),
+                      widgets.HBox([controls["first"], controls["second"]]), explorer]))
+
+# %% tags=["remove-input"]
+compare(**{name: control.value for name, control in controls.items()})
+
+# %% [markdown]
+# ## What the Correlations chapter receives
+#
+# One row per (model, dataset, method, sentence, word): the word as the
+# Statistics chapter spells it, its number of tokens, raw and normalised weight,
+# and its sentence's completeness error and truncation flag.
+
+# %%
+weights.head(8)
+
+# %% tags=["remove-input"]
+display(Markdown(f"This chapter ran in {time.perf_counter() - chapter_start:.0f} s."))

@@ -1,0 +1,301 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Correlations: do contrastive encoders weight informative words more?
+#
+# The paper's experimental claim {cite}`kurita2023contrastive`: after contrastive
+# fine-tuning, a sentence encoder's word weights follow the words' information
+# gain (and self-information) more closely than before. This chapter joins the
+# word weights of the Attribution chapter with the word statistics of the
+# Statistics chapter and tests that claim on every model pair of the profile.
+#
+# For one model, one attribution method and one quantity $q$ we fit by least squares
+#
+# $$ \tilde w = a + \beta\, z(q) + \gamma^\top u + \varepsilon , $$ (eq-regression)
+#
+# where $\tilde w$ is the normalised word weight (1 = the sentence's mean),
+# $z(q)$ the quantity standardised over the words of the fit (so $\beta$ is the
+# change in normalised weight per standard deviation of $q$), and $u$ optional
+# covariates. Words of one sentence share its normalisation, so the 95 %
+# intervals come from a bootstrap that resamples *sentences*. For a pair, both
+# models are fitted on the same words and the same resampled sentences, which
+# gives a paired interval for
+#
+# $$ \Delta\beta = \beta_{\text{fine-tuned}} - \beta_{\text{pre-trained}} . $$ (eq-delta-beta)
+#
+# The verdict of a setting is read off that interval: above 0, the fine-tuned
+# model weights the quantity more; below 0, less; otherwise no clear difference.
+
+# %% tags=["remove-cell"]
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from cwi import analysis, attribution, cache, config, models, plotting, stats, train
+
+# %% tags=["parameters"]
+profile = "default"
+
+# %%
+settings = config.get_profile(profile)
+plotting.use_book_style()
+chapter_start = time.perf_counter()
+min_count = settings.stats.min_count
+pairs = {name: pair for name, pair in models.PAIRS.items()
+         if pair.finetuned in settings.attribution.models
+         and (pair.pretrained is None or pair.pretrained in settings.attribution.models)}
+pd.DataFrame([{"pair": n, "pre-trained": p.pretrained or "(none offline)", "fine-tuned": p.finetuned}
+              for n, p in pairs.items()]).style.hide(axis="index")
+
+# %% [markdown]
+# ## The data
+#
+# The statistics table and the word weights come from the artefact cache (they
+# are computed if this chapter runs first). Every word keeps its row; a word
+# without usable statistics is flagged: *absent* from the corpus, *rare* (fewer
+# than the profile's `min_count` occurrences, where the estimates are mostly
+# noise) or *no context* (seen only in one-word sentences).
+
+# %%
+table = stats.corpus_statistics(settings)
+weights = attribution.profile_word_weights(settings)
+frame = analysis.attach_statistics(weights, table, min_count)
+missing = analysis.missing_statistics(frame)
+missing.style.format({"share without statistics": "{:.1%}"})
+
+# %% tags=["remove-input"]
+share = (frame["status"] != "ok").mean()
+absent_words = frame.loc[frame["status"] == "absent", "word"].value_counts()
+display(Markdown(
+    f"Of {len(frame):,} word weights, **{share:.1%}** have no usable statistics (at least {min_count} "
+    f"occurrences in {table.attrs['n_sentences']:,} Wikipedia sentences) and stay out of the fits; every "
+    f"row of the results counts them in `n_without_statistics`. The most frequent absent words: "
+    + ", ".join(f"`{w}`" for w in absent_words.index[:8]) + "."
+))
+
+# %% [markdown]
+# ## All regressions
+#
+# Every pair x dataset (and all datasets pooled) x method x quantity x control:
+# no covariates; with log frequency, length in characters, number of subword
+# tokens and relative position in the sentence as covariates (log frequency is
+# left out for self-information, which is minus log frequency plus a constant);
+# and without stopwords (scikit-learn's English list and punctuation). The tidy
+# table goes to the artefact cache as CSV, keyed by the data and settings.
+
+# %%
+start = time.perf_counter()
+results = analysis.pair_table(frame, pairs, n_boot=settings.analysis.n_bootstrap, seed=settings.seed,
+                              level=settings.analysis.level)
+fit_seconds = time.perf_counter() - start
+key = {"data": int(pd.util.hash_pandas_object(frame, index=False).sum() % 2**63),
+       "pairs": sorted(pairs), "analysis": vars(settings.analysis), "seed": settings.seed}
+results_path = cache.artefact_path("correlations", key, ".csv")
+cache.atomic_write(results_path, lambda tmp: results.to_csv(tmp, index=False))
+display(Markdown(f"{len(results):,} settings fitted in {fit_seconds:.1f} s with {settings.analysis.n_bootstrap:,} "
+                 f"bootstrap replicates each; the table is at `{results_path}`."))
+results.head()
+
+# %% [markdown]
+# ## The headline table
+#
+# All datasets pooled, no covariates: the paper's comparison. Slopes are per
+# standard deviation of the quantity, with 95 % bootstrap intervals.
+
+# %%
+headline = analysis.headline(results)
+headline.style.hide(axis="index")
+
+# %% tags=["remove-input"]
+paired = results[results["pretrained"].notna()]
+n_settings = len(paired)
+n_more = (paired["verdict"] == "fine-tuned weights it more").sum()
+n_less = (paired["verdict"] == "fine-tuned weights it less").sum()
+main = paired[(paired["dataset"] == "all") & (paired["control"] == "none")]
+display(Markdown(
+    f"Pooled over datasets without covariates, **{(main['verdict'] == 'fine-tuned weights it more').sum()} of "
+    f"{len(main)}** pair x method x quantity settings have a Δβ interval above 0 and "
+    f"{(main['verdict'] == 'fine-tuned weights it less').sum()} below 0. Over all {n_settings} paired settings "
+    f"(each dataset and pooled, every control) {n_more} are above 0 and {n_less} below."
+))
+
+# %% [markdown]
+# ## Weight against information gain
+#
+# Each panel is one pair (Integrated Gradients, raw information gain): the
+# binned medians of the normalised weight of both models on the same words, and
+# their fitted lines.
+
+# %%
+def pair_panels(quantity: str, method: str, caption: str) -> None:
+    """Binned medians and OLS lines of normalised weight on `quantity`, one panel per pair."""
+    fig, axes = plotting.figure(caption, ncols=len(pairs), width=4.6)
+    usable = frame[(frame["status"] == "ok") & (frame["method"] == method)]
+    for ax, (name, pair) in zip(axes, pairs.items()):
+        for role, model, colour in [("pre-trained", pair.pretrained, "C0"), ("fine-tuned", pair.finetuned, "C1")]:
+            if model is None:
+                continue
+            rows = usable[usable["model"] == model]
+            x, y = rows[quantity].to_numpy(), rows["normalised_weight"].to_numpy()
+            centres, medians = plotting.binned_median(x, y, bins=15)
+            ax.plot(centres, medians, "o", color=colour, ms=4, label=f"{model} ({role})")
+            slope, intercept = np.polyfit(x, y, 1)
+            grid = np.linspace(np.percentile(x, 1), np.percentile(x, 99), 50)
+            ax.plot(grid, intercept + slope * grid, color=colour, lw=1.5)
+        ax.axhline(1, color="grey", lw=0.8, ls=":")
+        ax.set(title=name, xlabel=analysis.QUANTITIES[quantity] + " (nats)", ylabel="normalised weight")
+        ax.legend(fontsize=7)
+    plt.show()
+
+
+pair_panels("information_gain", "ig",
+            "Normalised IG word weight against raw information gain: medians in 15 equal-count bins (dots) "
+            "and least-squares lines, pre-trained (blue) and fine-tuned (orange), on the same words.")
+
+# %% [markdown]
+# ## Δβ across all settings
+#
+# A forest plot of every paired setting: one row per dataset, one panel per
+# pair and method, colour for the quantity, marker for the control.
+
+# %%
+forest = paired
+order = list(settings.attribution.datasets) + ["all"]
+panels = forest[["pair", "method"]].drop_duplicates().to_records(index=False)
+fig, axes = plotting.figure(
+    "Δβ (fine-tuned minus pre-trained slope, per SD of the quantity) with 95 % sentence-bootstrap intervals. "
+    "Right of the dashed line: the fine-tuned model weights the quantity more.",
+    ncols=len(panels), width=4.8, height=0.45 * len(order) * len(analysis.QUANTITIES) / 1.5 + 1.5,
+)
+markers = dict(zip(analysis.CONTROLS, ["o", "s", "^"]))
+offsets = np.linspace(-0.35, 0.35, len(analysis.QUANTITIES) * len(analysis.CONTROLS))
+for ax, (pair_name, method) in zip(axes, panels):
+    sub = forest[(forest["pair"] == pair_name) & (forest["method"] == method)]
+    k = 0
+    for qi, quantity in enumerate(analysis.QUANTITIES):
+        for control in analysis.CONTROLS:
+            rows = sub[(sub["quantity"] == quantity) & (sub["control"] == control)].set_index("dataset").reindex(order)
+            y = np.arange(len(order)) + offsets[k]
+            ax.errorbar(rows["delta"], y, xerr=[rows["delta"] - rows["delta_low"], rows["delta_high"] - rows["delta"]],
+                        fmt=markers[control], color=f"C{qi}", ms=3.5, lw=0.8,
+                        label=f"{analysis.QUANTITIES[quantity]}, {control}")
+            k += 1
+    ax.axvline(0, color="grey", ls="--", lw=0.8)
+    ax.set(yticks=range(len(order)), yticklabels=order, title=f"{pair_name}, {method.upper()}", xlabel="Δβ")
+    ax.invert_yaxis()
+axes[-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+plt.show()
+
+# %% [markdown]
+# ## Where does the effect survive the controls?
+
+# %%
+survival = (paired[paired["dataset"] == "all"]
+            .pivot_table(index=["pair", "method", "quantity"], columns="control", values="verdict", aggfunc="first")
+            [list(analysis.CONTROLS)])
+survival
+
+# %% [markdown]
+# ## Weight against self-information
+#
+# The same panels for self-information, $-\log p(w)$: rare words are informative
+# in the sense of surprise, and the theory ties the norm of a word's vector to
+# both quantities.
+
+# %%
+pair_panels("self_information", "ig",
+            "Normalised IG word weight against self-information: binned medians and least-squares lines, "
+            "pre-trained (blue) and fine-tuned (orange).")
+
+# %% [markdown]
+# ## IG or SHAP: does the method change the answer?
+
+# %%
+by_method = (paired[(paired["dataset"] == "all") & (paired["control"] == "none")]
+             .pivot_table(index=["pair", "quantity"], columns="method", values="delta"))
+by_method.style.format("{:+.3f}")
+
+# %% [markdown]
+# ## Against the paper's claims
+#
+# The paper's tables are not available offline, so the comparison is with its
+# claims, point by point, pair by pair; every number below is computed above.
+# For context, the STS-B test score of each model (the Fine-tuning chapter's
+# evaluation): the paper's pairs all gain from contrastive fine-tuning, and the
+# Δβ of a pair is worth reading next to what fine-tuning did to its STS score.
+
+# %%
+sts_scores = {
+    name: train.evaluate_sts(models.load_encoder(name, settings), "stsb", max_pairs=settings.finetune.sts_max_pairs)
+    for name in dict.fromkeys(m for p in pairs.values() for m in (p.pretrained, p.finetuned) if m)
+}
+pd.Series(sts_scores, name="STS-B test Spearman x100").to_frame().style.format("{:.1f}")
+
+# %% tags=["remove-input"]
+def reading(rows: pd.DataFrame) -> str:
+    """'k of n above 0, m below', with a one-word reading."""
+    more = (rows["verdict"] == "fine-tuned weights it more").sum()
+    less = (rows["verdict"] == "fine-tuned weights it less").sum()
+    word = ("reproduces" if more > len(rows) / 2 and less == 0 else "contradicts" if less > len(rows) / 2 and more == 0
+            else "does not reproduce" if more == 0 else "partly reproduces")
+    return f"{more} of {len(rows)} above 0, {less} below: **{word}**"
+
+
+pooled = paired[paired["dataset"] == "all"]
+none = pooled[pooled["control"] == "none"]
+per_dataset = paired[(paired["dataset"] != "all") & (paired["control"] == "none")]
+minilm = results[results["pretrained"].isna() & (results["dataset"] == "all") & (results["control"] == "none")]
+claims = [
+    ("fine-tuned models weight words of high information gain more than their pre-trained twins",
+     "pooled, no covariates, raw and corrected IG, both methods", none[none["quantity"] != "self_information"]),
+    ("the same holds for self-information", "pooled, no covariates, both methods",
+     none[none["quantity"] == "self_information"]),
+    ("it holds with Integrated Gradients and with SHAP", "pooled, no covariates, all quantities, both methods", none),
+    ("it holds on each dataset", f"each dataset alone, no covariates, {settings.attribution.sentences_per_dataset} "
+     "sentences per fit, so wide intervals", per_dataset),
+    ("beyond the paper: it survives controls for frequency, length, tokens and position",
+     "pooled, with covariates", pooled[pooled["control"] == "covariates"]),
+    ("beyond the paper: it survives leaving stopwords out", "pooled, without stopwords and punctuation",
+     pooled[pooled["control"] == "no stopwords"]),
+]
+lines = []
+for i, (claim, where, rows) in enumerate(claims, start=1):
+    per_pair = "; ".join(f"{pair_name} {reading(group)}" for pair_name, group in rows.groupby("pair", sort=False))
+    label = claim[0].upper() + claim[1:] if claim.startswith("beyond") else f"Paper: {claim}"
+    lines.append(f"{i}. *{label}.* Here ({where}), settings with Δβ interval above or below 0: {per_pair}.")
+if len(minilm):
+    lines.append(
+        f"{len(lines) + 1}. all-MiniLM-L6-v2 has no pre-trained twin offline, so no Δβ; its own slopes, pooled: "
+        + ", ".join(f"{analysis.QUANTITIES[r.quantity]} by {r.method.upper()} {r.beta_fine:+.3f}"
+                    for r in minilm.itertuples()) + "."
+    )
+for pair_name, pair in pairs.items():
+    if pair.pretrained:
+        change = sts_scores[pair.finetuned] - sts_scores[pair.pretrained]
+        lines.append(f"\n{pair_name}: fine-tuning changed STS-B test by {change:+.1f} points "
+                     f"({sts_scores[pair.pretrained]:.1f} to {sts_scores[pair.finetuned]:.1f}).")
+lines.append(
+    "\nWhat we cannot run offline: the paper's models (BERT, RoBERTa and their SimCSE twins; the "
+    "`paper` profile loads them from the Hugging Face Hub), its full sentence samples, and its exact "
+    "settings where the paper does not state them. The book's pair is a small BERT trained on 2 CPU cores, "
+    "so an effect of the paper's size need not appear at this scale, and one that appears here is "
+    "evidence about this pair, not about BERT-base."
+)
+display(Markdown("\n".join(lines)))
+
+# %% tags=["remove-input"]
+display(Markdown(f"This chapter ran in {time.perf_counter() - chapter_start:.0f} s."))
