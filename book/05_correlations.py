@@ -163,7 +163,7 @@ def pair_panels(quantity: str, method: str, caption: str) -> None:
 
 
 pair_panels("information_gain", "ig",
-            "Normalised IG word weight against raw information gain: medians in 15 equal-count bins (dots) "
+            "Normalised Integrated-Gradients word weight against raw information gain: medians in 15 equal-count bins (dots) "
             "and least-squares lines, pre-trained (blue) and fine-tuned (orange), on the same words.")
 
 # %% [markdown]
@@ -218,7 +218,7 @@ survival
 
 # %%
 pair_panels("self_information", "ig",
-            "Normalised IG word weight against self-information: binned medians and least-squares lines, "
+            "Normalised Integrated-Gradients word weight against self-information: binned medians and least-squares lines, "
             "pre-trained (blue) and fine-tuned (orange).")
 
 # %% [markdown]
@@ -261,7 +261,7 @@ per_dataset = paired[(paired["dataset"] != "all") & (paired["control"] == "none"
 minilm = results[results["pretrained"].isna() & (results["dataset"] == "all") & (results["control"] == "none")]
 claims = [
     ("fine-tuned models weight words of high information gain more than their pre-trained twins",
-     "pooled, no covariates, raw and corrected IG, both methods", none[none["quantity"] != "self_information"]),
+     "pooled, no covariates, raw and corrected information gain, both methods", none[none["quantity"] != "self_information"]),
     ("the same holds for self-information", "pooled, no covariates, both methods",
      none[none["quantity"] == "self_information"]),
     ("it holds with Integrated Gradients and with SHAP", "pooled, no covariates, all quantities, both methods", none),

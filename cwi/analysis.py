@@ -28,10 +28,11 @@ __all__ = [
     "regress", "compare_pair", "pair_table", "headline", "verdict",
 ]
 
+# Labels spell out "information gain": "IG" in this book is Integrated Gradients.
 QUANTITIES = {
-    "information_gain": "IG (raw)",
-    "information_gain_corrected": "IG (corrected)",
-    "self_information": "SI",
+    "information_gain": "info gain (raw)",
+    "information_gain_corrected": "info gain (corrected)",
+    "self_information": "self-information",
 }
 COVARIATES = ("log_frequency", "characters", "n_tokens", "position")
 CONTROLS = ("none", "covariates", "no stopwords")

@@ -155,3 +155,10 @@ def test_shap_warns_when_its_budget_cuts_the_hierarchy(tiny):
     with pytest.warns(UserWarning, match="max_evals=20"):
         values, delta, _ = attribution.shap_values(tiny, "a sentence long enough to need many evaluations", max_evals=20)
     assert ((values.sum(0) - delta).norm() / delta.norm()).item() < 1e-5  # still efficient
+
+
+def test_chunking_the_path_points_does_not_change_the_result(tiny):
+    sentence = "Chunks of path points bound the memory of long sentences."
+    whole, _, _ = attribution.integrated_gradients(tiny, sentence, steps=6, chunk_points=6)
+    chunked, _, _ = attribution.integrated_gradients(tiny, sentence, steps=6, chunk_points=4)
+    assert (whole - chunked).abs().max().item() < 1e-6
