@@ -108,7 +108,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from cwi import config, data, plotting, stats, theory
+from cwi import config, pipeline, plotting, stats, theory
 
 # %% tags=["parameters"]
 profile = "default"
@@ -254,13 +254,12 @@ ax_b.legend();
 
 # %%
 glove_words, glove_vectors = theory.load_glove()
-sentences = data.load_wiki(limit=th.real_sentences)
-vocab, encoded = theory.restrict_vocabulary(sentences, th.real_min_count, allowed=set(glove_words))
+real_run = pipeline.contrastive_additive_encoder(settings)  # trained once, cached for the Weighting chapter
+vocab, encoded, real_model, real_losses = real_run.vocab, real_run.encoded, real_run.model, real_run.losses
 word_table = stats.word_statistics(
     [" ".join(vocab[i] for i in ids) for ids in encoded], correction="shuffle", seed=settings.seed
 ).reindex(vocab)
 real_p = (word_table["count"] / word_table["count"].sum()).to_numpy()
-sample_real = theory.half_split_pairs(encoded)
 quantities = {
     "information gain": word_table["information_gain"].to_numpy(),
     "information gain, corrected": word_table["information_gain_corrected"].to_numpy(),
@@ -277,15 +276,11 @@ def real_fits(m, label):
     return rows
 
 
-def train_real(init=None):
-    m = theory.AdditiveEncoder(len(vocab), init.shape[1] if init is not None else th.real_dim,
-                               init=init, seed=settings.seed)
-    loss = theory.train_info_nce(m, sample_real, steps=th.real_steps, batch_size=th.batch_size,
-                                 temperature=th.temperature, lr=th.lr, seed=settings.seed)
-    return m, loss
+def train_real(init):
+    return theory.train_on_sentences(encoded, len(vocab), th.real_dim, th.real_steps, th.batch_size,
+                                     th.temperature, th.lr, seed=settings.seed, init=init)
 
 
-real_model, real_losses = train_real()
 real_results = pd.DataFrame(real_fits(real_model, "random init, contrastive"))
 real_results.pivot_table(index="quantity", columns="norm", values="r2").style.format("{:.3f}")
 

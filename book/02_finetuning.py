@@ -38,7 +38,7 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from cwi import config, models, plotting, train
+from cwi import config, models, pipeline, plotting, train
 
 # %% tags=["parameters"]
 profile = "default"
@@ -120,17 +120,7 @@ for ax, (label, record) in zip(axes, records.items()):
 # (the supervised model uses SNLI only).
 
 # %%
-def sts_table(model_names):
-    rows = []
-    for name in model_names:
-        encoder = models.load_encoder(name, profile=settings)
-        for dataset in finetune.sts_datasets:
-            rows.append({"model": name, "dataset": dataset,
-                         "spearman": train.evaluate_sts(encoder, dataset, max_pairs=finetune.sts_max_pairs)})
-    return pd.DataFrame(rows)
-
-
-scores = sts_table(finetune.models)
+scores = pipeline.sts_scores(settings)  # cached: later chapters read these scores
 table = scores.pivot(index="model", columns="dataset", values="spearman").loc[list(finetune.models)]
 table = table[list(finetune.sts_datasets)]
 table["avg."] = table.mean(axis=1)

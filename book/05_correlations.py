@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cwi import analysis, attribution, cache, config, models, plotting, stats, train
+from cwi import analysis, attribution, cache, config, models, pipeline, plotting, stats
 
 # %% tags=["parameters"]
 profile = "default"
@@ -239,11 +239,10 @@ by_method.style.format("{:+.3f}")
 # Δβ of a pair is worth reading next to what fine-tuning did to its STS score.
 
 # %%
-sts_scores = {
-    name: train.evaluate_sts(models.load_encoder(name, settings), "stsb", max_pairs=settings.finetune.sts_max_pairs)
-    for name in dict.fromkeys(m for p in pairs.values() for m in (p.pretrained, p.finetuned) if m)
-}
-pd.Series(sts_scores, name="STS-B test Spearman x100").to_frame().style.format("{:.1f}")
+pair_models = tuple(dict.fromkeys(m for p in pairs.values() for m in (p.pretrained, p.finetuned) if m))
+all_scores = pipeline.sts_scores(settings, pair_models)  # cached by the Fine-tuning chapter
+sts_scores = all_scores[all_scores["dataset"] == "stsb"].set_index("model")["spearman"]
+sts_scores.rename("STS-B test Spearman x100").to_frame().style.format("{:.1f}")
 
 # %% tags=["remove-input"]
 def reading(rows: pd.DataFrame) -> str:

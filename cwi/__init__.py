@@ -5,8 +5,10 @@ Learning-based Sentence Encoders Implicitly Weight Informative Words".  One modu
 per concern (see DESIGN.md): ``config`` (profiles), ``data`` (datasets), ``stats``
 (word statistics), ``theory`` (additive encoders, InfoNCE), ``models`` (encoder
 registry), ``train`` (masked-LM, SimCSE, STS), ``attribution`` (vector Integrated
-Gradients), ``cache`` (artefact store), ``plotting`` (figure style); the command
-line in ``__main__`` runs the chapters and renders the book.
+Gradients and SHAP), ``analysis`` (regressions), ``weighting`` (weighted averages of
+static word vectors on STS), ``cache`` (artefact store), ``pipeline`` (a profile's
+cached artefacts), ``plotting`` (figure style); the command line in ``__main__``
+runs the chapters and renders the book.
 """
 
 __version__ = "0.1.0"

@@ -34,7 +34,7 @@ import torch
 from torch.func import jvp, vmap
 
 from . import stats
-from .models import Encoder
+from .models import Encoder, weights_fingerprint
 
 __all__ = [
     "BASELINES", "METHODS", "baseline_embeddings", "quadrature", "integrated_gradients",
@@ -324,17 +324,6 @@ def sample_sentences(dataset: str, n: int | None, seed: int = 0) -> list[str]:
     return [unique[i] for i in sorted(chosen)]
 
 
-def _weights_fingerprint(encoder: Encoder) -> str:
-    """sha256 of the model's parameters and buffers: the cache key follows the weights, not the name."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(encoder.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def cached_word_weights(encoder: Encoder, dataset: str, method: str, profile="default", progress: bool = False):
     """Word weights of `encoder` on the profile's sample of `dataset`, from the artefact cache.
 
@@ -349,7 +338,7 @@ def cached_word_weights(encoder: Encoder, dataset: str, method: str, profile="de
     sentences = sample_sentences(dataset, settings.sentences_per_dataset, profile.seed)
     method_settings = {"steps": settings.steps} if method == "ig" else {"max_evals": settings.shap_max_evals}
     key = {
-        "model": encoder.name, "weights": _weights_fingerprint(encoder), "pooling": encoder.pooling,
+        "model": encoder.name, "weights": weights_fingerprint(encoder), "pooling": encoder.pooling,
         "max_length": encoder.max_length, "dataset": dataset, "sentences": cache.fingerprint_texts(sentences),
         "method": method, "baseline": settings.baseline, **method_settings, "version": ALGORITHM_VERSION,
     }

@@ -18,10 +18,15 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
-__all__ = ["cache_dir", "key_hash", "fingerprint_texts", "artefact_path", "cached_frame", "atomic_write"]
+__all__ = [
+    "cache_dir", "key_hash", "fingerprint_texts", "artefact_path", "cached", "cached_frame", "atomic_write",
+]
+
+T = TypeVar("T")
 
 
 def cache_dir() -> Path:
@@ -71,25 +76,35 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def cached(kind: str, key: dict, suffix: str, compute: Callable[[], T], save: Callable[[T, Path], None],
+           load: Callable[[Path], T]) -> T:
+    """Return the artefact of `kind` and `key`, computing and storing it on a miss.
+
+    ``save(value, path)`` writes an artefact and ``load(path)`` reads it back; the
+    key is written as JSON beside it.  An unreadable stored artefact is reported
+    and recomputed, never returned.
+    """
+    path = artefact_path(kind, key, suffix)
+    if path.exists():
+        try:
+            return load(path)
+        except Exception as err:  # a foreign or damaged file: say so, recompute
+            print(f"cwi.cache: ignoring unreadable artefact {path} ({err}); recomputing")
+    value = compute()
+    atomic_write(path, lambda tmp: save(value, tmp))
+    atomic_write(
+        path.with_suffix(".json"),
+        lambda tmp: tmp.write_text(json.dumps({"kind": kind, "key": key}, indent=2, sort_keys=True)),
+    )
+    return value
+
+
 def cached_frame(kind: str, key: dict, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     """Return the cached DataFrame of `kind` and `key`, computing and storing it on a miss.
 
     The frame is stored as Parquet (index and ``DataFrame.attrs`` included), its
     key as JSON beside it; ``frame.attrs["cache_path"]`` tells where.
     """
-    path = artefact_path(kind, key, ".parquet")
-    if path.exists():
-        try:
-            frame = pd.read_parquet(path)
-            frame.attrs["cache_path"] = str(path)
-            return frame
-        except Exception as err:  # a foreign or damaged file: say so, recompute
-            print(f"cwi.cache: ignoring unreadable artefact {path} ({err}); recomputing")
-    frame = compute()
-    atomic_write(path, lambda tmp: frame.to_parquet(tmp))
-    atomic_write(
-        path.with_suffix(".json"),
-        lambda tmp: tmp.write_text(json.dumps({"kind": kind, "key": key}, indent=2, sort_keys=True)),
-    )
-    frame.attrs["cache_path"] = str(path)  # after writing: where it lives, not part of it
+    frame = cached(kind, key, ".parquet", compute, lambda value, tmp: value.to_parquet(tmp), pd.read_parquet)
+    frame.attrs["cache_path"] = str(artefact_path(kind, key, ".parquet"))  # where it lives, not part of it
     return frame

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "StatsSettings", "TheorySettings", "MLMSettings", "SimCSESettings", "FinetuneSettings",
-    "AttributionSettings", "AnalysisSettings", "Profile", "PROFILES", "get_profile",
+    "AttributionSettings", "AnalysisSettings", "WeightingSettings", "Profile", "PROFILES", "get_profile",
 ]
 
 
@@ -183,6 +183,42 @@ class AnalysisSettings:
 
 
 @dataclass(frozen=True)
+class WeightingSettings:
+    """Static weighted-average encoders of the Weighting chapter (:mod:`cwi.weighting`).
+
+    They are scored on the Fine-tuning chapter's STS datasets (``finetune.sts_datasets``,
+    ``finetune.sts_max_pairs``), beside its transformer models.
+
+    Attributes
+    ----------
+    sif_a_grid
+        Values of SIF's ``a`` tried on STS-B dev; the best is used on test.
+    remove_components
+        Each weighting is scored with each of these numbers of principal
+        components removed (SIF as defined: 1).
+    n_bootstrap, level
+        Replicates and coverage of the paired bootstrap over sentence pairs.
+    """
+
+    # PAPER (Arora, Liang and Ma 2017): a from 1e-5 to 1e-1, best near 1e-3 on their data.
+    sif_a_grid: tuple[float, ...] = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+    remove_components: tuple[int, ...] = (0, 1)
+    n_bootstrap: int = 1000
+    level: float = 0.95
+
+    def __post_init__(self):
+        if not self.sif_a_grid or min(self.sif_a_grid) <= 0:
+            raise ValueError(f"sif_a_grid must hold values > 0, got {self.sif_a_grid}")
+        if 1 not in self.remove_components or min(self.remove_components) < 0:
+            raise ValueError(f"remove_components must include 1 (SIF as defined) and no negative number, "
+                             f"got {self.remove_components}")
+        if self.n_bootstrap < 100:
+            raise ValueError(f"n_bootstrap must be >= 100 for a percentile interval, got {self.n_bootstrap}")
+        if not 0 < self.level < 1:
+            raise ValueError(f"level must be in (0, 1), got {self.level}")
+
+
+@dataclass(frozen=True)
 class Profile:
     """All settings of one run of the book.
 
@@ -202,6 +238,8 @@ class Profile:
         Models, sentences and settings of the word weights.
     analysis
         Bootstrap of the regressions.
+    weighting
+        The static weighted-average encoders of the Weighting chapter.
     """
 
     name: str
@@ -221,6 +259,7 @@ class Profile:
     )
     attribution: AttributionSettings = AttributionSettings()
     analysis: AnalysisSettings = AnalysisSettings()
+    weighting: WeightingSettings = WeightingSettings()
 
 
 PROFILES: dict[str, Profile] = {
@@ -246,6 +285,7 @@ PROFILES: dict[str, Profile] = {
             baseline_sentences=2, steps_checked=(4, 8),
         ),
         analysis=AnalysisSettings(n_bootstrap=200),
+        weighting=WeightingSettings(sif_a_grid=(1e-4, 1e-3, 1e-2), n_bootstrap=200),
     ),
     # The offline main job: the whole Wikipedia pack (910k sentences, 20.9M words),
     # the same scale as SimCSE's 1M-sentence training corpus.

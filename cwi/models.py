@@ -25,7 +25,7 @@ from transformers import AutoModel, AutoTokenizer
 
 __all__ = [
     "ModelSpec", "ModelPair", "MODELS", "PAIRS", "Encoder", "pool", "load_encoder", "load_transformer",
-    "ModelNotAvailableError",
+    "ModelNotAvailableError", "weights_fingerprint",
 ]
 
 POOLINGS = ("mean", "cls")
@@ -171,6 +171,17 @@ class Encoder:
             batch = self.tokenize([sentences[i] for i in index]).to(self.device)
             out[index] = self.forward(batch["input_ids"], batch["attention_mask"]).float().cpu().numpy()
         return out
+
+
+def weights_fingerprint(encoder: Encoder) -> str:
+    """sha256 of the model's parameters and buffers: cache keys follow the weights, not the name."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(encoder.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _hub_error(model_id: str, err: Exception) -> ModelNotAvailableError:

@@ -33,6 +33,7 @@ __all__ = [
     "info_nce_loss",
     "train_info_nce",
     "half_split_pairs",
+    "train_on_sentences",
     "PairSampler",
     "fit_line",
     "metric_norms",
@@ -269,6 +270,21 @@ def half_split_pairs(encoded_sentences: Sequence[np.ndarray], min_length: int = 
         return anchors, positives
 
     return sample
+
+
+def train_on_sentences(encoded_sentences: Sequence[np.ndarray], n_words: int, dim: int, steps: int,
+                       batch_size: int, temperature: float, lr: float, seed: int = 0,
+                       init: np.ndarray | None = None) -> tuple[AdditiveEncoder, list[float]]:
+    """An untied additive encoder trained with InfoNCE on half-sentence pairs (:func:`half_split_pairs`).
+
+    `init` (n_words, e) starts both tables from given vectors (then ``e``
+    replaces `dim`); otherwise they start random with `seed`.  Returns the model
+    and its losses.
+    """
+    model = AdditiveEncoder(n_words, init.shape[1] if init is not None else dim, init=init, seed=seed)
+    losses = train_info_nce(model, half_split_pairs(encoded_sentences), steps=steps, batch_size=batch_size,
+                            temperature=temperature, lr=lr, seed=seed)
+    return model, losses
 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> dict[str, float]:

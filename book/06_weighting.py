@@ -1,0 +1,302 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Weighting: what is informative weighting worth?
+#
+# The paper starts from additive composition: a sentence as a sum of word vectors
+# {cite}`mitchell2010composition`, and its theory says that contrastive training
+# turns the norm of a word's vector into the word's information gain
+# {cite}`kurita2023contrastive`. Long before contrastive encoders, the SIF baseline
+# of {cite:t}`arora2017simple` weighted static word vectors by how rare a word is
+# and beat much larger models on STS. This chapter asks the practical question
+# that follows: **if contrastive encoders gain by weighting words by information,
+# how far does weighting static word vectors by the same quantities go, and how
+# does it compare with SIF?**
+#
+# Every encoder here is a weighted average of GloVe 6B 50-d vectors
+# {cite}`pennington2014glove`,
+#
+# $$ e(s) = \frac{\sum_{w \in s} a_w\, x_w}{\sum_{w \in s} a_w} , $$ (eq-weighted-average)
+#
+# summed over the word tokens of $s$ that have a vector, and the encoders differ
+# only in the weight $a_w$:
+#
+# | weighting | $a_w$ |
+# |---|---|
+# | uniform | 1 (the plain mean) |
+# | SIF | $a / (a + p(w))$, then the first principal component of the sentence vectors removed |
+# | self-information | $-\log p(w)$ |
+# | info gain (raw), info gain (corrected) | $\mathrm{KL}(p(\cdot \mid w) \,\|\, p(\cdot))$ of the Statistics chapter, raw and shuffle-corrected (negative corrected values set to 0) |
+# | contrastive $\lVert u_w \rVert^2$ | the squared norm of the additive encoder that the Theory chapter trains with InfoNCE |
+#
+# Word probabilities and information gains come from the Statistics chapter's table
+# (the same Wikipedia corpus), so every weighting sees the same data. Each weighting
+# is scored with and without removing the first principal component, so that the
+# weighting and SIF's second ingredient can be told apart.
+
+# %% tags=["remove-cell"]
+import time
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from IPython.display import Markdown, display
+
+from cwi import config, pipeline, plotting, stats, theory, train, weighting
+
+# %% tags=["parameters"]
+profile = "default"
+
+# %%
+settings = config.get_profile(profile)
+plotting.use_book_style()
+chapter_start = time.perf_counter()
+finetune, ws = settings.finetune, settings.weighting
+ws
+
+# %% [markdown]
+# ## The ingredients
+#
+# The statistics table, the contrastive additive encoder and the transformer
+# models' STS scores come from the artefact cache (they are computed if this
+# chapter runs first). The STS data are the test splits of the Fine-tuning
+# chapter's datasets; STS-B dev is the only data used to choose anything.
+
+# %%
+table = stats.corpus_statistics(settings)
+norms = pipeline.contrastive_additive_encoder(settings).squared_norms()
+glove = weighting.WordVectors(*theory.load_glove())
+dev = train.sts_pairs("stsb", "dev", finetune.sts_max_pairs)
+test = {name: train.sts_pairs(name, "test", finetune.sts_max_pairs) for name in finetune.sts_datasets}
+gold = {name: frame["score"].to_numpy() for name, frame in test.items()}
+pd.DataFrame({"pairs": {name: len(frame) for name, frame in {"stsb (dev)": dev, **test}.items()}}).T
+
+# %% [markdown]
+# ## SIF's $a$, chosen on STS-B dev
+#
+# {cite:t}`arora2017simple` tune $a$ between $10^{-5}$ and $10^{-1}$. We score SIF
+# (with its principal component removed) on STS-B dev for each value of the grid
+# and keep the best; the test sets are never consulted.
+
+# %%
+sif_search = weighting.sif_search(dev, glove, table["p"], ws.sif_a_grid)
+sif_a = sif_search.loc[sif_search["spearman"].idxmax(), "a"]
+sif_search.style.format({"a": "{:g}", "spearman": "{:.2f}"}).hide(axis="index")
+
+# %% tags=["hide-input"]
+fig, (ax,) = plotting.figure(
+    "SIF on STS-B dev: Spearman x100 against a (log scale); the ringed point is the value used on test.",
+    width=6, height=3.2,
+)
+ax.plot(sif_search["a"], sif_search["spearman"], "o-")
+ax.plot([sif_a], [sif_search["spearman"].max()], "o", ms=14, mfc="none", mec="C3")
+ax.set(xscale="log", xlabel="SIF's a", ylabel="Spearman x100 (STS-B dev)");
+
+# %% [markdown]
+# ## Words without a vector or without a value
+#
+# A word token without a GloVe vector is left out of every average (the same for
+# every weighting). A word with a vector but without a value of a weighting (absent
+# from the statistics table, seen only in one-word sentences, or outside the
+# additive encoder's vocabulary) gets the median weight of the words that weighting
+# knows, so that every weighting averages the same words. Both are counted here,
+# per dataset, as a share of the word tokens; nothing is dropped silently.
+#
+# PAPER: SIF's code gives an unseen word the weight 1 (as if $p(w) = 0$); we give
+# every weighting the same rule, the median, so the weightings differ in their
+# quantity only.
+
+# %%
+weights = weighting.weight_table(table, sif_a, norms)
+encoders = [weighting.StaticEncoder(name, n) for name in weighting.WEIGHTINGS for n in ws.remove_components]
+scores, similarities, coverage = weighting.evaluate(test, glove, weights, encoders)
+shares = coverage.assign(
+    without_vector=coverage["tokens_without_vector"] / coverage["tokens"],
+    median_weight=coverage["tokens_with_median_weight"] / coverage["tokens"],
+)
+missing = shares["median_weight"].unstack("weighting")[list(weighting.WEIGHTINGS)]
+missing.insert(0, "no GloVe vector", shares.xs("uniform", level="weighting")["without_vector"])
+missing.style.format("{:.2%}")
+
+# %% tags=["remove-input"]
+median_shares = missing.drop(columns="no GloVe vector").stack()
+worst = median_shares.idxmax()
+display(Markdown(
+    f"Across the {len(test)} test sets, **{missing['no GloVe vector'].min():.2%} to "
+    f"{missing['no GloVe vector'].max():.2%}** of the word tokens have no GloVe vector. The largest share "
+    f"of tokens falling back to a median weight is **{median_shares.max():.2%}** "
+    f"({weighting.WEIGHTINGS[worst[1]]} on {worst[0]}): the additive encoder knows only the "
+    f"{len(norms):,} words of its training vocabulary, the statistics table {len(table):,} words. "
+    f"{weights.attrs['clipped']:,} words have a negative corrected information gain and weigh 0 in that "
+    f"weighting; {int(coverage['sentences_with_zero_weight'].sum()):,} sentence(s) had every word at 0 and "
+    f"fell back to the plain mean, and {int(coverage.xs('uniform', level='weighting')['sentences_without_vector'].sum()):,} "
+    "sentence(s) had no word with a vector at all."
+))
+
+# %% [markdown]
+# ## Choosing the information weighting on STS-B dev
+#
+# Four weightings carry information (self-information, the two information gains and
+# the contrastive norms), each with and without the principal component removed. To
+# compare *one* of them with SIF without choosing it on the test sets, we take the
+# best of these eight on STS-B dev.
+
+# %%
+dev_scores, _, _ = weighting.evaluate({"stsb (dev)": dev}, glove, weights, encoders)
+dev_scores = dev_scores.set_index("encoder")["spearman"]
+information = [e.label for e in encoders if e.weighting in weighting.INFORMATION_WEIGHTINGS]
+best_information = dev_scores[information].idxmax()
+dev_scores.rename("STS-B dev Spearman x100").to_frame().style.format("{:.2f}")
+
+# %% tags=["remove-input"]
+display(Markdown(
+    f"On STS-B dev the best information weighting is **{best_information}** "
+    f"({dev_scores[best_information]:.2f}); SIF with a = {sif_a:g} scores {dev_scores['SIF']:.2f} and the "
+    f"plain mean {dev_scores['uniform']:.2f}. These three are the ones compared on test below."
+))
+
+# %% [markdown]
+# ## Test: every weighting on every STS set
+#
+# Spearman x100 between cosine similarity and the gold scores on the test splits,
+# all subsets of a file pooled (as the Fine-tuning chapter scores the transformers,
+# whose rows are added for scale), and the average over the datasets.
+
+# %%
+static = scores.pivot(index="encoder", columns="dataset", values="spearman")[list(test)]
+transformers = pipeline.sts_scores(settings).pivot(index="model", columns="dataset", values="spearman")[list(test)]
+results = pd.concat({"static (GloVe 50-d)": static, "transformer": transformers.loc[list(finetune.models)]},
+                    names=["family", "encoder"])
+results["avg."] = results.mean(axis=1)
+results = results.sort_values(["avg."], ascending=False).sort_index(level=0, sort_remaining=False)
+results.style.format("{:.2f}")
+
+# %% tags=["hide-input"]
+fig, (ax,) = plotting.figure(
+    "Average Spearman x100 over the STS test sets (bars) and each dataset's score (dots), for every "
+    "static weighting and, for scale, the Fine-tuning chapter's transformer models.",
+    width=9, height=0.32 * len(results) + 1.2,
+)
+long = results.drop(columns="avg.").stack().rename("spearman").reset_index()
+order = results.index.get_level_values("encoder")
+sns.barplot(data=long, y="encoder", x="spearman", hue="family", order=order, errorbar=None, ax=ax, alpha=0.6)
+sns.stripplot(data=long, y="encoder", x="spearman", order=order, color="0.2", size=3.5, ax=ax)
+ax.set(xlabel="Spearman x100", ylabel="")
+ax.legend(title="", loc="lower right", fontsize=8);
+
+# %% [markdown]
+# ## The answer, with its uncertainty
+#
+# The difference of two encoders' average Spearman over the test sets, with a paired
+# bootstrap interval: each replicate resamples the sentence pairs of every dataset
+# (within the dataset) and scores both encoders on the same pairs
+# (`cwi.weighting.paired_bootstrap`), so the interval shows how much the pairs'
+# sampling alone could move the difference.
+
+# %%
+average = static.mean(axis=1)
+winner = average.idxmax()
+comparisons = {
+    f"{best_information} − SIF": (best_information, "SIF"),
+    f"{best_information} − uniform": (best_information, "uniform"),
+    "SIF − uniform": ("SIF", "uniform"),
+}
+intervals = {
+    label: weighting.paired_bootstrap(similarities[first], similarities[second], gold, ws.n_bootstrap,
+                                      settings.seed, ws.level)
+    for label, (first, second) in comparisons.items()
+}
+level = f"{ws.level:.0%}"
+pd.DataFrame({label: {"difference": r["delta"], f"{level} low": r["low"], f"{level} high": r["high"],
+                      **{name: value for name, value in r["per_dataset"].items()}}
+              for label, r in intervals.items()}).T.style.format("{:+.2f}")
+
+# %% tags=["remove-input"]
+versus_sif = intervals[f"{best_information} − SIF"]
+
+
+def reading(result: dict) -> str:
+    if result["low"] > 0:
+        return "higher, and the interval excludes 0"
+    if result["high"] < 0:
+        return "lower, and the interval excludes 0"
+    return "not distinguishable: the interval includes 0"
+
+
+over = f"{average[winner] - average['uniform']:+.2f} over the plain mean" + (
+    "" if winner == "SIF" else f" and {average[winner] - average['SIF']:+.2f} over SIF")
+display(Markdown(
+    f"**{winner}** wins on the {len(test)}-dataset average with **{average[winner]:.2f}**, "
+    f"{over}. SIF averages {average['SIF']:.2f} and the plain mean {average['uniform']:.2f}. "
+    f"The information weighting chosen on dev, {best_information}, averages {average[best_information]:.2f}: "
+    f"against SIF its difference is **{versus_sif['delta']:+.2f} [{versus_sif['low']:+.2f}, "
+    f"{versus_sif['high']:+.2f}]** ({level} paired bootstrap), {reading(versus_sif)}; against the plain mean it is "
+    f"{intervals[f'{best_information} − uniform']['delta']:+.2f} "
+    f"[{intervals[f'{best_information} − uniform']['low']:+.2f}, "
+    f"{intervals[f'{best_information} − uniform']['high']:+.2f}], "
+    f"{reading(intervals[f'{best_information} − uniform'])}. The best transformer here, "
+    f"{results.loc['transformer', 'avg.'].idxmax()}, averages {results.loc['transformer', 'avg.'].max():.2f}."
+))
+
+# %% tags=["hide-input"]
+fig, (ax,) = plotting.figure(
+    f"Bootstrap distribution of each difference of average Spearman x100 ({ws.n_bootstrap:,} replicates); "
+    f"the lines mark the {level} interval.",
+    width=8, height=3.2,
+)
+for index, (label, result) in enumerate(intervals.items()):
+    sns.kdeplot(result["boot"], ax=ax, label=label, color=f"C{index}", fill=True, alpha=0.2)
+    for bound in (result["low"], result["high"]):
+        ax.axvline(bound, color=f"C{index}", lw=0.8, ls="--")
+ax.axvline(0, color="0.3", lw=1)
+ax.set(xlabel="difference of average Spearman x100", ylabel="density")
+ax.legend(fontsize=8);
+
+# %% [markdown]
+# ## How to read it
+
+# %% tags=["remove-input"]
+frequent = table[table["count"] >= settings.stats.min_count]
+rho_ig_si = frequent[["information_gain", "self_information"]].corr("spearman").iloc[0, 1]
+better = [label for label in average.index if label != "uniform" and average[label] > average["uniform"]]
+effect = average.sub(average["uniform"]).drop("uniform")
+pc_effect = pd.Series({e.weighting: average[e.label] - average[weighting.StaticEncoder(e.weighting, 0).label]
+                       for e in encoders if e.remove_components == 1})
+display(Markdown(
+    f"- **Weighting and the plain mean.** {len(better)} of the {len(effect)} other static encoders beat the plain "
+    f"mean on the average; their differences from it range from {effect.min():+.2f} to {effect.max():+.2f} points "
+    f"({effect.idxmin()} to {effect.idxmax()}). The plain mean gives function "
+    "words as much say as content words; down-weighting them is the effect the paper finds contrastive "
+    "encoders learn implicitly.\n"
+    "- **The quantities are close relatives.** Self-information is minus log frequency and SIF a saturating "
+    f"function of frequency; over the {len(frequent):,} words seen at least {settings.stats.min_count} times, "
+    f"raw information gain has a Spearman correlation of {rho_ig_si:.2f} with self-information. Which weighting "
+    "wins on STS says which *shape* of down-weighting suits averaged GloVe vectors, not which quantity a "
+    "contrastive encoder tracks: the Correlations chapter asks that.\n"
+    "- **Removing the principal component**, SIF's second ingredient, changes the average by "
+    f"{pc_effect.min():+.2f} to {pc_effect.max():+.2f} points depending on the weighting "
+    f"({', '.join(f'{weighting.WEIGHTINGS[k]} {v:+.2f}' for k, v in pc_effect.items())}).\n"
+    "- **Scale.** The transformer rows use the same test pairs and the same Spearman; they show what a "
+    "contextual encoder adds beyond a fixed weight per word."
+))
+
+# %% tags=["remove-input"]
+# The chapter's checks: what its prose relies on.
+assert sif_a in ws.sif_a_grid and np.isclose(sif_search["spearman"].max(), dev_scores["SIF"])
+assert len(scores) == len(encoders) * len(test) and scores["spearman"].notna().all()
+assert all(r["boot"].shape == (ws.n_bootstrap,) and r["low"] <= r["high"] for r in intervals.values())
+assert (coverage["tokens"] > 0).all()
+display(Markdown(
+    f"*Profile `{settings.name}`; this chapter ran in {time.perf_counter() - chapter_start:.0f} s.*"
+))
