@@ -79,10 +79,10 @@ finetune.mlm
 
 # %%
 start = time.perf_counter()
-mlm_path = train.book_checkpoint("mlm", settings)
+mlm_path = pipeline.book_checkpoint("mlm", settings)
 mlm_record = train.history(mlm_path)
-unsup_path = train.book_checkpoint("unsup-simcse", settings)
-sup_path = train.book_checkpoint("sup-simcse", settings)
+unsup_path = pipeline.book_checkpoint("unsup-simcse", settings)
+sup_path = pipeline.book_checkpoint("sup-simcse", settings)
 train_seconds = time.perf_counter() - start
 records = {"masked-LM": mlm_record, "unsup-SimCSE": train.history(unsup_path), "sup-SimCSE": train.history(sup_path)}
 

@@ -43,7 +43,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from scipy import stats as scistats
 
-from cwi import config, data, plotting, stats
+from cwi import config, data, pipeline, plotting, stats
 
 # %% tags=["parameters"]
 profile = "default"
@@ -63,7 +63,7 @@ settings
 
 # %%
 sentences = data.load_wiki(limit=settings.stats.corpus_limit)
-table = stats.corpus_statistics(settings)
+table = pipeline.corpus_statistics(settings)
 lengths = np.array([len(stats.tokenize(s)) for s in sentences[:: max(1, len(sentences) // 20_000)]])
 
 # %% tags=["remove-input"]
@@ -266,7 +266,7 @@ display(Markdown(
 # ## The artefact
 #
 # The whole table, every word included, is in the artefact cache; the later
-# chapters load it with `cwi.stats.corpus_statistics(profile)`.
+# chapters load it with `cwi.pipeline.corpus_statistics(profile)`.
 
 # %%
 print(f"{len(table):,} words x {table.shape[1]} columns, cached as {table.attrs['cache_path']}")

@@ -75,7 +75,7 @@ import seaborn as sns
 from IPython.display import HTML, Markdown, display
 from scipy import stats as scistats
 
-from cwi import attribution, config, models, plotting
+from cwi import attribution, config, data, models, pipeline, plotting
 
 # %% tags=["parameters"]
 profile = "default"
@@ -96,7 +96,7 @@ attribution_settings
 # model whose pre-trained base is on the Hub only.
 
 # %%
-encoders = {name: models.load_encoder(name, settings) for name in attribution_settings.models}
+encoders = {name: pipeline.load_encoder(name, settings) for name in attribution_settings.models}
 pd.DataFrame([
     {"model": name, "contrastive": models.MODELS[name].contrastive, "pooling": e.pooling,
      "parameters": sum(p.numel() for p in e.model.parameters()), "d": e.model.config.hidden_size,
@@ -137,7 +137,7 @@ display(Markdown(
 # choice must keep the median under 1 %.
 
 # %%
-check_sentences = attribution.sample_sentences("stsb", attribution_settings.baseline_sentences, settings.seed)
+check_sentences = data.sample_sts_sentences("stsb", attribution_settings.baseline_sentences, settings.seed)
 rows, step_tables = [], {}
 for name, encoder in encoders.items():
     for steps in attribution_settings.steps_checked:
@@ -176,12 +176,12 @@ display(Markdown(
 # pair, all splits, duplicates removed, seeded) and attributes them with both
 # methods. Each (model, dataset, method) table is cached under a key made of the
 # model's weights, the sentences and the settings
-# (`cwi.attribution.cached_word_weights`); the Correlations chapter reads the same
-# tables with `cwi.attribution.profile_word_weights`.
+# (`cwi.pipeline.word_weights`); the Correlations chapter reads the same
+# tables with `cwi.pipeline.profile_word_weights`.
 
 # %%
 start = time.perf_counter()
-weights = attribution.profile_word_weights(settings, encoders)
+weights = pipeline.profile_word_weights(settings, encoders)
 weights_seconds = time.perf_counter() - start
 per_sentence = weights.groupby(["model", "method", "dataset", "sentence_id"]).agg(
     error=("completeness_error", "first"), truncated=("truncated", "first"), words=("word", "size"))

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cwi import analysis, attribution, cache, config, models, pipeline, plotting, stats
+from cwi import analysis, config, models, pipeline, plotting
 
 # %% tags=["parameters"]
 profile = "default"
@@ -71,8 +71,8 @@ pd.DataFrame([{"pair": n, "pre-trained": p.pretrained or "(none offline)", "fine
 # noise) or *no context* (seen only in one-word sentences).
 
 # %%
-table = stats.corpus_statistics(settings)
-weights = attribution.profile_word_weights(settings)
+table = pipeline.corpus_statistics(settings)
+weights = pipeline.profile_word_weights(settings)
 frame = analysis.attach_statistics(weights, table, min_count)
 missing = analysis.missing_statistics(frame)
 missing.style.format({"share without statistics": "{:.1%}"})
@@ -99,13 +99,9 @@ display(Markdown(
 
 # %%
 start = time.perf_counter()
-results = analysis.pair_table(frame, pairs, n_boot=settings.analysis.n_bootstrap, seed=settings.seed,
-                              level=settings.analysis.level)
+results = pipeline.correlation_results(settings, frame, pairs)
+results_path = results.attrs["cache_path"]
 fit_seconds = time.perf_counter() - start
-key = {"data": int(pd.util.hash_pandas_object(frame, index=False).sum() % 2**63),
-       "pairs": sorted(pairs), "analysis": vars(settings.analysis), "seed": settings.seed}
-results_path = cache.artefact_path("correlations", key, ".csv")
-cache.atomic_write(results_path, lambda tmp: results.to_csv(tmp, index=False))
 display(Markdown(f"{len(results):,} settings fitted in {fit_seconds:.1f} s with {settings.analysis.n_bootstrap:,} "
                  f"bootstrap replicates each; the table is at `{results_path}`."))
 results.head()

@@ -53,7 +53,7 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from cwi import config, pipeline, plotting, stats, theory, train, weighting
+from cwi import config, evaluation, pipeline, plotting, theory, weighting
 
 # %% tags=["parameters"]
 profile = "default"
@@ -74,11 +74,11 @@ ws
 # chapter's datasets; STS-B dev is the only data used to choose anything.
 
 # %%
-table = stats.corpus_statistics(settings)
+table = pipeline.corpus_statistics(settings)
 norms = pipeline.contrastive_additive_encoder(settings).squared_norms()
 glove = weighting.WordVectors(*theory.load_glove())
-dev = train.sts_pairs("stsb", "dev", finetune.sts_max_pairs)
-test = {name: train.sts_pairs(name, "test", finetune.sts_max_pairs) for name in finetune.sts_datasets}
+dev = evaluation.sts_pairs("stsb", "dev", finetune.sts_max_pairs)
+test = {name: evaluation.sts_pairs(name, "test", finetune.sts_max_pairs) for name in finetune.sts_datasets}
 gold = {name: frame["score"].to_numpy() for name, frame in test.items()}
 pd.DataFrame({"pairs": {name: len(frame) for name, frame in {"stsb (dev)": dev, **test}.items()}}).T
 

@@ -22,8 +22,8 @@ Gradients, so both methods split the same difference ``f(x) - f(x')`` among the
 tokens and their word weights compare directly.
 
 :func:`word_weights` turns either into one row per (sentence, word), the table
-the Correlations chapter regresses; :func:`cached_word_weights` stores it per
-(model, dataset, method, settings).
+the Correlations chapter regresses (:func:`cwi.pipeline.word_weights` caches it
+per model, dataset, method and settings).
 """
 
 from __future__ import annotations
@@ -34,12 +34,11 @@ import torch
 from torch.func import jvp, vmap
 
 from . import stats
-from .models import Encoder, weights_fingerprint
+from .encoders import Encoder
 
 __all__ = [
     "BASELINES", "METHODS", "baseline_embeddings", "quadrature", "integrated_gradients",
-    "integrated_gradients_captum", "shap_values", "fit_to_length", "word_weights", "sample_sentences",
-    "cached_word_weights", "profile_word_weights",
+    "integrated_gradients_captum", "shap_values", "fit_to_length", "word_weights",
 ]
 
 BASELINES = ("pad", "mask", "zero")
@@ -303,88 +302,3 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", ste
                 "completeness_error": error, "truncated": truncated,
             })
     return pd.DataFrame(rows)
-
-
-def sample_sentences(dataset: str, n: int | None, seed: int = 0) -> list[str]:
-    """`n` distinct sentences of an STS dataset (both sides of every pair, all splits), drawn with `seed`.
-
-    Duplicates are removed before drawing; ``n=None`` or more than there are returns all of them.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from . import data
-
-    frame = data.load_sts(dataset)
-    unique = pd.unique(pd.concat([frame["sentence1"], frame["sentence2"]]).str.strip())
-    unique = [s for s in unique if s]
-    if n is None or n >= len(unique):
-        return list(unique)
-    chosen = np.random.default_rng(seed).choice(len(unique), size=n, replace=False)
-    return [unique[i] for i in sorted(chosen)]
-
-
-def cached_word_weights(encoder: Encoder, dataset: str, method: str, profile="default", progress: bool = False):
-    """Word weights of `encoder` on the profile's sample of `dataset`, from the artefact cache.
-
-    The key holds the model's weight fingerprint, pooling and ``max_length``, the
-    sentences, the method and its settings, so changing any of them recomputes.
-    The frame gets a ``sentence`` column and ``attrs`` with model, dataset and method.
-    """
-    from . import cache, config
-
-    profile = config.get_profile(profile)
-    settings = profile.attribution
-    sentences = sample_sentences(dataset, settings.sentences_per_dataset, profile.seed)
-    method_settings = {"steps": settings.steps} if method == "ig" else {"max_evals": settings.shap_max_evals}
-    key = {
-        "model": encoder.name, "weights": weights_fingerprint(encoder), "pooling": encoder.pooling,
-        "max_length": encoder.max_length, "dataset": dataset, "sentences": cache.fingerprint_texts(sentences),
-        "method": method, "baseline": settings.baseline, **method_settings, "version": ALGORITHM_VERSION,
-    }
-
-    def compute():
-        frame = word_weights(encoder, sentences, method, baseline=settings.baseline, progress=progress,
-                             **method_settings)
-        frame.insert(1, "sentence", [sentences[i] for i in frame["sentence_id"]])
-        return frame
-
-    frame = cache.cached_frame("word_weights", key, compute)
-    frame.attrs.update({"model": encoder.name, "dataset": dataset, "method": method})
-    return frame
-
-
-def profile_word_weights(profile="default", encoders: dict[str, Encoder] | None = None):
-    """Every word weight of the profile: each model x dataset x method, from the cache or computed.
-
-    `encoders` reuses models already loaded (name -> :class:`Encoder`); the others
-    are loaded with :func:`cwi.models.load_encoder`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The :func:`word_weights` columns plus ``model``, ``dataset``, ``method``
-        and ``sentence``.
-    """
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    from . import config
-    from .models import load_encoder
-
-    profile = config.get_profile(profile)
-    settings = profile.attribution
-    encoders = dict(encoders or {})
-    frames = []
-    with tqdm(total=len(settings.models) * len(settings.datasets) * len(METHODS), desc="word weights") as bar:
-        for name in settings.models:
-            encoder = encoders.get(name) or load_encoder(name, profile)
-            for dataset in settings.datasets:
-                for method in METHODS:
-                    bar.set_postfix_str(f"{name}, {dataset}, {method}")
-                    frame = cached_word_weights(encoder, dataset, method, profile)
-                    frames.append(frame.assign(model=name, dataset=dataset, method=method))
-                    bar.update()
-    columns = ["model", "dataset", "method"]
-    table = pd.concat(frames, ignore_index=True)
-    return table[columns + [c for c in table.columns if c not in columns]]

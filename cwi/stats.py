@@ -33,14 +33,12 @@ import pandas as pd
 import scipy.sparse as sp
 from tokenizers import normalizers, pre_tokenizers
 
-from . import cache, config, data
 
 __all__ = [
     "tokenize",
     "EncodedCorpus",
     "encode_corpus",
     "word_statistics",
-    "corpus_statistics",
     "lookup",
     "wikipedia_self_information",
     "information_gain_reference",
@@ -52,10 +50,10 @@ STATS_VERSION = 1
 # BERT's punctuation in ASCII: every printable non-alphanumeric character.
 _ASCII_PUNCT = r"!-/:-@\[-`{-~"
 _ASCII_WORD = re.compile(rf"[{_ASCII_PUNCT}]|[^\s{_ASCII_PUNCT}]+")
-_BERT_NORMALIZER = normalizers.BertNormalizer(
+BERT_NORMALIZER = normalizers.BertNormalizer(
     clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True
 )
-_BERT_PRE_TOKENIZER = pre_tokenizers.BertPreTokenizer()
+BERT_PRE_TOKENIZER = pre_tokenizers.BertPreTokenizer()
 
 
 def tokenize(text: str) -> list[str]:
@@ -71,8 +69,8 @@ def tokenize(text: str) -> list[str]:
     """
     if text.isascii() and text.isprintable():
         return _ASCII_WORD.findall(text.lower())
-    normalized = _BERT_NORMALIZER.normalize_str(text)
-    return [word for word, _ in _BERT_PRE_TOKENIZER.pre_tokenize_str(normalized)]
+    normalized = BERT_NORMALIZER.normalize_str(text)
+    return [word for word, _ in BERT_PRE_TOKENIZER.pre_tokenize_str(normalized)]
 
 
 @dataclass(frozen=True)
@@ -288,33 +286,6 @@ def word_statistics(
         seed=seed,
     )
     return frame
-
-
-def corpus_statistics(profile) -> pd.DataFrame:
-    """Word statistics of the profile's Wikipedia corpus, from the artefact cache.
-
-    The table is keyed by the corpus contents, the statistics settings and
-    :data:`STATS_VERSION`; the first call of a profile computes and stores it,
-    later calls (and later chapters) load it.
-    """
-    profile = config.get_profile(profile)
-    settings = profile.stats
-    sentences = data.load_wiki(limit=settings.corpus_limit)
-    key = {
-        "version": STATS_VERSION,
-        "corpus_sha256": cache.fingerprint_texts(sentences),
-        "n_sentences": len(sentences),
-        "correction": settings.correction,
-        "n_shuffles": settings.n_shuffles,
-        "seed": profile.seed,
-    }
-    return cache.cached_frame(
-        "word_statistics",
-        key,
-        lambda: word_statistics(
-            sentences, correction=settings.correction, n_shuffles=settings.n_shuffles, seed=profile.seed
-        ),
-    )
 
 
 def lookup(table: pd.DataFrame, words: Sequence[str], column: str = "information_gain") -> pd.Series:

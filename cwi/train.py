@@ -1,35 +1,32 @@
-"""Training the book's own encoder pair, and STS evaluation.
+"""Training the book's own encoder pair: masked-LM pre-training, then SimCSE.
 
 * :func:`train_wordpiece`: a WordPiece vocabulary fitted to the corpus;
 * :func:`pretrain_mlm`: a small BERT pre-trained from scratch with masked-LM;
 * :func:`train_simcse`: SimCSE from that same checkpoint, unsupervised (dropout
   positives, in-batch negatives) or supervised (SNLI entailment positives,
   contradiction hard negatives);
-* :func:`book_checkpoint`: the checkpoint a profile asks for, trained once and
-  cached, keyed by the full training configuration;
-* :func:`evaluate_sts`: Spearman x100 between cosine similarity and gold scores.
+* :func:`save_checkpoint`, :func:`history`: a trained model on disk.
 
+Each takes its data and settings and returns the trained model; which sentences
+and which cached checkpoint a profile uses is :mod:`cwi.pipeline`'s business.
 Training is seeded and deterministic on CPU and uses a GPU when torch sees one.
-A checkpoint is written to a temporary folder and renamed into place, so an
-interrupted run never leaves a half-written model.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from scipy import stats as scistats
 from tqdm.auto import tqdm
 
-from . import cache, config, data
-from .models import POOLING_FILE, Encoder, load_transformer, pool
+from .encoders import POOLING_FILE, load_transformer, pool
+
+if TYPE_CHECKING:  # settings objects are plain inputs here; profiles are the pipeline's business
+    from .config import MLMSettings, SimCSESettings
 
 __all__ = [
     "TRAIN_VERSION",
@@ -44,12 +41,7 @@ __all__ = [
     "simcse_step",
     "pretrain_mlm",
     "train_simcse",
-    "book_checkpoint",
-    "snli_triplets",
-    "paired_cosine",
-    "sts_spearman",
-    "sts_pairs",
-    "evaluate_sts",
+    "save_checkpoint",
     "history",
 ]
 
@@ -86,7 +78,7 @@ def train_wordpiece(sentences: list[str], vocab_size: int):
     """
     from collections import Counter
 
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import Tokenizer, decoders, models, processors
     from transformers import PreTrainedTokenizerFast
 
     from . import stats
@@ -107,9 +99,8 @@ def train_wordpiece(sentences: list[str], vocab_size: int):
     vocab += [w for _, w in by_frequency if w not in known][: vocab_size - len(vocab)]
 
     model = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
-    model.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                                  strip_accents=True, lowercase=True)
-    model.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    model.normalizer = stats.BERT_NORMALIZER  # the words of the statistics, exactly
+    model.pre_tokenizer = stats.BERT_PRE_TOKENIZER
     model.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", vocab.index("[CLS]")), ("[SEP]", vocab.index("[SEP]"))],
@@ -166,34 +157,16 @@ def simcse_loss(anchors: torch.Tensor, positives: torch.Tensor, temperature: flo
 # --- checkpoints ----------------------------------------------------------------------
 
 
-def _checkpoint_dir(kind: str, key: dict) -> Path:
-    return cache.artefact_path("checkpoints", {"kind": kind, **key}, "")
+def save_checkpoint(folder: Path, model, tokenizer, record: dict, pooling: str = "mean") -> None:
+    """Write model, tokenizer, pooling and training history into `folder`.
 
-
-def _save_atomically(target: Path, save) -> Path:
-    """Call ``save(folder)`` on a temporary folder, then rename it to `target`."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        save(staging)
-        staging.chmod(0o755)  # mkdtemp makes it private; a checkpoint is readable like any file
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
-
-
-def _save_checkpoint(target: Path, model, tokenizer, record: dict) -> Path:
-    """Write model, tokenizer, pooling (mean) and training history to `target`, atomically."""
-
-    def save(folder: Path) -> None:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        (folder / POOLING_FILE).write_text(json.dumps({"pooling": "mean"}))
-        (folder / HISTORY_FILE).write_text(json.dumps(record))
-
-    return _save_atomically(target, save)
+    :func:`cwi.cache.atomic_write` calls it on a staging folder, so a
+    checkpoint appears whole or not at all.
+    """
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / POOLING_FILE).write_text(json.dumps({"pooling": pooling}))
+    (folder / HISTORY_FILE).write_text(json.dumps(record))
 
 
 def history(checkpoint: Path) -> dict:
@@ -207,7 +180,7 @@ def _linear_warmup_decay(optimizer, warmup: int, steps: int):
     )
 
 
-def new_mlm_model(settings: config.MLMSettings, tokenizer):
+def new_mlm_model(settings: MLMSettings, tokenizer):
     """A randomly initialised BERT masked-LM of the sizes in `settings`."""
     from transformers import BertConfig, BertForMaskedLM
 
@@ -219,7 +192,7 @@ def new_mlm_model(settings: config.MLMSettings, tokenizer):
     return BertForMaskedLM(bert_config).to(device())
 
 
-def mlm_batch(tokenizer, texts: list[str], settings: config.MLMSettings, generator: torch.Generator):
+def mlm_batch(tokenizer, texts: list[str], settings: MLMSettings, generator: torch.Generator):
     """Tokenize and mask `texts`: (corrupted ids, attention mask, picked positions, original ids)."""
     encoded = tokenizer(texts, padding=True, truncation=True, max_length=settings.max_length,
                         return_tensors="pt", return_special_tokens_mask=True)
@@ -240,24 +213,16 @@ def mlm_step(model, optimizer, schedule, batch) -> float:
     return loss.item()
 
 
-def pretrain_mlm(settings: config.MLMSettings, seed: int = 0, progress: bool = True) -> Path:
-    """Pre-train a small BERT with masked-LM on Wikipedia sentences; return its checkpoint folder.
+def pretrain_mlm(train_sentences: list[str], heldout: list[str], settings: MLMSettings, seed: int = 0,
+                 progress: bool = True):
+    """Pre-train a small BERT with masked-LM on `train_sentences`; return (model, tokenizer, record).
 
-    The last `settings.heldout` sentences are held out: the history records the
-    masked-LM loss and accuracy on them (fixed masks).  Cached: a second call with
-    the same settings, seed and corpus returns the stored checkpoint.
+    The WordPiece vocabulary is fitted to `train_sentences`; the record holds the
+    losses and the masked-LM loss and accuracy on `heldout` (fixed masks).
     """
-    sentences = data.load_wiki(limit=settings.corpus_limit)
-    if len(sentences) <= settings.heldout:
-        raise ValueError(f"{len(sentences)} sentences cannot hold out {settings.heldout}: raise corpus_limit")
-    key = {"version": TRAIN_VERSION, "settings": asdict(settings), "seed": seed,
-           "corpus_sha256": cache.fingerprint_texts(sentences)}
-    target = _checkpoint_dir("mlm", key)
-    if target.exists():
-        return target
-
+    if not heldout:
+        raise ValueError("pretrain_mlm needs held-out sentences to report its masked-LM loss")
     _seed_everything(seed)
-    train_sentences, heldout = sentences[: -settings.heldout], sentences[-settings.heldout:]
     tokenizer = train_wordpiece(train_sentences, settings.vocab_size)
     model = new_mlm_model(settings, tokenizer)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
@@ -286,33 +251,17 @@ def pretrain_mlm(settings: config.MLMSettings, seed: int = 0, progress: bool = T
     record = {"kind": "mlm", "settings": asdict(settings), "seed": seed, "losses": losses,
               "heldout_loss": total_loss / total, "heldout_accuracy": total_correct / total,
               "heldout_tokens": total, "parameters": sum(p.numel() for p in model.parameters())}
-
-    return _save_checkpoint(target, model, tokenizer, record)
-
-
-def snli_triplets() -> list[tuple[str, str, str]]:
-    """(premise, entailed hypothesis, contradicting hypothesis) from the SNLI rows of :func:`cwi.data.load_nli`.
-
-    SICK rows are left out: they are the SICK-R evaluation pairs.
-    """
-    nli = data.load_nli()
-    snli = nli[nli["source"] == "snli"]
-    triplets = []
-    for premise, group in snli.groupby("premise", sort=True):
-        entailed = group.loc[group["label"] == "entailment", "hypothesis"].tolist()
-        contradicting = group.loc[group["label"] == "contradiction", "hypothesis"].tolist()
-        triplets.extend((premise, e, c) for e, c in zip(entailed, contradicting))
-    return triplets
+    return model, tokenizer, record
 
 
-def simcse_step(model, tokenizer, optimizer, schedule, chosen: list, settings: config.SimCSESettings,
-                supervised: bool) -> float:
+def simcse_step(model, tokenizer, optimizer, schedule, chosen: list, settings: SimCSESettings,
+                supervised: bool, pooling: str = "mean") -> float:
     """One SimCSE update on `chosen` (sentences, or triplets when `supervised`); returns the loss."""
 
     def embed(texts):
         batch = tokenizer(texts, padding=True, truncation=True, max_length=settings.max_length,
                           return_tensors="pt").to(device())
-        return pool(model(**batch).last_hidden_state, batch["attention_mask"], "mean")
+        return pool(model(**batch).last_hidden_state, batch["attention_mask"], pooling)
 
     if supervised:
         premises, entailed, contradicting = map(list, zip(*chosen))
@@ -327,27 +276,17 @@ def simcse_step(model, tokenizer, optimizer, schedule, chosen: list, settings: c
     return loss.item()
 
 
-def train_simcse(base: Path, settings: config.SimCSESettings, supervised: bool, seed: int = 0,
-                 progress: bool = True) -> Path:
-    """Fine-tune the checkpoint `base` with SimCSE; return the new checkpoint folder.
+def train_simcse(base: Path, examples: list, settings: SimCSESettings, supervised: bool, seed: int = 0,
+                 pooling: str = "mean", progress: bool = True):
+    """Fine-tune the checkpoint `base` with SimCSE; return (model, tokenizer, record).
 
-    Unsupervised: each Wikipedia sentence is encoded twice in training mode, and
-    the two dropout masks make the positive pair.  Supervised: SNLI triplets.
-    Mean pooling on both sides.
+    Unsupervised: `examples` are sentences, each encoded twice in training mode,
+    and the two dropout masks make the positive pair.  Supervised: `examples`
+    are (premise, entailed, contradicting) triplets (:func:`cwi.data.snli_triplets`).
+    Sentences are pooled with `pooling` on both sides; the checkpoint should be
+    evaluated with the same (:func:`save_checkpoint` stores it).
     """
     from transformers import AutoTokenizer
-
-    if supervised:
-        examples = snli_triplets()
-    else:
-        sentences = data.load_wiki(limit=settings.corpus_limit)
-        examples = sentences
-    key = {"version": TRAIN_VERSION, "base": str(Path(base).name), "settings": asdict(settings),
-           "supervised": supervised, "seed": seed, "data_sha256": cache.fingerprint_texts(
-               "\t".join(e) if supervised else e for e in examples)}
-    target = _checkpoint_dir("sup-simcse" if supervised else "unsup-simcse", key)
-    if target.exists():
-        return target
 
     _seed_everything(seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -363,64 +302,9 @@ def train_simcse(base: Path, settings: config.SimCSESettings, supervised: bool, 
     for step in bar:
         start = (step * settings.batch_size) % len(order)
         chosen = [examples[i] for i in order[start : start + settings.batch_size]]
-        losses.append(simcse_step(model, tokenizer, optimizer, schedule, chosen, settings, supervised))
+        losses.append(simcse_step(model, tokenizer, optimizer, schedule, chosen, settings, supervised, pooling))
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
 
     record = {"kind": "sup-simcse" if supervised else "unsup-simcse", "settings": asdict(settings),
               "seed": seed, "losses": losses, "base": str(base), "examples": len(examples)}
-
-    return _save_checkpoint(target, model, tokenizer, record)
-
-
-def book_checkpoint(name: str, profile="default") -> Path:
-    """The book's checkpoint `name` (``mlm``, ``unsup-simcse``, ``sup-simcse``) for `profile`."""
-    settings = config.get_profile(profile)
-    finetune = settings.finetune
-    base = pretrain_mlm(finetune.mlm, seed=settings.seed)
-    if name == "mlm":
-        return base
-    if name in ("unsup-simcse", "sup-simcse"):
-        supervised = name == "sup-simcse"
-        return train_simcse(base, finetune.sup if supervised else finetune.unsup, supervised, seed=settings.seed)
-    raise ValueError(f"unknown book checkpoint {name!r}: choose mlm, unsup-simcse or sup-simcse")
-
-
-# --- STS evaluation ---------------------------------------------------------------------
-
-
-def paired_cosine(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each row of `first` with the same row of `second` (0 for a zero vector)."""
-    first = first / np.linalg.norm(first, axis=1, keepdims=True).clip(min=1e-12)
-    second = second / np.linalg.norm(second, axis=1, keepdims=True).clip(min=1e-12)
-    return (first * second).sum(axis=1)
-
-
-def sts_spearman(first: np.ndarray, second: np.ndarray, gold) -> float:
-    """Spearman x100 between the cosine similarity of paired rows and the gold scores."""
-    return 100 * scistats.spearmanr(paired_cosine(first, second), np.asarray(gold)).statistic
-
-
-def sts_pairs(name: str, split: str = "test", max_pairs: int | None = None):
-    """The `split` rows of STS dataset `name`: ``sentence1``, ``sentence2``, ``score`` and the rest.
-
-    For the SICK-R copy fetched from the Hub, whose one split is named "all",
-    every row.  `max_pairs` keeps the first pairs only (quick checks; not a
-    comparable score).
-    """
-    frame = data.load_sts(name)
-    splits = set(frame["split"])
-    if split not in splits and splits != {"all"}:
-        raise ValueError(f"{name} has no split {split!r}; it has {sorted(splits)}")
-    rows = frame[frame["split"] == split] if split in splits else frame
-    return (rows if max_pairs is None else rows.iloc[:max_pairs]).reset_index(drop=True)
-
-
-def evaluate_sts(encoder: Encoder, name: str, split: str = "test", batch_size: int = 64,
-                 max_pairs: int | None = None) -> float:
-    """Spearman x100 of `encoder` on the `split` rows of STS dataset `name` (:func:`sts_pairs`).
-
-    All subsets pooled (SentEval's "all"), as SimCSE reports STS12-16.
-    """
-    rows = sts_pairs(name, split, max_pairs)
-    return sts_spearman(encoder.encode(rows["sentence1"], batch_size), encoder.encode(rows["sentence2"], batch_size),
-                        rows["score"])
+    return model, tokenizer, record

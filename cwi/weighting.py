@@ -36,7 +36,7 @@ import scipy.sparse as sp
 from scipy import stats as scistats
 
 from . import stats
-from .train import paired_cosine
+from .evaluation import paired_cosine
 
 __all__ = [
     "WEIGHTINGS", "WordVectors", "StaticEncoder", "sif_weights", "weight_table", "embed",

@@ -36,10 +36,10 @@ def tiny_encoder():
     import torch
     from transformers import BertConfig, BertModel
 
-    from cwi import models
+    from cwi import encoders, models
 
     minilm = models.load_encoder("all-MiniLM-L6-v2")
     torch.manual_seed(0)
     config = BertConfig(vocab_size=minilm.tokenizer.vocab_size, hidden_size=16, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=32, attn_implementation="eager")
-    return models.Encoder(BertModel(config), minilm.tokenizer, "mean", "tiny")
+    return encoders.Encoder(BertModel(config), minilm.tokenizer, "mean", "tiny")

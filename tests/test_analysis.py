@@ -100,8 +100,8 @@ def test_pair_table_has_every_setting_and_reports_exclusions():
     pre, fine = synthetic_words(n_sentences=40, slope=0.2, delta=0.2)
     frame = pd.concat([pre, fine]).reset_index(drop=True)
     frame.loc[frame["word_index"] == 0, "status"] = "absent"
-    pairs = {"synthetic": models.ModelPair("pre", "fine", "mean"), "alone": models.ModelPair(None, "fine", "mean"),
-             "elsewhere": models.ModelPair("x", "y", "mean")}
+    pairs = {"synthetic": models.ModelPair("pre", "fine"), "alone": models.ModelPair(None, "fine"),
+             "elsewhere": models.ModelPair("x", "y")}
     results = analysis.pair_table(frame, pairs, n_boot=100)
     assert set(results["pair"]) == {"synthetic", "alone"}
     per_pair = len(analysis.QUANTITIES) * len(analysis.CONTROLS) * 2  # the dataset, and "all"

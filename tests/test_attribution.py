@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cwi import attribution, config, models, stats
+from cwi import attribution, config, data, encoders, pipeline, stats
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_word_weights_aggregate_subwords_and_skip_special_tokens(tiny):
 
 
 def test_long_sentences_are_cut_after_whole_words_and_flagged(tiny):
-    short = models.Encoder(tiny.model, tiny.tokenizer, "mean", "short", max_length=6)
+    short = encoders.Encoder(tiny.model, tiny.tokenizer, "mean", "short", max_length=6)
     table = attribution.word_weights(short, ["one two three four five six seven eight"], steps=4)
     assert table["truncated"].all() and table["word"].tolist() == ["one", "two", "three", "four"]
     # "unbelievably" has several tokens: it may not be cut in half at the boundary.
@@ -70,7 +70,7 @@ def test_long_sentences_are_cut_after_whole_words_and_flagged(tiny):
     assert cut and text == "one two three"
     assert attribution.fit_to_length(short, "one two") == ("one two", False)
     with pytest.raises(ValueError, match="max_length"):
-        attribution.fit_to_length(models.Encoder(tiny.model, tiny.tokenizer, "mean", "x", max_length=3),
+        attribution.fit_to_length(encoders.Encoder(tiny.model, tiny.tokenizer, "mean", "x", max_length=3),
                                   "unbelievably so")
 
 
@@ -111,7 +111,7 @@ class BagOfWords(torch.nn.Module):
 @pytest.mark.parametrize("baseline", attribution.BASELINES)
 def test_shap_and_ig_equal_the_exact_shapley_values_of_a_linear_model(tiny, baseline):
     torch.manual_seed(1)
-    linear = models.Encoder(BagOfWords(tiny.tokenizer.vocab_size), tiny.tokenizer, "mean", "bag")
+    linear = encoders.Encoder(BagOfWords(tiny.tokenizer.vocab_size), tiny.tokenizer, "mean", "bag")
     sentence = "a linear bag of words has known Shapley values"
     batch = linear.tokenize([sentence])
     ids = batch["input_ids"]
@@ -134,21 +134,21 @@ def test_shap_is_efficient_on_a_tiny_random_bert(tiny):
 
 
 def test_cached_word_weights_are_keyed_by_the_weights(tiny, data_dir):
-    first = attribution.cached_word_weights(tiny, "stsb", "shap", "smoke")
-    again = attribution.cached_word_weights(tiny, "stsb", "shap", "smoke")
+    first = pipeline.word_weights(tiny, "stsb", "shap", "smoke")
+    again = pipeline.word_weights(tiny, "stsb", "shap", "smoke")
     assert again.attrs["cache_path"] == first.attrs["cache_path"]
     pd.testing.assert_frame_equal(first, again)
     assert first["sentence_id"].nunique() == config.get_profile("smoke").attribution.sentences_per_dataset
     changed = copy.deepcopy(tiny)
     with torch.no_grad():
         changed.model.embeddings.word_embeddings.weight.mul_(1.01)
-    assert attribution.cached_word_weights(changed, "stsb", "shap", "smoke").attrs["cache_path"] != first.attrs["cache_path"]
+    assert pipeline.word_weights(changed, "stsb", "shap", "smoke").attrs["cache_path"] != first.attrs["cache_path"]
 
 
 def test_sample_sentences_are_distinct_and_seeded(data_dir):
-    first = attribution.sample_sentences("sickr", 50, seed=0)
-    assert len(set(first)) == 50 and first == attribution.sample_sentences("sickr", 50, seed=0)
-    assert first != attribution.sample_sentences("sickr", 50, seed=1)
+    first = data.sample_sts_sentences("sickr", 50, seed=0)
+    assert len(set(first)) == 50 and first == data.sample_sts_sentences("sickr", 50, seed=0)
+    assert first != data.sample_sts_sentences("sickr", 50, seed=1)
 
 
 def test_shap_warns_when_its_budget_cuts_the_hierarchy(tiny):

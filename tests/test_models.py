@@ -1,18 +1,17 @@
-"""cwi.models: the registry, pooling, encoding and the differentiable forward."""
+"""cwi.models and cwi.encoders: the registry, pooling, encoding and the differentiable forward."""
 
 
 import numpy as np
 import pytest
 import torch
 
-from cwi import models
+from cwi import encoders, models
 
 
 def test_every_pair_names_registered_models():
     for name, pair in models.PAIRS.items():
         assert pair.finetuned in models.MODELS, name
         assert pair.pretrained is None or pair.pretrained in models.MODELS, name
-        assert pair.pooling in models.POOLINGS
         assert models.MODELS[pair.finetuned].contrastive
         assert pair.pretrained is None or not models.MODELS[pair.pretrained].contrastive
 
@@ -30,10 +29,10 @@ def test_hub_model_offline_names_the_id_and_the_offline_profiles():
 def test_pooling_by_hand():
     hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
     mask = torch.tensor([[1, 1, 0]])
-    assert models.pool(hidden, mask, "mean").tolist() == [[2.0, 3.0]]
-    assert models.pool(hidden, mask, "cls").tolist() == [[1.0, 2.0]]
+    assert encoders.pool(hidden, mask, "mean").tolist() == [[2.0, 3.0]]
+    assert encoders.pool(hidden, mask, "cls").tolist() == [[1.0, 2.0]]
     with pytest.raises(ValueError, match="pooling"):
-        models.pool(hidden, mask, "max")
+        encoders.pool(hidden, mask, "max")
 
 
 def test_mean_pooling_of_a_tiny_model_by_hand(tiny_encoder):
@@ -78,6 +77,6 @@ def test_a_checkpoint_without_pooler_loads_the_same_weights_every_time(tiny_enco
     from transformers import BertModel
 
     BertModel(tiny_encoder.model.config, add_pooling_layer=False).save_pretrained(tmp_path)
-    first, second = models.load_transformer(tmp_path).state_dict(), models.load_transformer(tmp_path).state_dict()
+    first, second = encoders.load_transformer(tmp_path).state_dict(), encoders.load_transformer(tmp_path).state_dict()
     assert not any(key.startswith("pooler") for key in first)
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from tokenizers import normalizers, pre_tokenizers
 
-from cwi import data, stats
+from cwi import data, pipeline, stats
 
 RAW = ["count", "n_sentences", "p", "self_information", "context_count", "information_gain"]
 
@@ -192,14 +192,14 @@ def test_unknown_word_lookup_raises():
 
 
 def test_corpus_statistics_is_cached_with_attrs(data_dir, monkeypatch):
-    first = stats.corpus_statistics("smoke")
+    first = pipeline.corpus_statistics("smoke")
     assert first.attrs["n_sentences"] == 20_000
 
     def must_not_recompute(*args, **kwargs):
         raise AssertionError("a second call with the same profile must load from the cache")
 
     monkeypatch.setattr(stats, "word_statistics", must_not_recompute)
-    second = stats.corpus_statistics("smoke")
+    second = pipeline.corpus_statistics("smoke")
     assert second.attrs["cache_path"] == first.attrs["cache_path"]
     assert second.attrs["n_tokens"] == first.attrs["n_tokens"]
     pd.testing.assert_frame_equal(first, second)

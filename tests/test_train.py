@@ -1,14 +1,13 @@
-"""cwi.train: losses by hand, masking, determinism, the checkpoint cache, STS evaluation."""
+"""cwi.train and the book checkpoints of cwi.pipeline: losses by hand, masking, determinism, the cache."""
 
 import dataclasses
 import math
 import os
 
-import numpy as np
 import pytest
 import torch
 
-from cwi import config, models, train
+from cwi import config, data, models, pipeline, train
 
 
 def test_simcse_loss_by_hand():
@@ -40,20 +39,21 @@ SMOKE = config.get_profile("smoke")
 
 def test_mlm_checkpoint_trains_caches_and_reproduces(data_dir, tmp_path, monkeypatch):
     settings = SMOKE.finetune.mlm
-    first = train.pretrain_mlm(settings, seed=0, progress=False)
+    first = pipeline.book_checkpoint("mlm", SMOKE)
     record = train.history(first)
     assert len(record["losses"]) == settings.steps
     assert 0 <= record["heldout_accuracy"] <= 1 and record["heldout_loss"] > 0
     # Cache hit: same settings return the stored folder without training.
     stamp = os.path.getmtime(first / "model.safetensors")
-    assert train.pretrain_mlm(settings, seed=0, progress=False) == first
+    assert pipeline.book_checkpoint("mlm", SMOKE) == first
     assert os.path.getmtime(first / "model.safetensors") == stamp
     # Cache miss: a changed hyperparameter trains a new checkpoint.
-    changed = train.pretrain_mlm(dataclasses.replace(settings, lr=5e-4), seed=0, progress=False)
-    assert changed != first
+    changed_profile = dataclasses.replace(
+        SMOKE, finetune=dataclasses.replace(SMOKE.finetune, mlm=dataclasses.replace(settings, lr=5e-4)))
+    assert pipeline.book_checkpoint("mlm", changed_profile) != first
     # Same settings in a fresh cache: the same weights, bit for bit.
     monkeypatch.setenv("CWI_CACHE_DIR", str(tmp_path))
-    again = train.pretrain_mlm(settings, seed=0, progress=False)
+    again = pipeline.book_checkpoint("mlm", SMOKE)
     assert again != first
     a = models.load_encoder(first).model.state_dict()
     b = models.load_encoder(again).model.state_dict()
@@ -61,35 +61,40 @@ def test_mlm_checkpoint_trains_caches_and_reproduces(data_dir, tmp_path, monkeyp
 
 
 def test_a_simcse_step_changes_the_weights(data_dir):
-    base = train.pretrain_mlm(SMOKE.finetune.mlm, seed=0, progress=False)
-    tuned = train.train_simcse(base, dataclasses.replace(SMOKE.finetune.unsup, steps=1), supervised=False,
-                               progress=False)
+    base = pipeline.book_checkpoint("mlm", SMOKE)
+    sentences = data.load_wiki(limit=SMOKE.finetune.unsup.corpus_limit)
+    model, _, record = train.train_simcse(base, sentences, dataclasses.replace(SMOKE.finetune.unsup, steps=1),
+                                          supervised=False, progress=False)
     before = models.load_encoder(base).model.state_dict()
-    after = models.load_encoder(tuned).model.state_dict()
+    after = model.state_dict()
     changed = [k for k in before if k in after and not torch.equal(before[k], after[k])]
     assert changed, "one SimCSE step left every weight unchanged"
-    assert len(train.history(tuned)["losses"]) == 1
+    assert len(record["losses"]) == 1
 
 
 def test_snli_triplets_leave_sick_out(data_dir):
-    triplets = train.snli_triplets()
+    triplets = data.snli_triplets()
     assert len(triplets) > 5_000
     premise, entailed, contradicting = triplets[0]
     assert premise and entailed and contradicting and entailed != contradicting
-
-
-def test_sts_spearman_on_a_toy_set_with_known_value():
-    angles = np.array([0.1, 0.2, 0.4, 0.3])  # cosine falls with the angle
-    first = np.tile([1.0, 0.0], (4, 1))
-    second = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    gold = [4, 3, 2, 1]
-    # ranks of cosine: 4, 3, 1, 2 against gold 4, 3, 2, 1: sum d^2 = 2, rho = 1 - 6*2/(4*15)
-    assert train.sts_spearman(first, second, gold) == pytest.approx(80.0)
+    nli = data.load_nli()
+    sick = set(nli.loc[nli["source"] == "sick", "premise"])
+    snli = set(nli.loc[nli["source"] == "snli", "premise"])
+    in_triplets = {premise for premise, _, _ in triplets}
+    assert sick - snli, "the data pack has SICK premises that the triplets must leave out"
+    assert in_triplets <= snli and not in_triplets & (sick - snli), "a SICK premise made it into training"
 
 
 def test_book_checkpoint_rejects_unknown_names(data_dir):
     with pytest.raises(ValueError, match="unknown book checkpoint"):
-        train.book_checkpoint("cls-simcse", "smoke")
+        pipeline.book_checkpoint("cls-simcse", "smoke")
+
+
+def test_book_models_load_by_name_through_the_pipeline_only(data_dir):
+    with pytest.raises(ValueError, match="cwi.pipeline.load_encoder"):
+        models.load_encoder("book-mlm")
+    encoder = pipeline.load_encoder("book-mlm", SMOKE)
+    assert encoder.name == "book-mlm" and encoder.pooling == models.MODELS["book-mlm"].pooling
 
 
 def test_wordpiece_vocabulary_splits_words_like_the_statistics(data_dir):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scistats
 
-from cwi import config, pipeline, theory, train, weighting
+from cwi import config, evaluation, pipeline, theory, weighting
 
 
 @pytest.fixture
@@ -160,5 +160,5 @@ def test_sts_scores_are_cached_per_model(data_dir, monkeypatch):
     def no_evaluation(*args, **kwargs):
         raise AssertionError("evaluated again: the cache should have answered")
 
-    monkeypatch.setattr(train, "evaluate_sts", no_evaluation)
+    monkeypatch.setattr(evaluation, "evaluate_sts", no_evaluation)
     pd.testing.assert_frame_equal(pipeline.sts_scores(profile, ("all-MiniLM-L6-v2",)), first)

@@ -1,0 +1,124 @@
+"""Sentence encoders: a tokenizer, a transformer and a pooling, with nothing of the book around them.
+
+:class:`Encoder` turns sentences into vectors (:meth:`Encoder.encode`) and offers
+the differentiable :meth:`Encoder.forward` from input embeddings that the
+attribution methods need.  :func:`load_transformer` loads the bare transformer of a
+checkpoint; :func:`weights_fingerprint` names a model by its weights, for cache
+keys.  This module imports nothing of :mod:`cwi`: the registry (:mod:`cwi.models`)
+and the profile layer (:mod:`cwi.pipeline`) build on it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModel
+
+__all__ = ["POOLINGS", "POOLING_FILE", "Encoder", "pool", "load_transformer", "weights_fingerprint"]
+
+# SimCSE's names: "cls_before_pooler" is the [CLS] output without the MLP pooler.
+POOLINGS = ("mean", "cls")
+POOLING_FILE = "cwi_pooling.json"  # written beside the book's checkpoints
+WITH_POOLER = ("bert", "roberta", "mpnet")  # model types whose AutoModel adds a pooler head by default
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """Sentence vectors from token vectors (B, T, d): masked mean or the first ([CLS]) token."""
+    if how == "cls":
+        return hidden[:, 0]
+    if how == "mean":
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    raise ValueError(f"unknown pooling {how!r}: choose one of {POOLINGS}")
+
+
+class Encoder:
+    """A transformer sentence encoder: tokenizer, model and pooling.
+
+    Parameters
+    ----------
+    model, tokenizer
+        A Hugging Face model (its forward takes ``inputs_embeds``) and fast tokenizer.
+    pooling
+        ``"mean"`` or ``"cls"``.
+    name
+        How the model is called in tables and figures.
+    max_length
+        Sentences are truncated to this many tokens.
+    """
+
+    def __init__(self, model, tokenizer, pooling: str, name: str, max_length: int = 128):
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r} for {name}: choose one of {POOLINGS}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.name = name
+        self.max_length = max_length
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def tokenize(self, sentences: list[str]):
+        """Padded, truncated token batch (with ``word_ids()`` from the fast tokenizer)."""
+        return self.tokenizer(
+            list(sentences), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None) -> torch.Tensor:
+        """Differentiable sentence embeddings from token ids or input embeddings (B, T, d)."""
+        output = self.model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds)
+        return pool(output.last_hidden_state, attention_mask, self.pooling)
+
+    def input_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The model's input (word-piece) embeddings of `input_ids`, before position embeddings."""
+        return self.model.get_input_embeddings()(input_ids)
+
+    @torch.no_grad()
+    def encode(self, sentences, batch_size: int = 64) -> np.ndarray:
+        """Sentence embeddings, (n, d) float32, in input order; longest-first batching for speed."""
+        sentences = list(sentences)
+        order = np.argsort([-len(s) for s in sentences], kind="stable")
+        out = np.zeros((len(sentences), self.model.config.hidden_size), dtype=np.float32)
+        for start in range(0, len(sentences), batch_size):
+            index = order[start : start + batch_size]
+            batch = self.tokenize([sentences[i] for i in index]).to(self.device)
+            out[index] = self.forward(batch["input_ids"], batch["attention_mask"]).float().cpu().numpy()
+        return out
+
+
+def weights_fingerprint(encoder: Encoder) -> str:
+    """sha256 of the model's parameters and buffers: cache keys follow the weights, not the name."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(encoder.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_transformer(path_or_id: str | Path):
+    """The bare transformer of a checkpoint, with eager attention (it has forward-mode rules).
+
+    The pooler head is never built: :func:`pool` works on the last hidden states,
+    and a checkpoint without pooler weights (the book's) would otherwise get a
+    randomly initialised one, different at every load.  Load reports are silenced.
+    """
+    from transformers import AutoConfig
+    from transformers.utils import logging
+
+    model_type = AutoConfig.from_pretrained(path_or_id).model_type
+    extra = {"add_pooling_layer": False} if model_type in WITH_POOLER else {}
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()  # a "Loading weights" bar per model clutters the chapters
+    try:
+        return AutoModel.from_pretrained(path_or_id, attn_implementation="eager", **extra)
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()

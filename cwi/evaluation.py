@@ -1,0 +1,54 @@
+"""STS evaluation: Spearman x100 between the cosine similarity of sentence pairs and gold scores.
+
+SentEval's "all" setting, as SimCSE reports STS12-16: the rows of one file are
+pooled, whatever their subset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scistats
+
+from . import data
+from .encoders import Encoder
+
+__all__ = ["paired_cosine", "sts_spearman", "sts_pairs", "evaluate_sts"]
+
+
+def paired_cosine(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of `first` with the same row of `second` (0 for a zero vector)."""
+    first = first / np.linalg.norm(first, axis=1, keepdims=True).clip(min=1e-12)
+    second = second / np.linalg.norm(second, axis=1, keepdims=True).clip(min=1e-12)
+    return (first * second).sum(axis=1)
+
+
+def sts_spearman(first: np.ndarray, second: np.ndarray, gold) -> float:
+    """Spearman x100 between the cosine similarity of paired rows and the gold scores."""
+    return 100 * scistats.spearmanr(paired_cosine(first, second), np.asarray(gold)).statistic
+
+
+def sts_pairs(name: str, split: str = "test", max_pairs: int | None = None) -> pd.DataFrame:
+    """The `split` rows of STS dataset `name`: ``sentence1``, ``sentence2``, ``score`` and the rest.
+
+    For the SICK-R copy fetched from the Hub, whose one split is named "all",
+    every row.  `max_pairs` keeps the first pairs only (quick checks; not a
+    comparable score).
+    """
+    frame = data.load_sts(name)
+    splits = set(frame["split"])
+    if split not in splits and splits != {"all"}:
+        raise ValueError(f"{name} has no split {split!r}; it has {sorted(splits)}")
+    rows = frame[frame["split"] == split] if split in splits else frame
+    return (rows if max_pairs is None else rows.iloc[:max_pairs]).reset_index(drop=True)
+
+
+def evaluate_sts(encoder: Encoder, name: str, split: str = "test", batch_size: int = 64,
+                 max_pairs: int | None = None) -> float:
+    """Spearman x100 of `encoder` on the `split` rows of STS dataset `name` (:func:`sts_pairs`).
+
+    All subsets pooled (SentEval's "all"), as SimCSE reports STS12-16.
+    """
+    rows = sts_pairs(name, split, max_pairs)
+    return sts_spearman(encoder.encode(rows["sentence1"], batch_size), encoder.encode(rows["sentence2"], batch_size),
+                        rows["score"])
