@@ -144,12 +144,8 @@ def sample_synthetic(batch_size, rng):
     return synthetic.sample_pairs(batch_size, th.sentence_length, rng)
 
 
-def fits(model, p=word_p, x=target):
-    """R^2 and line of both norms against x."""
-    return {
-        "metric G": theory.fit_line(x, theory.metric_norms(model, p)),
-        "Euclidean": theory.fit_line(x, model.squared_norms()),
-    }
+def fits(model):
+    return theory.norm_fits(model, word_p, target)
 
 
 trajectory = []
@@ -268,12 +264,7 @@ quantities = {
 
 
 def real_fits(m, label):
-    rows = []
-    for name, values in quantities.items():
-        for norm_name, norm in [("metric G", theory.metric_norms(m, real_p)), ("Euclidean", m.squared_norms())]:
-            fit = theory.fit_line(2 * values if "information" in name else values, norm)
-            rows.append({"encoder": label, "quantity": name, "norm": norm_name, **fit})
-    return rows
+    return theory.norm_fit_rows(m, real_p, quantities, label)
 
 
 def train_real(init):
@@ -293,10 +284,14 @@ display(Markdown(
     f"{th.real_steps:,} steps (loss {np.mean(real_losses[:20]):.2f} → {np.mean(real_losses[-20:]):.2f}), "
     f"the squared Euclidean norm explains **R² = {r2_ig:.3f}** of the variance of the raw "
     f"information gain, R² = {r2_igc:.3f} of the shuffle-corrected one and R² = {r2_si:.3f} of "
-    "self-information. A likely reason why the raw value fits better than the corrected one: the "
-    "encoder learns from the same finite sample as the raw estimator and so sees the same chance "
-    "co-occurrences of rare words; the theory's p(·|w) for a model trained on this corpus is the "
-    "empirical one, bias included."
+    "self-information. "
+    + ("A likely reason why the raw value fits better than the corrected one: the "
+       "encoder learns from the same finite sample as the raw estimator and so sees the same chance "
+       "co-occurrences of rare words; the theory's p(·|w) for a model trained on this corpus is the "
+       "empirical one, bias included."
+       if r2_ig > r2_igc else
+       "The corrected value fits better than the raw one: the chance co-occurrences of rare words that "
+       "inflate the raw estimate do not shape the trained norms as much.")
 ))
 
 # %%
@@ -308,9 +303,10 @@ fig, axes = plotting.figure(
 )
 log_count = np.log(word_table["count"].to_numpy())
 for ax, (name, values) in zip(axes, quantities.items()):
-    x = 2 * values if "information" in name else values
-    ax.scatter(x, real_model.squared_norms(), s=3, alpha=0.3, c=log_count, cmap="viridis", rasterized=True)
-    ax.set(xlabel=("2 × " if "information" in name else "") + name, ylabel="‖u_w‖²")
+    doubled = "information gain" in name  # the theory: ||u_w||^2 near 2 KL
+    ax.scatter(2 * values if doubled else values, real_model.squared_norms(), s=3, alpha=0.3, c=log_count,
+               cmap="viridis", rasterized=True)
+    ax.set(xlabel=("2 × " if doubled else "") + name, ylabel="‖u_w‖²")
 
 # %% [markdown]
 # ## 6. Pre-trained versus contrastive, for static vectors

@@ -64,7 +64,7 @@ settings
 # %%
 sentences = data.load_wiki(limit=settings.stats.corpus_limit)
 table = pipeline.corpus_statistics(settings)
-lengths = np.array([len(stats.tokenize(s)) for s in sentences[:: max(1, len(sentences) // 20_000)]])
+lengths = np.array([len(stats.tokenize(s)) for s in sentences[:: max(1, len(sentences) // settings.stats.length_sample)]])
 
 # %% tags=["remove-input"]
 display(Markdown(
@@ -79,10 +79,11 @@ display(Markdown(
 
 # %%
 rank = np.arange(1, len(table) + 1)
-zipf_fit = np.polyfit(np.log(rank[:10_000]), np.log(table["count"].to_numpy()[:10_000]), 1)
+zipf_top = settings.stats.zipf_top
+zipf_fit = np.polyfit(np.log(rank[:zipf_top]), np.log(table["count"].to_numpy()[:zipf_top]), 1)
 fig, (ax_len, ax_zipf) = plotting.figure(
     "Left: words per sentence. Right: Zipf plot of the corpus, count against frequency rank "
-    f"on log-log axes; the dashed line is the least-squares fit over the 10,000 most frequent "
+    f"on log-log axes; the dashed line is the least-squares fit over the {zipf_top:,} most frequent "
     f"words, slope {zipf_fit[0]:.2f} (Zipf's law predicts about -1).",
     ncols=2,
 )
@@ -156,9 +157,9 @@ rho = {
     column: scistats.spearmanr(frequent["log_count"], frequent[column]).statistic
     for column in ["information_gain", "information_gain_shuffled", "information_gain_corrected"]
 }
-sample = frequent.sample(min(len(frequent), 15_000), random_state=settings.seed)
+sample = frequent.sample(min(len(frequent), settings.stats.scatter_sample), random_state=settings.seed)
 fig, axes = plotting.figure(
-    "Information gain against log count, one dot per word (a sample of at most 15,000), with the "
+    f"Information gain against log count, one dot per word (a sample of at most {settings.stats.scatter_sample:,}), with the "
     "median in 20 equal-count bins (line). Left: raw; the dashed line is the shuffled-corpus "
     "baseline, the bias alone. Right: corrected (raw minus baseline).",
     ncols=2,
@@ -193,13 +194,15 @@ display(Markdown(
 columns = ["count", "self_information", "information_gain", "information_gain_corrected"]
 ranked = frequent.sort_values("information_gain_corrected", ascending=False)[columns]
 display(ranked.head(15).style.format(precision=3).set_caption(f"Highest corrected information gain, count ≥ {min_count}"))
-top_frequent = frequent.head(2000).sort_values("information_gain_corrected", ascending=False)[columns]
-display(top_frequent.head(15).style.format(precision=3).set_caption("Highest, among the 2,000 most frequent words"))
-display(top_frequent.tail(15).style.format(precision=3).set_caption("Lowest, among the 2,000 most frequent words"))
+n_top = settings.stats.top_frequent
+top_frequent = frequent.head(n_top).sort_values("information_gain_corrected", ascending=False)[columns]
+display(top_frequent.head(15).style.format(precision=3).set_caption(f"Highest, among the {n_top:,} most frequent words"))
+display(top_frequent.tail(15).style.format(precision=3).set_caption(f"Lowest, among the {n_top:,} most frequent words"))
 
 # %%
-bands = pd.cut(frequent["count"], [min_count - 1, 30, 100, 1_000, 10_000, np.inf],
-               labels=[f"{min_count}-30", "31-100", "101-1k", "1k-10k", ">10k"])
+edges = [min_count - 1, *settings.stats.count_bands, np.inf]
+bands = pd.cut(frequent["count"], edges,
+               labels=[f"{low + 1:,}-{high:,}" if np.isfinite(high) else f">{low:,}" for low, high in zip(edges, edges[1:])])
 negative = (frequent["information_gain_corrected"] < 0).groupby(bands, observed=True).mean()
 negative.rename("share of words with corrected IG < 0").to_frame().style.format("{:.1%}")
 
@@ -239,7 +242,7 @@ coverage = len(both) / len(frequent)
 rho_wiki = scistats.spearmanr(both["self_information"], both["self_information_wikipedia"]).statistic
 pearson_wiki = np.corrcoef(both["self_information"], both["self_information_wikipedia"])[0, 1]
 offset = (both["self_information_wikipedia"] - both["self_information"]).median()
-top = both.nlargest(min(5000, len(both)), "count")
+top = both.nlargest(min(settings.stats.wikipedia_top, len(both)), "count")
 rho_top = scistats.spearmanr(top["self_information"], top["self_information_wikipedia"]).statistic
 missing_examples = ", ".join(f"`{w}`" for w in frequent.index.difference(wiki_si.index)[:12])
 

@@ -27,15 +27,16 @@
 # where $\tilde w$ is the normalised word weight (1 = the sentence's mean),
 # $z(q)$ the quantity standardised over the words of the fit (so $\beta$ is the
 # change in normalised weight per standard deviation of $q$), and $u$ optional
-# covariates. Words of one sentence share its normalisation, so the 95 %
-# intervals come from a bootstrap that resamples *sentences*. For a pair, both
+# covariates. Words of one sentence share its normalisation, so the intervals
+# (at the profile's `analysis.level`) come from a bootstrap that resamples *sentences*. For a pair, both
 # models are fitted on the same words and the same resampled sentences, which
 # gives a paired interval for
 #
 # $$ \Delta\beta = \beta_{\text{fine-tuned}} - \beta_{\text{pre-trained}} . $$ (eq-delta-beta)
 #
-# The verdict of a setting is read off that interval: above 0, the fine-tuned
-# model weights the quantity more; below 0, less; otherwise no clear difference.
+# The verdict of a setting is read off that interval (`cwi.analysis.verdict`):
+# above 0, the fine-tuned model weights the quantity more; below 0, less;
+# otherwise no clear difference.
 
 # %% tags=["remove-cell"]
 import time
@@ -55,9 +56,8 @@ settings = config.get_profile(profile)
 plotting.use_book_style()
 chapter_start = time.perf_counter()
 min_count = settings.stats.min_count
-pairs = {name: pair for name, pair in models.PAIRS.items()
-         if pair.finetuned in settings.attribution.models
-         and (pair.pretrained is None or pair.pretrained in settings.attribution.models)}
+level = f"{settings.analysis.level:.0%}"
+pairs = analysis.present_pairs(models.PAIRS, settings.attribution.models)
 pd.DataFrame([{"pair": n, "pre-trained": p.pretrained or "(none offline)", "fine-tuned": p.finetuned}
               for n, p in pairs.items()]).style.hide(axis="index")
 
@@ -110,22 +110,22 @@ results.head()
 # ## The headline table
 #
 # All datasets pooled, no covariates: the paper's comparison. Slopes are per
-# standard deviation of the quantity, with 95 % bootstrap intervals.
+# standard deviation of the quantity, with sentence-bootstrap intervals.
 
 # %%
-headline = analysis.headline(results)
+headline = analysis.headline(results, level=settings.analysis.level)
 headline.style.hide(axis="index")
 
 # %% tags=["remove-input"]
 paired = results[results["pretrained"].notna()]
 n_settings = len(paired)
-n_more = (paired["verdict"] == "fine-tuned weights it more").sum()
-n_less = (paired["verdict"] == "fine-tuned weights it less").sum()
+n_more = (paired["verdict"] == "more").sum()
+n_less = (paired["verdict"] == "less").sum()
 main = paired[(paired["dataset"] == "all") & (paired["control"] == "none")]
 display(Markdown(
-    f"Pooled over datasets without covariates, **{(main['verdict'] == 'fine-tuned weights it more').sum()} of "
+    f"Pooled over datasets without covariates, **{(main['verdict'] == 'more').sum()} of "
     f"{len(main)}** pair x method x quantity settings have a Δβ interval above 0 and "
-    f"{(main['verdict'] == 'fine-tuned weights it less').sum()} below 0. Over all {n_settings} paired settings "
+    f"{(main['verdict'] == 'less').sum()} below 0. Over all {n_settings} paired settings "
     f"(each dataset and pooled, every control) {n_more} are above 0 and {n_less} below."
 ))
 
@@ -136,31 +136,15 @@ display(Markdown(
 # binned medians of the normalised weight of both models on the same words, and
 # their fitted lines.
 
-# %%
-def pair_panels(quantity: str, method: str, caption: str) -> None:
-    """Binned medians and OLS lines of normalised weight on `quantity`, one panel per pair."""
-    fig, axes = plotting.figure(caption, ncols=len(pairs), width=4.6)
-    usable = frame[(frame["status"] == "ok") & (frame["method"] == method)]
-    for ax, (name, pair) in zip(axes, pairs.items()):
-        for role, model, colour in [("pre-trained", pair.pretrained, "C0"), ("fine-tuned", pair.finetuned, "C1")]:
-            if model is None:
-                continue
-            rows = usable[usable["model"] == model]
-            x, y = rows[quantity].to_numpy(), rows["normalised_weight"].to_numpy()
-            centres, medians = plotting.binned_median(x, y, bins=15)
-            ax.plot(centres, medians, "o", color=colour, ms=4, label=f"{model} ({role})")
-            slope, intercept = np.polyfit(x, y, 1)
-            grid = np.linspace(np.percentile(x, 1), np.percentile(x, 99), 50)
-            ax.plot(grid, intercept + slope * grid, color=colour, lw=1.5)
-        ax.axhline(1, color="grey", lw=0.8, ls=":")
-        ax.set(title=name, xlabel=analysis.QUANTITIES[quantity] + " (nats)", ylabel="normalised weight")
-        ax.legend(fontsize=7)
-    plt.show()
-
-
-pair_panels("information_gain", "ig",
-            "Normalised Integrated-Gradients word weight against raw information gain: medians in 15 equal-count bins (dots) "
-            "and least-squares lines, pre-trained (blue) and fine-tuned (orange), on the same words.")
+# %% tags=["hide-input"]
+usable = frame[frame["status"] == "ok"]
+plotting.pair_panels(
+    usable[usable["method"] == "ig"], pairs, "information_gain", analysis.QUANTITIES["information_gain"] + " (nats)",
+    f"Normalised Integrated-Gradients word weight against raw information gain: medians in "
+    f"{settings.analysis.median_bins} equal-count bins (dots) and least-squares lines, pre-trained (blue) and "
+    "fine-tuned (orange), on the same words.", bins=settings.analysis.median_bins,
+)
+plt.show()
 
 # %% [markdown]
 # ## Δβ across all settings
@@ -168,32 +152,12 @@ pair_panels("information_gain", "ig",
 # A forest plot of every paired setting: one row per dataset, one panel per
 # pair and method, colour for the quantity, marker for the control.
 
-# %%
-forest = paired
-order = list(settings.attribution.datasets) + ["all"]
-panels = forest[["pair", "method"]].drop_duplicates().to_records(index=False)
-fig, axes = plotting.figure(
-    "Δβ (fine-tuned minus pre-trained slope, per SD of the quantity) with 95 % sentence-bootstrap intervals. "
+# %% tags=["hide-input"]
+plotting.forest(
+    paired, list(settings.attribution.datasets) + ["all"], analysis.QUANTITIES, analysis.CONTROLS,
+    f"Δβ (fine-tuned minus pre-trained slope, per SD of the quantity) with {level} sentence-bootstrap intervals. "
     "Right of the dashed line: the fine-tuned model weights the quantity more.",
-    ncols=len(panels), width=4.8, height=0.45 * len(order) * len(analysis.QUANTITIES) / 1.5 + 1.5,
 )
-markers = dict(zip(analysis.CONTROLS, ["o", "s", "^"]))
-offsets = np.linspace(-0.35, 0.35, len(analysis.QUANTITIES) * len(analysis.CONTROLS))
-for ax, (pair_name, method) in zip(axes, panels):
-    sub = forest[(forest["pair"] == pair_name) & (forest["method"] == method)]
-    k = 0
-    for qi, quantity in enumerate(analysis.QUANTITIES):
-        for control in analysis.CONTROLS:
-            rows = sub[(sub["quantity"] == quantity) & (sub["control"] == control)].set_index("dataset").reindex(order)
-            y = np.arange(len(order)) + offsets[k]
-            ax.errorbar(rows["delta"], y, xerr=[rows["delta"] - rows["delta_low"], rows["delta_high"] - rows["delta"]],
-                        fmt=markers[control], color=f"C{qi}", ms=3.5, lw=0.8,
-                        label=f"{analysis.QUANTITIES[quantity]}, {control}")
-            k += 1
-    ax.axvline(0, color="grey", ls="--", lw=0.8)
-    ax.set(yticks=range(len(order)), yticklabels=order, title=f"{pair_name}, {method.upper()}", xlabel="Δβ")
-    ax.invert_yaxis()
-axes[-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
 plt.show()
 
 # %% [markdown]
@@ -202,7 +166,7 @@ plt.show()
 # %%
 survival = (paired[paired["dataset"] == "all"]
             .pivot_table(index=["pair", "method", "quantity"], columns="control", values="verdict", aggfunc="first")
-            [list(analysis.CONTROLS)])
+            [list(analysis.CONTROLS)].replace(analysis.VERDICTS))
 survival
 
 # %% [markdown]
@@ -212,10 +176,13 @@ survival
 # in the sense of surprise, and the theory ties the norm of a word's vector to
 # both quantities.
 
-# %%
-pair_panels("self_information", "ig",
-            "Normalised Integrated-Gradients word weight against self-information: binned medians and least-squares lines, "
-            "pre-trained (blue) and fine-tuned (orange).")
+# %% tags=["hide-input"]
+plotting.pair_panels(
+    usable[usable["method"] == "ig"], pairs, "self_information", analysis.QUANTITIES["self_information"] + " (nats)",
+    "Normalised Integrated-Gradients word weight against self-information: binned medians and least-squares lines, "
+    "pre-trained (blue) and fine-tuned (orange).", bins=settings.analysis.median_bins,
+)
+plt.show()
 
 # %% [markdown]
 # ## IG or SHAP: does the method change the answer?
@@ -240,14 +207,19 @@ all_scores = pipeline.sts_scores(settings, pair_models)  # cached by the Fine-tu
 sts_scores = all_scores[all_scores["dataset"] == "stsb"].set_index("model")["spearman"]
 sts_scores.rename("STS-B test Spearman x100").to_frame().style.format("{:.1f}")
 
+# %% [markdown]
+# ```{admonition} The decision rule
+# Each claim below is read from its settings' Δβ intervals (`cwi.analysis.reading`):
+# **reproduces** when more than half of the intervals lie above 0 and none below;
+# **contradicts** when more than half lie below 0 and none above; **does not
+# reproduce** when none lies above 0; **partly reproduces** otherwise.
+# ```
+
 # %% tags=["remove-input"]
 def reading(rows: pd.DataFrame) -> str:
-    """'k of n above 0, m below', with a one-word reading."""
-    more = (rows["verdict"] == "fine-tuned weights it more").sum()
-    less = (rows["verdict"] == "fine-tuned weights it less").sum()
-    word = ("reproduces" if more > len(rows) / 2 and less == 0 else "contradicts" if less > len(rows) / 2 and more == 0
-            else "does not reproduce" if more == 0 else "partly reproduces")
-    return f"{more} of {len(rows)} above 0, {less} below: **{word}**"
+    """'k of n above 0, m below' and the word of the decision rule."""
+    result = analysis.reading(rows["verdict"])
+    return f"{result['more']} of {result['n']} above 0, {result['less']} below: **{result['word']}**"
 
 
 pooled = paired[paired["dataset"] == "all"]

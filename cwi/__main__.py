@@ -117,9 +117,13 @@ def build_html(root: Path) -> Path:
     exe = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
     if exe is None:
         raise FileNotFoundError("jupyter-book is not installed: pip install -r requirements.txt")
-    result = subprocess.run([exe, "build", str(root)], capture_output=True, text=True)
+    # Warnings are errors (-W), references are checked (-n), and every warning is listed (--keep-going):
+    # a broken {eq}, {cite} or cross-reference fails the build instead of rendering as text.
+    result = subprocess.run([exe, "build", str(root), "-W", "-n", "--keep-going"], capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"jupyter-book build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        warnings = [line for line in (result.stdout + result.stderr).splitlines() if "WARNING" in line or "ERROR" in line]
+        raise RuntimeError("jupyter-book build failed (warnings are errors):\n" + "\n".join(warnings[-40:])
+                           + f"\n{result.stderr[-2000:]}")
     return root / "_build" / "html" / "index.html"
 
 

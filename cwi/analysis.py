@@ -24,8 +24,9 @@ import pandas as pd
 from scipy import stats as scistats
 
 __all__ = [
-    "QUANTITIES", "COVARIATES", "CONTROLS", "attach_statistics", "missing_statistics", "fit_slopes",
-    "regress", "compare_pair", "pair_table", "headline", "verdict",
+    "QUANTITIES", "COVARIATES", "CONTROLS", "VERDICTS", "attach_statistics", "missing_statistics", "fit_slopes",
+    "regress", "compare_pair", "present_pairs", "pair_table", "headline", "verdict", "reading",
+    "within_sentence_spearman",
 ]
 
 # Labels spell out "information gain": "IG" in this book is Integrated Gradients.
@@ -36,6 +37,14 @@ QUANTITIES = {
 }
 COVARIATES = ("log_frequency", "characters", "n_tokens", "position")
 CONTROLS = ("none", "covariates", "no stopwords")
+# What a delta-beta interval says (the codes of the results table's ``verdict`` column).
+VERDICTS = {
+    "more": "fine-tuned weights it more",
+    "less": "fine-tuned weights it less",
+    "unclear": "no clear difference",
+    "no twin": "no pre-trained twin",
+    "not fitted": "too few words to fit",
+}
 
 
 def _is_stopword(words: pd.Series) -> pd.Series:
@@ -151,14 +160,38 @@ def regress(frame: pd.DataFrame, quantity: str, covariates=(), n_boot: int = 100
 
 
 def verdict(low: float, high: float) -> str:
-    """Reading of a delta-beta interval."""
+    """Reading of a delta-beta interval, a key of :data:`VERDICTS`: above 0 ``"more"``, below 0 ``"less"``."""
     if np.isnan(low):
-        return "no pre-trained twin"
+        return "no twin"
     if low > 0:
-        return "fine-tuned weights it more"
+        return "more"
     if high < 0:
-        return "fine-tuned weights it less"
-    return "no clear difference"
+        return "less"
+    return "unclear"
+
+
+def reading(verdicts: pd.Series) -> dict:
+    """The decision rule that reads a claim's settings: how many intervals lie above and below 0, and a word.
+
+    ``"reproduces"``: more than half of the settings above 0 and none below;
+    ``"contradicts"``: more than half below and none above; ``"does not
+    reproduce"``: none above; ``"partly reproduces"``: anything else.
+
+    Returns
+    -------
+    dict
+        ``more``, ``less``, ``n`` and ``word``.
+    """
+    more, less, n = int((verdicts == "more").sum()), int((verdicts == "less").sum()), len(verdicts)
+    if more > n / 2 and less == 0:
+        word = "reproduces"
+    elif less > n / 2 and more == 0:
+        word = "contradicts"
+    elif more == 0:
+        word = "does not reproduce"
+    else:
+        word = "partly reproduces"
+    return {"more": more, "less": less, "n": n, "word": word}
 
 
 def compare_pair(pretrained: pd.DataFrame | None, finetuned: pd.DataFrame, quantity: str, covariates=(),
@@ -204,6 +237,13 @@ def _control(frame: pd.DataFrame, quantity: str, control: str) -> tuple[pd.DataF
     raise ValueError(f"unknown control {control!r}: choose one of {CONTROLS}")
 
 
+def present_pairs(pairs: dict, models) -> dict:
+    """The pairs of `pairs` whose models are all among `models` (a pair without pre-trained twin needs one)."""
+    models = set(models)
+    return {name: pair for name, pair in pairs.items()
+            if pair.finetuned in models and (pair.pretrained is None or pair.pretrained in models)}
+
+
 def pair_table(frame: pd.DataFrame, pairs: dict, n_boot: int = 1000, seed: int = 0,
                datasets: list[str] | None = None, pooled: bool = True, level: float = 0.95) -> pd.DataFrame:
     """Every pair x dataset x method x quantity x control: both slopes, delta beta, verdict.
@@ -223,13 +263,10 @@ def pair_table(frame: pd.DataFrame, pairs: dict, n_boot: int = 1000, seed: int =
     pandas.DataFrame
         One tidy row per setting, ready for CSV.
     """
-    present = set(frame["model"])
     datasets = list(datasets or frame["dataset"].unique())
     selections = [(d, [d]) for d in datasets] + ([("all", datasets)] if pooled else [])
     rows = []
-    for pair_name, pair in pairs.items():
-        if pair.finetuned not in present or (pair.pretrained is not None and pair.pretrained not in present):
-            continue
+    for pair_name, pair in present_pairs(pairs, frame["model"].unique()).items():
         for method in sorted(frame["method"].unique()):
             for dataset_name, chosen in selections:
                 subset = frame[(frame["method"] == method) & frame["dataset"].isin(chosen)]
@@ -243,21 +280,24 @@ def pair_table(frame: pd.DataFrame, pairs: dict, n_boot: int = 1000, seed: int =
                             pre, _ = _control(pre_all[pre_all["status"] == "ok"], quantity, control)
                         try:
                             result = compare_pair(pre, fine, quantity, covariates, n_boot, seed, level)
-                            reading = verdict(result["delta_low"], result["delta_high"])
+                            code, note = verdict(result["delta_low"], result["delta_high"]), ""
                         except ValueError as err:  # too few words in this selection: say so, keep the row
-                            result, reading = {"n_words": len(fine)}, f"not fitted: {err}"
+                            result, code, note = {"n_words": len(fine)}, "not fitted", str(err)
                         excluded = fine_all if control != "no stopwords" else fine_all[~fine_all["stopword"]]
                         rows.append({
                             "pair": pair_name, "pretrained": pair.pretrained, "finetuned": pair.finetuned,
                             "dataset": dataset_name, "method": method, "quantity": quantity, "control": control,
                             **result, "n_without_statistics": int((excluded["status"] != "ok").sum()),
-                            "verdict": reading,
+                            "verdict": code, "note": note,
                         })
     return pd.DataFrame(rows)
 
 
-def headline(results: pd.DataFrame, dataset: str = "all", control: str = "none") -> pd.DataFrame:
-    """The paper-style table: one row per pair, method and quantity, for one dataset selection and control."""
+def headline(results: pd.DataFrame, dataset: str = "all", control: str = "none", level: float = 0.95) -> pd.DataFrame:
+    """The paper-style table: one row per pair, method and quantity, for one dataset selection and control.
+
+    `level` is the coverage the intervals of `results` were computed at (it names the column).
+    """
     chosen = results[(results["dataset"] == dataset) & (results["control"] == control)]
 
     def interval(value, low, high):
@@ -267,6 +307,23 @@ def headline(results: pd.DataFrame, dataset: str = "all", control: str = "none")
         "pair": chosen["pair"], "method": chosen["method"].str.upper(), "quantity": chosen["quantity"].map(QUANTITIES),
         "beta pre-trained": interval(chosen["beta_pre"], chosen["pre_low"], chosen["pre_high"]),
         "beta fine-tuned": interval(chosen["beta_fine"], chosen["fine_low"], chosen["fine_high"]),
-        "delta beta [95 %]": interval(chosen["delta"], chosen["delta_low"], chosen["delta_high"]),
-        "words": chosen["n_words"], "verdict": chosen["verdict"],
+        f"delta beta [{level:.0%}]": interval(chosen["delta"], chosen["delta_low"], chosen["delta_high"]),
+        "words": chosen["n_words"], "verdict": chosen["verdict"].map(VERDICTS),
     }).reset_index(drop=True)
+
+
+def within_sentence_spearman(first: pd.DataFrame, second: pd.DataFrame, by: list[str] | None = None,
+                             column: str = "weight", min_words: int = 3) -> pd.Series:
+    """Spearman correlation of two word-weight tables' `column`, sentence by sentence.
+
+    Rows are matched on ``by + ["word_index"]`` (default ``by``: ``["sentence_id"]``);
+    sentences with fewer than `min_words` matched words are left out (a rank
+    correlation of two words says nothing).  Returns one value per sentence,
+    indexed by `by`.
+    """
+    by = by or ["sentence_id"]
+    joined = first[by + ["word_index", column]].merge(second[by + ["word_index", column]], on=by + ["word_index"],
+                                                      suffixes=("_first", "_second"), validate="one_to_one")
+    groups = joined.groupby(by).filter(lambda g: len(g) >= min_words).groupby(by)
+    return groups.apply(lambda g: scistats.spearmanr(g[f"{column}_first"], g[f"{column}_second"]).statistic,
+                        include_groups=False).rename("spearman")

@@ -14,7 +14,7 @@ backward-mode tool needs one pass per output dimension.  Completeness:
 :func:`integrated_gradients` is the fast implementation;
 :func:`integrated_gradients_captum` is the reference, captum's
 ``IntegratedGradients`` looped over output dimensions as a captum user would.
-Both use the same quadrature (captum's Gauss-Legendre rule by default).
+Both use the same Gauss-Legendre quadrature (:func:`quadrature`).
 
 :func:`shap_values` gives the SHAP vector of every token with shap's Partition
 explainer.  Masked tokens take the *same* baseline embeddings as Integrated
@@ -29,6 +29,10 @@ per model, dataset, method and settings).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
 
 import torch
 from torch.func import jvp, vmap
@@ -37,12 +41,12 @@ from . import stats
 from .encoders import Encoder
 
 __all__ = [
-    "BASELINES", "METHODS", "baseline_embeddings", "quadrature", "integrated_gradients",
-    "integrated_gradients_captum", "shap_values", "fit_to_length", "word_weights",
+    "Attribution", "AttributionMethod", "BASELINES", "METHODS", "baseline_embeddings", "quadrature",
+    "integrated_gradients",
+    "integrated_gradients_captum", "shap_values", "fit_to_length", "word_weights", "completeness_sweep",
 ]
 
 BASELINES = ("pad", "mask", "zero")
-METHODS = ("ig", "shap")
 # Path points x tokens^2 differentiated in one vectorised call: 32 points of a 20-token
 # sentence, about 1 GB of activations for all-MiniLM-L6-v2.
 VECTORISED_SEQUENCES = 32 * 20**2
@@ -50,14 +54,40 @@ VECTORISED_SEQUENCES = 32 * 20**2
 ALGORITHM_VERSION = 2  # 2: IG path points chunked by sentence length (float rounding may differ)
 
 
-def quadrature(steps: int, method: str = "gausslegendre") -> tuple[torch.Tensor, torch.Tensor]:
-    """Points ``a`` in (0, 1) and weights of captum's rule `method` with `steps` points."""
-    from captum.attr._utils.approximation_methods import approximation_parameters
+class Attribution(NamedTuple):
+    """What every attribution method returns for one sentence.
 
+    Attributes
+    ----------
+    values
+        (T, d): the attribution vector of every token, special tokens included
+        (rows of zeros where a method leaves them out).
+    delta
+        (d,): ``f(x) - f(x')``, which the rows sum to for an exact, complete method.
+    batch
+        The tokenizer output: ``batch.word_ids()`` aligns tokens with words.
+    """
+
+    values: torch.Tensor
+    delta: torch.Tensor
+    batch: object
+
+
+# An attribution method: (encoder, sentence, baseline=..., **its settings) -> Attribution.
+AttributionMethod = Callable[..., Attribution]
+
+
+def quadrature(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss-Legendre points ``a`` in (0, 1) and their weights, `steps` of each.
+
+    The rule of ``numpy.polynomial.legendre.leggauss`` moved from (-1, 1) to
+    (0, 1); captum's ``gausslegendre`` method computes the same numbers.
+    """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    step_sizes, alphas = approximation_parameters(method)
-    return torch.tensor(alphas(steps)), torch.tensor(step_sizes(steps))
+    nodes, weights = np.polynomial.legendre.leggauss(steps)
+    # float32, as the models compute: the same tensors captum's rule gives.
+    return torch.tensor((0.5 * (1 + nodes)).tolist()), torch.tensor((0.5 * weights).tolist())
 
 
 def baseline_embeddings(encoder: Encoder, input_ids: torch.Tensor, special: torch.Tensor, kind: str = "pad"):
@@ -91,7 +121,7 @@ def _prepare(encoder: Encoder, sentence: str, baseline: str):
 
 
 def integrated_gradients(encoder: Encoder, sentence: str, steps: int = 20, baseline: str = "pad",
-                         method: str = "gausslegendre", chunk_points: int | None = None) -> tuple[torch.Tensor, torch.Tensor, object]:
+                         chunk_points: int | None = None) -> Attribution:
     """Vector Integrated Gradients of every token of `sentence`, by forward-mode differentiation.
 
     `chunk_points` path points are differentiated in one vectorised call.  Memory
@@ -101,13 +131,12 @@ def integrated_gradients(encoder: Encoder, sentence: str, steps: int = 20, basel
 
     Returns
     -------
-    (attributions, delta, batch)
-        ``attributions`` is (T, d): token i's vector c_i, special tokens included;
-        ``delta`` is ``f(x) - f(x')`` (d,), which the rows sum to (completeness);
-        ``batch`` is the tokenizer output (``word_ids()`` groups tokens into words).
+    Attribution
+        ``values`` (T, d): token i's vector c_i, special tokens included;
+        ``delta = f(x) - f(x')``, which the rows sum to (completeness); the tokenizer output.
     """
     batch, mask, x, base = _prepare(encoder, sentence, baseline)
-    alphas, weights = quadrature(steps, method)
+    alphas, weights = quadrature(steps)
     difference = x - base  # (T, e)
     n_tokens = x.shape[0]
     # Tangent of token i: its row of (x - x'), zero elsewhere.
@@ -126,12 +155,11 @@ def integrated_gradients(encoder: Encoder, sentence: str, steps: int = 20, basel
         per_point = torch.cat([vmap(token_jvps)(chunk) for chunk in points.split(chunk_points)])  # (S, T, d)
         total = torch.einsum("s,std->td", weights.to(x.dtype), per_point)
         delta = embed(x) - embed(base)
-    return total, delta, batch
+    return Attribution(total, delta, batch)
 
 
-def integrated_gradients_captum(encoder: Encoder, sentence: str, steps: int = 20, baseline: str = "pad",
-                                method: str = "gausslegendre") -> torch.Tensor:
-    """The reference: captum's IntegratedGradients, one call per output dimension; (T, d)."""
+def integrated_gradients_captum(encoder: Encoder, sentence: str, steps: int = 20, baseline: str = "pad") -> torch.Tensor:
+    """The reference: captum's IntegratedGradients (its Gauss-Legendre rule), one call per output dimension; (T, d)."""
     from captum.attr import IntegratedGradients
 
     batch, mask, x, base = _prepare(encoder, sentence, baseline)
@@ -142,14 +170,15 @@ def integrated_gradients_captum(encoder: Encoder, sentence: str, steps: int = 20
     explainer = IntegratedGradients(forward)
     dims = encoder.model.config.hidden_size
     columns = [
-        explainer.attribute(x.unsqueeze(0), baselines=base.unsqueeze(0), target=k, n_steps=steps, method=method)[0].sum(-1)
+        explainer.attribute(x.unsqueeze(0), baselines=base.unsqueeze(0), target=k, n_steps=steps,
+                           method="gausslegendre")[0].sum(-1)
         for k in range(dims)
     ]
     return torch.stack(columns, dim=1).detach()
 
 
 def shap_values(encoder: Encoder, sentence: str, baseline: str = "pad", max_evals: int | None = None,
-                batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, object]:
+                batch_size: int = 256) -> Attribution:
     """SHAP vectors of every token of `sentence` for all d output dimensions at once.
 
     shap's Partition explainer with its Text masker on the encoder's own
@@ -177,11 +206,9 @@ def shap_values(encoder: Encoder, sentence: str, baseline: str = "pad", max_eval
 
     Returns
     -------
-    (values, delta, batch)
-        As :func:`integrated_gradients`: ``values`` (T, d) with zero rows for
-        the special tokens, ``delta = f(x) - f(x')``, the tokenizer output.
+    Attribution
+        As :func:`integrated_gradients`, with zero rows for the special tokens.
     """
-    import numpy as np
     import shap
 
     batch, mask, x, base = _prepare(encoder, sentence, baseline)
@@ -212,7 +239,12 @@ def shap_values(encoder: Encoder, sentence: str, baseline: str = "pad", max_eval
         raise RuntimeError(f"shap's Text masker split {sentence!r} into {values.shape[0]} tokens, "
                            f"{encoder.name}'s tokenizer into {n_tokens}: cannot align them to words")
     delta = torch.as_tensor(model(batch["input_ids"].numpy())[0] - np.asarray(explanation.base_values[0]))
-    return values, delta, batch
+    return Attribution(values, delta, batch)
+
+
+# The attribution methods by name: a new method is one function of the
+# AttributionMethod signature and one entry here.
+METHODS: dict[str, AttributionMethod] = {"ig": integrated_gradients, "shap": shap_values}
 
 
 def fit_to_length(encoder: Encoder, sentence: str) -> tuple[str, bool]:
@@ -240,9 +272,9 @@ def fit_to_length(encoder: Encoder, sentence: str) -> tuple[str, bool]:
     return sentence[: encoding["offset_mapping"][kept[-1]][1]], True
 
 
-def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", steps: int = 32,
-                 baseline: str = "pad", max_evals: int | None = None, progress: bool = False):
-    """Word weights from vector Integrated Gradients or SHAP: one row per (sentence, word).
+def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", baseline: str = "pad",
+                 progress: bool = False, **settings):
+    """Word weights from an attribution method of :data:`METHODS`: one row per (sentence, word).
 
     A word's vector is the sum of its tokens' attribution vectors (tokens grouped
     by the fast tokenizer's ``word_ids()``); its weight is that vector's norm.
@@ -253,10 +285,13 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", ste
     Parameters
     ----------
     method
-        ``"ig"`` (:func:`integrated_gradients` with `steps` Gauss-Legendre
-        points) or ``"shap"`` (:func:`shap_values` with `max_evals`).
+        A key of :data:`METHODS`: ``"ig"`` (:func:`integrated_gradients`) or
+        ``"shap"`` (:func:`shap_values`).
     baseline
         What a word is compared with: ``"pad"``, ``"mask"`` or ``"zero"`` input embeddings.
+    **settings
+        The method's own settings: ``steps`` (Gauss-Legendre points) for IG,
+        ``max_evals`` for SHAP.
 
     Returns
     -------
@@ -276,16 +311,14 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", ste
     from tqdm.auto import tqdm
 
     if method not in METHODS:
-        raise ValueError(f"unknown attribution method {method!r}: choose one of {METHODS}")
+        raise ValueError(f"unknown attribution method {method!r}: choose one of {tuple(METHODS)}")
+    attribute = METHODS[method]
     rows = []
     for sentence_id, sentence in enumerate(tqdm(sentences, desc=f"{method} {encoder.name}", disable=not progress)):
         if not isinstance(sentence, str) or not stats.tokenize(sentence):
             raise ValueError(f"sentence {sentence_id} ({sentence!r}) has no word to attribute")
         text, truncated = fit_to_length(encoder, sentence)
-        if method == "ig":
-            attributions, delta, batch = integrated_gradients(encoder, text, steps, baseline)
-        else:
-            attributions, delta, batch = shap_values(encoder, text, baseline, max_evals)
+        attributions, delta, batch = attribute(encoder, text, baseline=baseline, **settings)
         error = ((attributions.sum(0) - delta).norm() / delta.norm().clamp(min=1e-12)).item()
         words: dict[int, list[int]] = {}
         for position, word in enumerate(batch.word_ids(0)):
@@ -302,3 +335,24 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", ste
                 "completeness_error": error, "truncated": truncated,
             })
     return pd.DataFrame(rows)
+
+
+def completeness_sweep(encoder: Encoder, sentences: list[str], steps_checked, baseline: str = "pad"):
+    """Integrated Gradients' completeness error on `sentences` for each number of path points.
+
+    Returns
+    -------
+    (errors, tables)
+        ``errors``: one row per number of points with ``steps``, ``median error``
+        and ``max error`` (over sentences); ``tables[steps]``: the
+        :func:`word_weights` table of that run, to reuse.
+    """
+    import pandas as pd
+
+    rows, tables = [], {}
+    for steps in steps_checked:
+        table = word_weights(encoder, sentences, "ig", baseline=baseline, steps=steps)
+        errors = table.groupby("sentence_id")["completeness_error"].first()
+        rows.append({"steps": steps, "median error": errors.median(), "max error": errors.max()})
+        tables[steps] = table
+    return pd.DataFrame(rows), tables

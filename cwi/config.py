@@ -13,11 +13,32 @@ Later chapters add their own settings block (for example ``finetune`` or
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = [
-    "StatsSettings", "TheorySettings", "MLMSettings", "SimCSESettings", "FinetuneSettings",
+    "STS_DATASETS", "OFFLINE_MODELS", "StatsSettings", "TheorySettings", "MLMSettings", "SimCSESettings", "FinetuneSettings",
     "AttributionSettings", "AnalysisSettings", "WeightingSettings", "Profile", "PROFILES", "get_profile",
 ]
+
+
+# The seven STS test sets of SimCSE's evaluation, in its order (cwi.data knows where each lives).
+STS_DATASETS = ("stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16")
+# The models that load offline: the book's pair (see cwi.models) and all-MiniLM-L6-v2.
+OFFLINE_MODELS = ("book-mlm", "book-unsup-simcse", "book-sup-simcse", "all-MiniLM-L6-v2")
+BASELINES = ("pad", "mask", "zero")
+
+
+def _require(condition: bool, message: str) -> None:
+    """Raise ValueError(`message`) unless `condition`: settings say what is wrong and what to do."""
+    if not condition:
+        raise ValueError(message)
+
+
+def _positive(settings, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        _require(value is None or value > 0,
+                 f"{type(settings).__name__}.{name} must be > 0 (or None where allowed), got {value}")
 
 
 @dataclass(frozen=True)
@@ -38,12 +59,33 @@ class StatsSettings:
         across sentences; ``None`` skips it.
     n_shuffles
         Number of shuffled corpora averaged for the correction.
+    length_sample, zipf_top, scatter_sample, top_frequent, wikipedia_top
+        What the chapter's figures and tables show: sentences whose lengths are
+        counted, the most frequent words of the Zipf fit, words in a scatter,
+        the most frequent words ranked, the words compared with Wikipedia counts.
+    count_bands
+        Upper edges of the count bands in which negative corrected values are counted.
     """
 
     corpus_limit: int | None
     min_count: int = 10
-    correction: str | None = "shuffle"
+    correction: Literal["shuffle"] | None = "shuffle"
     n_shuffles: int = 1
+    length_sample: int = 20_000
+    zipf_top: int = 10_000
+    scatter_sample: int = 15_000
+    top_frequent: int = 2_000
+    wikipedia_top: int = 5_000
+    count_bands: tuple[int, ...] = (30, 100, 1_000, 10_000)
+
+    def __post_init__(self):
+        _positive(self, "corpus_limit", "min_count", "n_shuffles", "length_sample", "zipf_top", "scatter_sample",
+                  "top_frequent", "wikipedia_top")
+        _require(self.correction in (None, "shuffle"),
+                 f"StatsSettings.correction must be 'shuffle' or None, got {self.correction!r}")
+        _require(list(self.count_bands) == sorted(set(self.count_bands)) and self.count_bands[0] > self.min_count,
+                 f"StatsSettings.count_bands must increase and start above min_count={self.min_count}, "
+                 f"got {self.count_bands}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +124,13 @@ class TheorySettings:
     real_dim: int = 64
     real_steps: int = 3000
 
+    def __post_init__(self):
+        _positive(self, "synthetic_words", "synthetic_topics", "max_topicality", "sentence_length", "dim", "steps",
+                  "temperature", "lr", "sweep_steps", "real_sentences", "real_min_count", "real_dim", "real_steps")
+        _require(self.batch_size >= 2 and min(self.sweep_batch_sizes) >= 2,
+                 "TheorySettings batch sizes must be >= 2: InfoNCE uses the other pairs as negatives")
+        _require(min(self.sweep_temperatures) > 0, "TheorySettings.sweep_temperatures must be > 0")
+
 
 @dataclass(frozen=True)
 class MLMSettings:
@@ -104,6 +153,16 @@ class MLMSettings:
     warmup: int = 200
     mask_probability: float = 0.15
 
+    def __post_init__(self):
+        _positive(self, "corpus_limit", "heldout", "steps", "vocab_size", "hidden_size", "layers", "heads",
+                  "intermediate_size", "max_length", "batch_size", "lr")
+        _require(self.hidden_size % self.heads == 0,
+                 f"MLMSettings.hidden_size ({self.hidden_size}) must be a multiple of heads ({self.heads})")
+        _require(self.corpus_limit is None or self.corpus_limit > self.heldout,
+                 f"MLMSettings.corpus_limit ({self.corpus_limit}) must exceed heldout ({self.heldout})")
+        _require(0 < self.mask_probability < 1, f"MLMSettings.mask_probability must be in (0, 1), "
+                                                f"got {self.mask_probability}")
+
 
 @dataclass(frozen=True)
 class SimCSESettings:
@@ -116,6 +175,10 @@ class SimCSESettings:
     temperature: float = 0.05
     max_length: int = 32
 
+    def __post_init__(self):
+        _positive(self, "steps", "corpus_limit", "lr", "temperature", "max_length")
+        _require(self.batch_size >= 2, "SimCSESettings.batch_size must be >= 2: the other sentences are the negatives")
+
 
 @dataclass(frozen=True)
 class FinetuneSettings:
@@ -124,9 +187,19 @@ class FinetuneSettings:
     mlm: MLMSettings
     unsup: SimCSESettings
     sup: SimCSESettings
-    sts_datasets: tuple[str, ...] = ("stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16")
-    models: tuple[str, ...] = ("book-mlm", "book-unsup-simcse", "book-sup-simcse", "all-MiniLM-L6-v2")
+    sts_datasets: tuple[str, ...] = STS_DATASETS
+    models: tuple[str, ...] = OFFLINE_MODELS
     sts_max_pairs: int | None = None  # evaluate on the first pairs of each test set only (smoke)
+    # The gain in STS-B test Spearman x100 over the masked-LM base that counts as "contrastive training worked".
+    target_gain: float = 10.0
+    # all-MiniLM-L6-v2 reproduces its model card's score (cwi.models.REFERENCE_STSB) within this many points.
+    reference_tolerance: float = 0.2
+
+    def __post_init__(self):
+        _require(set(self.sts_datasets) <= set(STS_DATASETS),
+                 f"FinetuneSettings.sts_datasets must be among {STS_DATASETS}, got {self.sts_datasets}")
+        _require("stsb" in self.sts_datasets, "FinetuneSettings.sts_datasets must include stsb: later chapters read it")
+        _positive(self, "sts_max_pairs", "reference_tolerance")
 
 
 @dataclass(frozen=True)
@@ -154,16 +227,39 @@ class AttributionSettings:
         completeness check.
     """
 
-    models: tuple[str, ...] = ("book-mlm", "book-unsup-simcse", "book-sup-simcse", "all-MiniLM-L6-v2")
-    datasets: tuple[str, ...] = ("stsb", "sickr", "sts12", "sts13", "sts14", "sts15", "sts16")
+    models: tuple[str, ...] = OFFLINE_MODELS
+    datasets: tuple[str, ...] = STS_DATASETS
     # PAPER: the paper attributes larger samples (its exact sample is not available offline);
     # 15 sentences x 7 datasets keeps the default chapter within 15 minutes on 2 CPU cores.
     sentences_per_dataset: int | None = 15
     steps: int = 32
     shap_max_evals: int | None = None
-    baseline: str = "pad"
+    baseline: Literal["pad", "mask", "zero"] = "pad"
     baseline_sentences: int = 10
     steps_checked: tuple[int, ...] = (8, 16, 32)
+    # Relative completeness error that `steps` must keep under at the median (the chapter checks it).
+    completeness_target: float = 0.01
+    # Path points of the one-sentence check of forward mode against captum.
+    captum_check_steps: int = 8
+
+    def __post_init__(self):
+        _require(set(self.datasets) <= set(STS_DATASETS),
+                 f"AttributionSettings.datasets must be among {STS_DATASETS}, got {self.datasets}")
+        _require(self.baseline in BASELINES, f"AttributionSettings.baseline must be one of {BASELINES}, "
+                                             f"got {self.baseline!r}")
+        _positive(self, "sentences_per_dataset", "steps", "shap_max_evals", "baseline_sentences",
+                  "completeness_target", "captum_check_steps")
+        _require(self.steps in self.steps_checked,
+                 f"AttributionSettings.steps ({self.steps}) must be one of steps_checked {self.steps_checked}: "
+                 "the chapter checks the completeness of the rule it uses")
+
+    def method_settings(self, method: str) -> dict:
+        """The settings of attribution `method` (a key of :data:`cwi.attribution.METHODS`), by keyword."""
+        if method == "ig":
+            return {"steps": self.steps}
+        if method == "shap":
+            return {"max_evals": self.shap_max_evals}
+        raise ValueError(f"no settings for attribution method {method!r}: add them to AttributionSettings")
 
 
 @dataclass(frozen=True)
@@ -180,6 +276,13 @@ class AnalysisSettings:
 
     n_bootstrap: int = 2000
     level: float = 0.95
+    median_bins: int = 15  # equal-count bins of the binned-median trend lines
+
+    def __post_init__(self):
+        _require(self.n_bootstrap >= 100, f"AnalysisSettings.n_bootstrap must be >= 100 for a percentile interval, "
+                                          f"got {self.n_bootstrap}")
+        _require(0 < self.level < 1, f"AnalysisSettings.level must be in (0, 1), got {self.level}")
+        _positive(self, "median_bins")
 
 
 @dataclass(frozen=True)
@@ -253,8 +356,8 @@ class Profile:
         # a fixed 500 steps, with no selection on evaluation data.
         unsup=SimCSESettings(steps=500, lr=3e-5),
         # PAPER: supervised SimCSE trains on 275k SNLI+MNLI triplets with batch 512 at lr 5e-5;
-        # offline there are about 6k SNLI dev/test triplets, batch 64, lr 1e-4 for the small model.
-        # The number of steps was chosen on STS-B dev (500 against 1,000), never on test.
+        # offline there are about 6k SNLI dev/test triplets, batch 64, lr 1e-4 for the small model,
+        # 1,000 steps (about 10 passes over the triplets).
         sup=SimCSESettings(steps=1_000),
     )
     attribution: AttributionSettings = AttributionSettings()

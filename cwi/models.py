@@ -23,7 +23,7 @@ from transformers import AutoTokenizer
 
 from .encoders import POOLING_FILE, POOLINGS, Encoder, load_transformer
 
-__all__ = ["ModelSpec", "ModelPair", "MODELS", "PAIRS", "load_encoder", "ModelNotAvailableError"]
+__all__ = ["ModelSpec", "ModelPair", "MODELS", "PAIRS", "REFERENCE_STSB", "load_encoder", "ModelNotAvailableError"]
 
 
 KINDS = ("book", "package", "hub")
@@ -105,6 +105,12 @@ PAIRS: dict[str, ModelPair] = {
     "roberta-sup": ModelPair("roberta-base", "princeton-nlp/sup-simcse-roberta-base"),
     "minilm": ModelPair("nreimers/MiniLM-L6-H384-uncased", "sentence-transformers/all-MiniLM-L6-v2"),
     "mpnet": ModelPair("microsoft/mpnet-base", "sentence-transformers/all-mpnet-base-v2"),
+}
+
+
+# Published STS-B test Spearman x100, with its source: what our evaluation must reproduce.
+REFERENCE_STSB = {
+    "all-MiniLM-L6-v2": 82.03,  # sentence-transformers/all-MiniLM-L6-v2 model card (Hugging Face Hub)
 }
 
 

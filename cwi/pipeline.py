@@ -134,7 +134,7 @@ def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress:
     profile = config.get_profile(profile)
     settings = profile.attribution
     sentences = data.sample_sts_sentences(dataset, settings.sentences_per_dataset, profile.seed)
-    method_settings = {"steps": settings.steps} if method == "ig" else {"max_evals": settings.shap_max_evals}
+    method_settings = settings.method_settings(method)
     key = {
         "model": encoder.name, "weights": weights_fingerprint(encoder), "pooling": encoder.pooling,
         "max_length": encoder.max_length, "dataset": dataset, "sentences": cache.fingerprint_texts(sentences),

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-__all__ = ["use_book_style", "figure", "binned_median", "coloured_words"]
+__all__ = ["use_book_style", "figure", "binned_median", "coloured_words", "pair_panels", "forest"]
 
 
 def use_book_style() -> None:
@@ -79,3 +79,58 @@ def coloured_words(words, weights, vmax: float = 3.0, cmap: str = "OrRd", label:
     ]
     prefix = f'<span style="display:inline-block;min-width:11em;font-size:85%">{html.escape(label)}</span>' if label else ""
     return f'<div style="line-height:1.9;font-family:sans-serif">{prefix}{"".join(spans)}</div>'
+
+
+def pair_panels(frame, pairs: dict, quantity: str, label: str, caption: str, bins: int = 15):
+    """One panel per model pair: binned medians and least-squares lines of normalised weight on `quantity`.
+
+    `frame` holds the words of one method (columns ``model``, `quantity`,
+    ``normalised_weight``); pre-trained in blue, fine-tuned in orange, on the
+    same words.  `label` names the quantity on the x axis.
+    """
+    fig, axes = figure(caption, ncols=len(pairs), width=4.6)
+    for ax, (name, pair) in zip(axes, pairs.items()):
+        for role, model, colour in [("pre-trained", pair.pretrained, "C0"), ("fine-tuned", pair.finetuned, "C1")]:
+            if model is None:
+                continue
+            rows = frame[frame["model"] == model]
+            x, y = rows[quantity].to_numpy(), rows["normalised_weight"].to_numpy()
+            centres, medians = binned_median(x, y, bins=bins)
+            ax.plot(centres, medians, "o", color=colour, ms=4, label=f"{model} ({role})")
+            slope, intercept = np.polyfit(x, y, 1)
+            grid = np.linspace(np.percentile(x, 1), np.percentile(x, 99), 50)
+            ax.plot(grid, intercept + slope * grid, color=colour, lw=1.5)
+        ax.axhline(1, color="grey", lw=0.8, ls=":")
+        ax.set(title=name, xlabel=label, ylabel="normalised weight")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def forest(results, order: list[str], quantities: dict[str, str], controls, caption: str):
+    """Forest plot of delta beta: one panel per pair and method, one row per dataset of `order`.
+
+    `results` has the columns of :func:`cwi.analysis.pair_table`; colour marks
+    the quantity (labels from `quantities`), the marker the control.
+    """
+    panels = results[["pair", "method"]].drop_duplicates().to_records(index=False)
+    fig, axes = figure(caption, ncols=len(panels), width=4.8,
+                       height=0.45 * len(order) * len(quantities) / 1.5 + 1.5)
+    markers = dict(zip(controls, ["o", "s", "^", "D", "v"]))
+    offsets = np.linspace(-0.35, 0.35, len(quantities) * len(controls))
+    for ax, (pair_name, method) in zip(axes, panels):
+        chosen = results[(results["pair"] == pair_name) & (results["method"] == method)]
+        k = 0
+        for qi, quantity in enumerate(quantities):
+            for control in controls:
+                rows = (chosen[(chosen["quantity"] == quantity) & (chosen["control"] == control)]
+                        .set_index("dataset").reindex(order))
+                y = np.arange(len(order)) + offsets[k]
+                ax.errorbar(rows["delta"], y, xerr=[rows["delta"] - rows["delta_low"], rows["delta_high"] - rows["delta"]],
+                            fmt=markers[control], color=f"C{qi}", ms=3.5, lw=0.8,
+                            label=f"{quantities[quantity]}, {control}")
+                k += 1
+        ax.axvline(0, color="grey", ls="--", lw=0.8)
+        ax.set(yticks=range(len(order)), yticklabels=order, title=f"{pair_name}, {method.upper()}", xlabel="Δβ")
+        ax.invert_yaxis()
+    axes[-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return fig

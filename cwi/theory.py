@@ -37,6 +37,8 @@ __all__ = [
     "PairSampler",
     "fit_line",
     "metric_norms",
+    "norm_fits",
+    "norm_fit_rows",
     "restrict_vocabulary",
     "load_glove",
 ]
@@ -318,6 +320,29 @@ def metric_norms(model: AdditiveEncoder, word_probability: np.ndarray) -> np.nda
     centred = v - p @ v
     metric = (centred * p[:, None]).T @ centred
     return np.einsum("wi,ij,wj->w", u, metric, u)
+
+
+def norm_fits(model: AdditiveEncoder, word_probability: np.ndarray, x: np.ndarray) -> dict[str, dict[str, float]]:
+    """Lines (:func:`fit_line`) of both squared norms against `x`: ``"metric G"`` and ``"Euclidean"``."""
+    return {
+        "metric G": fit_line(x, metric_norms(model, word_probability)),
+        "Euclidean": fit_line(x, model.squared_norms()),
+    }
+
+
+def norm_fit_rows(model: AdditiveEncoder, word_probability: np.ndarray, quantities: dict[str, np.ndarray],
+                  label: str) -> list[dict]:
+    """One row per quantity and norm: the line of the squared norm against the quantity, for a table.
+
+    Information quantities (names containing "information gain") are doubled,
+    as the theory predicts ``||u_w||^2`` near ``2 KL``; others are used as given.
+    """
+    rows = []
+    for name, values in quantities.items():
+        x = 2 * np.asarray(values) if "information gain" in name else np.asarray(values)
+        for norm, fit in norm_fits(model, word_probability, x).items():
+            rows.append({"encoder": label, "quantity": name, "norm": norm, **fit})
+    return rows
 
 
 def restrict_vocabulary(

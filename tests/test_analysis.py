@@ -59,7 +59,7 @@ def test_delta_beta_recovers_a_planted_difference_and_none_when_absent():
     pre, fine = synthetic_words(slope=0.2, delta=0.15)
     result = analysis.compare_pair(pre, fine, "information_gain", n_boot=500)
     assert result["delta_low"] < 0.15 < result["delta_high"] and result["delta_low"] > 0
-    assert analysis.verdict(result["delta_low"], result["delta_high"]) == "fine-tuned weights it more"
+    assert analysis.verdict(result["delta_low"], result["delta_high"]) == "more"
     pre, fine = synthetic_words(slope=0.2, delta=0.0, seed=3)
     result = analysis.compare_pair(pre, fine, "information_gain", n_boot=500)
     assert result["delta_low"] < 0 < result["delta_high"]
@@ -108,11 +108,13 @@ def test_pair_table_has_every_setting_and_reports_exclusions():
     assert len(results) == 2 * per_pair
     none = results.query("pair == 'synthetic' and control == 'none' and dataset == 'all'")
     assert (none["n_without_statistics"] == 40).all() and (none["n_words"] == 40 * 7).all()
-    assert (none.query("quantity == 'information_gain'")["verdict"] == "fine-tuned weights it more").all()
+    assert (none.query("quantity == 'information_gain'")["verdict"] == "more").all()
     assert results.query("pair == 'alone'")["delta"].isna().all()
-    assert (results.query("pair == 'alone'")["verdict"] == "no pre-trained twin").all()
+    assert (results.query("pair == 'alone'")["verdict"] == "no twin").all()
     table = analysis.headline(results)
-    assert len(table) == 2 * len(analysis.QUANTITIES) and table["delta beta [95 %]"].str.contains(r"\[").any()
+    assert len(table) == 2 * len(analysis.QUANTITIES) and table["delta beta [95%]"].str.contains(r"\[").any()
+    assert "delta beta [90%]" in analysis.headline(results, level=0.9).columns
+    assert set(table["verdict"]) <= set(analysis.VERDICTS.values())
 
 
 def test_bad_input_raises():
@@ -122,3 +124,22 @@ def test_bad_input_raises():
     broken = pre.assign(information_gain=np.nan)
     with pytest.raises(ValueError, match="status == 'ok'"):
         analysis.regress(broken, "information_gain")
+
+
+def test_reading_follows_the_stated_rule():
+    def word(*codes):
+        return analysis.reading(pd.Series(codes))["word"]
+
+    assert word("more", "more", "unclear") == "reproduces"
+    assert word("more", "more", "less") == "partly reproduces"
+    assert word("less", "less", "unclear") == "contradicts"
+    assert word("unclear", "less") == "does not reproduce"
+    assert word("more", "unclear", "unclear", "unclear") == "partly reproduces"
+    assert analysis.reading(pd.Series(["more", "less", "unclear"])) == {"more": 1, "less": 1, "n": 3,
+                                                                        "word": "partly reproduces"}
+
+
+def test_present_pairs_keeps_the_pairs_whose_models_ran():
+    pairs = {"both": models.ModelPair("pre", "fine"), "alone": models.ModelPair(None, "fine"),
+             "missing": models.ModelPair("pre", "other")}
+    assert list(analysis.present_pairs(pairs, ["pre", "fine"])) == ["both", "alone"]

@@ -74,11 +74,14 @@ def test_long_sentences_are_cut_after_whole_words_and_flagged(tiny):
                                   "unbelievably so")
 
 
+QUICK = {"ig": {"steps": 4}, "shap": {}}  # each method's own settings, small
+
+
 @pytest.mark.parametrize("method", attribution.METHODS)
 def test_empty_sentences_are_rejected(tiny, method):
     for empty in ["", "   "]:
         with pytest.raises(ValueError, match="no word"):
-            attribution.word_weights(tiny, [empty], method, steps=4)
+            attribution.word_weights(tiny, [empty], method, **QUICK[method])
     with pytest.raises(ValueError, match="unknown attribution method"):
         attribution.word_weights(tiny, ["text"], "lime")
 
@@ -86,7 +89,7 @@ def test_empty_sentences_are_rejected(tiny, method):
 @pytest.mark.parametrize("method", attribution.METHODS)
 def test_non_ascii_words_match_the_statistics_words(tiny, method):
     sentence = "Müller ate crème brûlée in 東京 — naïvely!"
-    table = attribution.word_weights(tiny, [sentence], method, steps=4)
+    table = attribution.word_weights(tiny, [sentence], method, **QUICK[method])
     assert table["word"].tolist() == stats.tokenize(sentence)
     assert (table["weight"] > 0).all()
 
@@ -162,3 +165,26 @@ def test_chunking_the_path_points_does_not_change_the_result(tiny):
     whole, _, _ = attribution.integrated_gradients(tiny, sentence, steps=6, chunk_points=6)
     chunked, _, _ = attribution.integrated_gradients(tiny, sentence, steps=6, chunk_points=4)
     assert (whole - chunked).abs().max().item() < 1e-6
+
+
+def test_quadrature_is_captums_gauss_legendre_rule():
+    from captum.attr._utils.approximation_methods import approximation_parameters
+
+    step_sizes, alphas = approximation_parameters("gausslegendre")
+    for steps in (1, 8, 32, 64):
+        points, weights = attribution.quadrature(steps)
+        assert torch.equal(points, torch.tensor(alphas(steps))) and torch.equal(weights, torch.tensor(step_sizes(steps)))
+        assert weights.sum().item() == pytest.approx(1.0)
+
+
+def test_a_new_method_is_one_registry_entry(tiny, monkeypatch):
+    def uniform_split(encoder, sentence, baseline="pad"):
+        """Share f(x) - f(x') equally among the tokens: complete by construction."""
+        ig = attribution.integrated_gradients(encoder, sentence, steps=2, baseline=baseline)
+        return attribution.Attribution(ig.delta.expand_as(ig.values) / len(ig.values), ig.delta, ig.batch)
+
+    monkeypatch.setitem(attribution.METHODS, "uniform", uniform_split)
+    table = attribution.word_weights(tiny, ["every word weighs the same here"], "uniform")
+    assert table["word"].tolist() == stats.tokenize("every word weighs the same here")
+    assert table["completeness_error"].max() < 1e-6
+    assert (table.groupby("n_tokens")["weight"].nunique() == 1).all()  # same tokens, same weight
