@@ -174,7 +174,7 @@ display(Markdown(
     "most any training can show on this corpus."
 ))
 
-# %%
+# %% tags=["hide-input"]
 trajectory = pd.DataFrame(trajectory)
 fig, (ax_scatter, ax_steps) = plotting.figure(
     "Left: squared G-norm of each word vector after training against twice its exact information "
@@ -218,7 +218,7 @@ sweep = pd.DataFrame(
 )
 sweep.style.format({"value": "{:g}", "metric G": "{:.3f}", "Euclidean": "{:.3f}", "final loss": "{:.3f}"}).hide(axis="index")
 
-# %%
+# %% tags=["hide-input"]
 fig, (ax_b, ax_t) = plotting.figure(
     f"R² of squared norm against 2 KL after {th.sweep_steps:,} steps, by batch size (left, temperature "
     f"{th.temperature}) and temperature (right, batch {th.batch_size}).",
@@ -294,7 +294,7 @@ display(Markdown(
        "inflate the raw estimate do not shape the trained norms as much.")
 ))
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plotting.figure(
     "Squared Euclidean norm of each word vector trained on Wikipedia half-sentence pairs, against "
     "twice its raw information gain (left), twice its corrected information gain (middle) and its "
@@ -334,7 +334,7 @@ static = pd.DataFrame(
 static_table = static.pivot_table(index=["quantity", "norm"], columns="encoder", values="r2", sort=False)
 static_table.style.format("{:.3f}")
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plotting.figure(
     "Squared Euclidean norm against twice the raw information gain: GloVe as pre-trained (left) "
     "and after contrastive training from it (right).",
@@ -377,7 +377,7 @@ display(Markdown(
 # - **Cosine similarity.** SimCSE's critic is $\cos(f(s), g(s^+)) / T$: the sentence
 #   vector is normalised, so absolute norms are not identified, but every word of a
 #   sentence is divided by the same factor and *relative* weights within a sentence
-#   are. Hence the normalised weight of DESIGN.md (weight over the sentence mean).
+#   are. Hence the normalised weight of the Attribution chapter (weight over the sentence mean).
 # - **Assumptions A1 and A2** are approximations (sentence PMI as a sum of word
 #   PMIs; small KL). The checks above show how much of the relation survives them
 #   for an additive encoder; a transformer adds context dependence on top. What the

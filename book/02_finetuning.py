@@ -95,7 +95,7 @@ display(Markdown(
     f"{train_seconds:.0f} s in this run."
 ))
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plotting.figure(
     "Training loss per step (light) and its moving average over 50 steps (dark): masked-LM "
     "pre-training (left), unsupervised SimCSE (middle) and supervised SimCSE (right), both from the "
@@ -125,7 +125,7 @@ table = table[list(finetune.sts_datasets)]
 table["avg."] = table.mean(axis=1)
 table.style.format("{:.2f}")
 
-# %%
+# %% tags=["hide-input"]
 fig, (ax,) = plotting.figure(
     "Spearman x100 on the STS test sets for each model; the book's pair shares one masked-LM "
     "starting point.",

@@ -57,12 +57,12 @@ settings
 # %% [markdown]
 # ## The corpus
 #
-# The Wikipedia sentences of the data pack (`cwi.data.load_wiki`): the start of
+# The Wikipedia sentences of the data pack (the profile's `corpus`, `cwi.data.load_wiki`): the start of
 # SimCSE's `wiki1m` training file, WikiText-103 and a random sample of whole
 # articles of a 2015 English Wikipedia dump. The profile sets how many are read.
 
 # %%
-sentences = data.load_wiki(limit=settings.stats.corpus_limit)
+sentences = data.load_corpus(settings.corpus, settings.stats.corpus_limit)
 table = pipeline.corpus_statistics(settings)
 lengths = np.array([len(stats.tokenize(s)) for s in sentences[:: max(1, len(sentences) // settings.stats.length_sample)]])
 
@@ -130,7 +130,7 @@ frequent.head(10)
 # %% [markdown]
 # ## Distributions
 
-# %%
+# %% tags=["hide-input"]
 fig, (ax_si, ax_ig) = plotting.figure(
     f"Distributions over the {len(frequent):,} words seen at least {min_count} times. Left: "
     "self-information. Right: information gain, raw and after subtracting the shuffled-corpus "

@@ -73,6 +73,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from IPython.display import HTML, Markdown, display
+from myst_nb import glue
 from scipy import stats as scistats
 
 from cwi import analysis, attribution, config, data, models, pipeline, plotting
@@ -162,6 +163,8 @@ completeness_by_steps.pivot(index="steps", columns="model", values="median error
 
 # %% tags=["remove-input"]
 chosen = completeness_by_steps.query("steps == @attribution_settings.steps")
+glue("completeness_median_max", float(chosen["median error"].max()), display=False)
+glue("completeness_target", target, display=False)
 meeting = completeness_by_steps[completeness_by_steps["median error"] < target]
 fewest = meeting.groupby("model")["steps"].min().reindex(list(encoders))
 display(Markdown(
@@ -198,6 +201,8 @@ summary.style.format({"median_error": "{:.2e}", "max_error": "{:.2e}", "words": 
 # %% tags=["remove-input"]
 ig_errors = per_sentence.xs("ig", level="method")["error"]
 shap_errors = per_sentence.xs("shap", level="method")["error"]
+glue("shap_efficiency_max", float(shap_errors.max()), display=False)
+glue("captum_difference", captum_difference, display=False)
 display(Markdown(
     f"{weights['sentence'].nunique():,} distinct sentences from {len(attribution_settings.datasets)} datasets, "
     f"{len(weights):,} word weights in all ({weights_seconds:.0f} s here, from the cache or computed). "

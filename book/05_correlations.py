@@ -45,6 +45,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from cwi import analysis, config, models, pipeline, plotting
 
@@ -114,6 +115,8 @@ results.head()
 
 # %%
 headline = analysis.headline(results, level=settings.analysis.level)
+glue("headline_rows", len(headline), display=False)  # read by the tests, as every glued value
+glue("headline_pairs", sorted(set(headline["pair"])), display=False)
 headline.style.hide(axis="index")
 
 # %% tags=["remove-input"]

@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from cwi import config, evaluation, pipeline, plotting, theory, weighting
 
@@ -292,7 +293,11 @@ display(Markdown(
 ))
 
 # %% tags=["remove-input"]
-# The chapter's checks: what its prose relies on.
+# The chapter's checks: what its prose relies on; the glued values are read by the tests.
+glue("sif_a", float(sif_a), display=False)
+glue("static_encoders", len(static), display=False)
+glue("best_information", best_information, display=False)
+glue("versus_sif", {k: float(versus_sif[k]) for k in ("delta", "low", "high")}, display=False)
 assert sif_a in ws.sif_a_grid and np.isclose(sif_search["spearman"].max(), dev_scores["SIF"])
 assert len(scores) == len(encoders) * len(test) and scores["spearman"].notna().all()
 assert all(r["boot"].shape == (ws.n_bootstrap,) and r["low"] <= r["high"] for r in intervals.values())

@@ -2,7 +2,7 @@
 
 A reproduction of Kurita, Kobayashi, Yokoi and Inui (2023), "Contrastive
 Learning-based Sentence Encoders Implicitly Weight Informative Words".  One module
-per concern (see DESIGN.md): ``config`` (profiles), ``data`` (datasets), ``stats``
+per concern (see CONTRIBUTING.md): ``config`` (profiles), ``data`` (datasets), ``stats``
 (word statistics), ``theory`` (additive encoders, InfoNCE), ``models`` (encoder
 registry), ``train`` (masked-LM, SimCSE, STS), ``attribution`` (vector Integrated
 Gradients and SHAP), ``analysis`` (regressions), ``weighting`` (weighted averages of

@@ -48,7 +48,7 @@ class StatsSettings:
     Attributes
     ----------
     corpus_limit
-        Number of Wikipedia sentences read by :func:`cwi.data.load_wiki`, in file
+        Number of sentences read from the profile's corpus (:func:`cwi.data.load_corpus`), in file
         order; ``None`` reads them all (910,612 in the offline data pack).
     min_count
         Words seen fewer times are kept in the table but left out of figures and
@@ -331,6 +331,9 @@ class Profile:
         ``"smoke"``, ``"default"`` or ``"paper"``.
     seed
         Master seed; every random draw of the book derives from it.
+    corpus
+        The sentence corpus (a key of :data:`cwi.data.CORPORA`) of the statistics,
+        the masked-LM and unsupervised SimCSE training and the Theory chapter's check.
     stats
         Settings of the word statistics.
     theory
@@ -348,6 +351,7 @@ class Profile:
     name: str
     seed: int
     stats: StatsSettings
+    corpus: str = "wiki"
     theory: TheorySettings = TheorySettings()
     finetune: FinetuneSettings = FinetuneSettings(
         mlm=MLMSettings(corpus_limit=None, heldout=5_000, steps=3_000),

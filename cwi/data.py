@@ -35,6 +35,8 @@ __all__ = [
     "load_sts",
     "load_nli",
     "load_wiki",
+    "CORPORA",
+    "load_corpus",
     "snli_triplets",
     "sample_sts_sentences",
 ]
@@ -292,3 +294,18 @@ def sample_sts_sentences(dataset: str, n: int | None, seed: int = 0) -> list[str
         return list(unique)
     chosen = np.random.default_rng(seed).choice(len(unique), size=n, replace=False)
     return [unique[i] for i in sorted(chosen)]
+
+
+# Sentence corpora by name: statistics, masked-LM, unsupervised SimCSE and the Theory
+# chapter's check all read the profile's corpus (``Profile.corpus``) through this table.
+CORPORA: dict[str, Callable[[int | None], list[str]]] = {"wiki": load_wiki}
+
+
+def load_corpus(name: str, limit: int | None = None) -> list[str]:
+    """The first `limit` sentences (``None``: all) of the corpus called `name` in :data:`CORPORA`."""
+    try:
+        loader = CORPORA[name]
+    except KeyError:
+        raise ValueError(f"unknown corpus {name!r}: choose one of {', '.join(CORPORA)}, "
+                         "or add a loader to cwi.data.CORPORA") from None
+    return loader(limit)

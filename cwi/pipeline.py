@@ -41,14 +41,14 @@ PIPELINE_VERSION = 1
 
 
 def corpus_statistics(profile) -> pd.DataFrame:
-    """Word statistics (:func:`cwi.stats.word_statistics`) of the profile's Wikipedia corpus, cached.
+    """Word statistics (:func:`cwi.stats.word_statistics`) of the profile's corpus (`Profile.corpus`), cached.
 
     The table is keyed by the corpus contents, the statistics settings and
     :data:`cwi.stats.STATS_VERSION`.
     """
     profile = config.get_profile(profile)
     settings = profile.stats
-    sentences = data.load_wiki(limit=settings.corpus_limit)
+    sentences = data.load_corpus(profile.corpus, settings.corpus_limit)
     key = {
         "version": stats.STATS_VERSION,
         "corpus_sha256": cache.fingerprint_texts(sentences),
@@ -75,8 +75,8 @@ def _checkpoint(kind: str, key: dict, fit) -> Path:
     return target
 
 
-def _mlm_checkpoint(settings: config.MLMSettings, seed: int) -> Path:
-    sentences = data.load_wiki(limit=settings.corpus_limit)
+def _mlm_checkpoint(settings: config.MLMSettings, seed: int, corpus: str) -> Path:
+    sentences = data.load_corpus(corpus, settings.corpus_limit)
     if len(sentences) <= settings.heldout:
         raise ValueError(f"{len(sentences)} sentences cannot hold out {settings.heldout}: raise mlm.corpus_limit")
     key = {"version": train.TRAIN_VERSION, "settings": asdict(settings), "seed": seed,
@@ -85,8 +85,9 @@ def _mlm_checkpoint(settings: config.MLMSettings, seed: int) -> Path:
         sentences[: -settings.heldout], sentences[-settings.heldout:], settings, seed))
 
 
-def _simcse_checkpoint(base: Path, settings: config.SimCSESettings, supervised: bool, seed: int) -> Path:
-    examples = data.snli_triplets() if supervised else data.load_wiki(limit=settings.corpus_limit)
+def _simcse_checkpoint(base: Path, settings: config.SimCSESettings, supervised: bool, seed: int,
+                       corpus: str) -> Path:
+    examples = data.snli_triplets() if supervised else data.load_corpus(corpus, settings.corpus_limit)
     key = {"version": train.TRAIN_VERSION, "base": base.name, "settings": asdict(settings),
            "supervised": supervised, "seed": seed,
            "data_sha256": cache.fingerprint_texts("\t".join(e) if supervised else e for e in examples)}
@@ -105,11 +106,12 @@ def book_checkpoint(name: str, profile) -> Path:
     finetune = profile.finetune
     if name not in ("mlm", "unsup-simcse", "sup-simcse"):
         raise ValueError(f"unknown book checkpoint {name!r}: choose mlm, unsup-simcse or sup-simcse")
-    base = _mlm_checkpoint(finetune.mlm, profile.seed)
+    base = _mlm_checkpoint(finetune.mlm, profile.seed, profile.corpus)
     if name == "mlm":
         return base
     supervised = name == "sup-simcse"
-    return _simcse_checkpoint(base, finetune.sup if supervised else finetune.unsup, supervised, profile.seed)
+    return _simcse_checkpoint(base, finetune.sup if supervised else finetune.unsup, supervised, profile.seed,
+                              profile.corpus)
 
 
 def load_encoder(name_or_path: str | Path, profile, pooling: str | None = None, max_length: int = 128) -> Encoder:
@@ -242,7 +244,7 @@ def contrastive_additive_encoder(profile) -> AdditiveRun:
     profile = config.get_profile(profile)
     th = profile.theory
     glove_words, _ = theory.load_glove()
-    sentences = data.load_wiki(limit=th.real_sentences)
+    sentences = data.load_corpus(profile.corpus, th.real_sentences)
     vocab, encoded = theory.restrict_vocabulary(sentences, th.real_min_count, allowed=set(glove_words))
     key = {
         "version": PIPELINE_VERSION, "corpus_sha256": cache.fingerprint_texts(sentences),

@@ -1,6 +1,6 @@
 """Information-theoretic word statistics of a corpus.
 
-Definitions (DESIGN.md; natural logarithms throughout):
+Definitions (CONTRIBUTING.md; natural logarithms throughout):
 
 * word: lower-cased token of BERT's basic tokenizer (:func:`tokenize`);
 * ``p(w) = n_w / N`` and self-information ``SI(w) = -log p(w)``;

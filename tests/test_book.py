@@ -1,6 +1,8 @@
 """The book: TOC completeness, chapters executed with papermill, HTML rendering, errors."""
 
+import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -8,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cwi.__main__ import ChapterFailed, chapter_sources, run_chapter, toc_entries
+from cwi import analysis, attribution, config, models
+from cwi.__main__ import ChapterFailed, build_html, chapter_sources, run_chapter, toc_entries
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,8 +37,34 @@ def copy_book(destination: Path) -> Path:
     return destination
 
 
+def glued(notebook: dict) -> dict:
+    """The values a chapter glued (``myst_nb.glue``), by name, read back from their text form."""
+    values = {}
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                text = next(v for k, v in output["data"].items() if k.endswith("text/plain"))
+                values[name] = ast.literal_eval("".join(text))
+    return values
+
+
+def prose(notebook: dict) -> str:
+    """Everything a reader reads as text: Markdown cells and the Markdown the code cells print."""
+    parts = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "markdown"]
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            parts.append("".join(output.get("data", {}).get("text/markdown", "")))
+    return "\n".join(parts)
+
+
 def test_whole_book_runs_with_the_smoke_profile_and_renders(tmp_path, data_dir):
-    """`python -m cwi book --profile smoke` executes every TOC chapter, then renders HTML."""
+    """`python -m cwi book --profile smoke` executes every TOC chapter, then renders HTML.
+
+    Then, as PySDM's tests read a notebook's values, the chapters' conclusions are
+    checked: no ``nan`` or ``None`` in what a reader reads, and the values each
+    chapter glued for the tests hold.
+    """
     root = copy_book(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "cwi", "--root", str(root), "book", "--profile", "smoke"],
@@ -51,7 +80,38 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(tmp_path, data_dir):
         html = root / "_build" / "html" / "book" / f"{source.stem}.html"
         assert html.exists(), f"{html} not rendered"
         assert "Traceback" not in html.read_text()
+        text = prose(notebook)
+        assert not re.search(r"\b(nan|NaN|None)\b", text), f"{source.name} prints nan or None in its prose"
     assert (root / "_build" / "html" / "index.html").exists()
+
+    smoke = config.get_profile("smoke")
+    notebooks = {source.stem: json.loads(source.with_suffix(".ipynb").read_text()) for source in chapter_sources(root)}
+    values = {stem: glued(notebook) for stem, notebook in notebooks.items()}
+    present = analysis.present_pairs(models.PAIRS, smoke.attribution.models)
+    correlations = values["05_correlations"]
+    assert correlations["headline_rows"] == len(present) * len(attribution.METHODS) * len(analysis.QUANTITIES)
+    assert correlations["headline_pairs"] == sorted(present)
+    attributions = values["04_attribution"]
+    assert attributions["completeness_median_max"] < attributions["completeness_target"]
+    assert attributions["captum_difference"] < 1e-4 and attributions["shap_efficiency_max"] < 1e-4
+    weighting = values["06_weighting"]
+    assert weighting["sif_a"] in smoke.weighting.sif_a_grid
+    assert weighting["static_encoders"] == 6 * len(smoke.weighting.remove_components)
+    assert weighting["versus_sif"]["low"] <= weighting["versus_sif"]["delta"] <= weighting["versus_sif"]["high"]
+
+
+def test_the_book_build_fails_on_a_broken_reference(tmp_path):
+    """-W -n: a {cite} of a missing key fails the build instead of rendering as text."""
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/references\n")
+    (tmp_path / "book").mkdir()
+    for name in ("references.bib", "references.md"):
+        shutil.copy(ROOT / "book" / name, tmp_path / "book" / name)
+    (tmp_path / "book" / "intro.md").write_text("# A page\n\nAs {cite}`nobody2099never` showed.\n")
+    with pytest.raises(RuntimeError, match="(?s)warnings are errors.*nobody2099never"):
+        build_html(tmp_path)
+    (tmp_path / "book" / "intro.md").write_text("# A page\n\nAs {cite}`kurita2023contrastive` showed.\n")
+    assert build_html(tmp_path).exists()
 
 
 def test_failing_chapter_names_chapter_and_cell(tmp_path):

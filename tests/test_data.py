@@ -131,3 +131,9 @@ def test_hub_fallback_drops_unlabelled_nli_pairs(tmp_path, monkeypatch):
         ["dev", "contradiction"],
         ["test", "neutral"],
     ]
+
+
+def test_corpora_are_named_and_unknown_ones_say_how_to_add_one(data_dir):
+    assert data.load_corpus("wiki", 5) == data.load_wiki(limit=5)
+    with pytest.raises(ValueError, match="unknown corpus 'books'.*wiki.*CORPORA"):
+        data.load_corpus("books")
