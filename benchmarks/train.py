@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from cwi import config, data, models, train
+from cwi import config, data, encoders, train
 
 
 def timed(step, repeats: int) -> float:
@@ -91,7 +91,7 @@ def main() -> None:
         train.simcse_step(encoder, tokenizer, sim_optimizer, schedule, sim_texts, unsup, supervised=False)
 
     def sim_raw():
-        both = models.pool(encoder(**encoded).last_hidden_state, encoded["attention_mask"], "mean")
+        both = encoders.pool(encoder(**encoded).last_hidden_state, encoded["attention_mask"], "mean")
         train.simcse_loss(both[: len(sim_texts)], both[len(sim_texts):], unsup.temperature).backward()
         encoder.zero_grad(set_to_none=True)
 

@@ -128,7 +128,7 @@ shares = coverage.assign(
 )
 missing = shares["median_weight"].unstack("weighting")[list(weighting.WEIGHTINGS)]
 missing.insert(0, "no GloVe vector", shares.xs("uniform", level="weighting")["without_vector"])
-missing.style.format("{:.2%}")
+missing.rename(columns=weighting.WEIGHTINGS).style.format("{:.2%}")
 
 # %% tags=["remove-input"]
 median_shares = missing.drop(columns="no GloVe vector").stack()
