@@ -62,6 +62,7 @@ profile = "default"
 # %%
 settings = config.get_profile(profile)
 plotting.use_book_style()
+TABLE_STYLE = [{"selector": "td, th", "props": "padding: 0.1em 0.6em"}]  # numbers apart in the HTML book
 chapter_start = time.perf_counter()
 finetune, ws = settings.finetune, settings.weighting
 ws
@@ -181,7 +182,7 @@ results = pd.concat({"static (GloVe 50-d)": static, "transformer": transformers.
                     names=["family", "encoder"])
 results["avg."] = results.mean(axis=1)
 results = results.sort_values(["avg."], ascending=False).sort_index(level=0, sort_remaining=False)
-results.style.format("{:.2f}")
+results.style.format("{:.2f}").set_table_styles(TABLE_STYLE)
 
 # %% tags=["hide-input"]
 fig, (ax,) = plotting.figure(
@@ -219,9 +220,11 @@ intervals = {
     for label, (first, second) in comparisons.items()
 }
 level = f"{ws.level:.0%}"
-pd.DataFrame({label: {"difference": r["delta"], f"{level} low": r["low"], f"{level} high": r["high"],
-                      **{name: value for name, value in r["per_dataset"].items()}}
-              for label, r in intervals.items()}).T.style.format("{:+.2f}")
+summary = pd.DataFrame({label: {"difference": r["delta"], f"{level} low": r["low"], f"{level} high": r["high"]}
+                        for label, r in intervals.items()}).T
+per_dataset = pd.DataFrame({label: r["per_dataset"] for label, r in intervals.items()})
+display(summary.style.format("{:+.2f}").set_table_styles(TABLE_STYLE))
+per_dataset.style.format("{:+.2f}").set_table_styles(TABLE_STYLE).set_caption("The difference on each dataset")
 
 # %% tags=["remove-input"]
 versus_sif = intervals[f"{best_information} − SIF"]
