@@ -143,3 +143,14 @@ def test_present_pairs_keeps_the_pairs_whose_models_ran():
     pairs = {"both": models.ModelPair("pre", "fine"), "alone": models.ModelPair(None, "fine"),
              "missing": models.ModelPair("pre", "other")}
     assert list(analysis.present_pairs(pairs, ["pre", "fine"])) == ["both", "alone"]
+
+
+def test_within_sentence_spearman_matches_scipy_and_skips_short_sentences():
+    from scipy import stats as scistats
+
+    first = pd.DataFrame({"sentence_id": [0, 0, 0, 0, 1, 1], "word_index": [0, 1, 2, 3, 0, 1],
+                          "weight": [1.0, 2.0, 3.0, 4.0, 1.0, 2.0]})
+    second = first.assign(weight=[4.0, 1.0, 3.0, 2.0, 2.0, 1.0]).iloc[::-1]  # row order must not matter
+    rho = analysis.within_sentence_spearman(first, second)
+    assert list(rho.index) == [0]  # sentence 1 has two words: no rank correlation
+    assert rho[0] == pytest.approx(scistats.spearmanr([1, 2, 3, 4], [4, 1, 3, 2]).statistic)

@@ -188,3 +188,10 @@ def test_a_new_method_is_one_registry_entry(tiny, monkeypatch):
     assert table["word"].tolist() == stats.tokenize("every word weighs the same here")
     assert table["completeness_error"].max() < 1e-6
     assert (table.groupby("n_tokens")["weight"].nunique() == 1).all()  # same tokens, same weight
+
+
+def test_completeness_sweep_reports_each_number_of_points(tiny):
+    errors, tables = attribution.completeness_sweep(tiny, ["One short sentence.", "And another one here."], (2, 8))
+    assert errors["steps"].tolist() == [2, 8] and set(tables) == {2, 8}
+    assert (errors["median error"] <= errors["max error"]).all()
+    assert tables[8]["completeness_error"].max() == pytest.approx(errors.loc[1, "max error"])

@@ -15,3 +15,22 @@ def test_coloured_words_escape_text_and_scale_colours():
 def test_coloured_words_need_one_weight_per_word():
     with pytest.raises(ValueError, match="2 words but 1 weights"):
         plotting.coloured_words(["a", "b"], [1.0])
+
+
+def test_pair_panels_and_forest_draw_one_panel_per_pair():
+    import numpy as np
+    import pandas as pd
+
+    from cwi import analysis, models
+
+    rng = np.random.default_rng(0)
+    words = pd.DataFrame({"model": np.repeat(["pre", "fine", "alone"], 50), "information_gain": rng.random(150),
+                          "normalised_weight": rng.random(150)})
+    pairs = {"pair": models.ModelPair("pre", "fine"), "single": models.ModelPair(None, "alone")}
+    fig = plotting.pair_panels(words, pairs, "information_gain", "info gain", "A caption.", bins=5)
+    assert [ax.get_title() for ax in fig.axes] == ["pair", "single"]
+    rows = [{"pair": "pair", "method": m, "dataset": d, "quantity": q, "control": c, "delta": 0.1,
+             "delta_low": 0.0, "delta_high": 0.2}
+            for m in ("ig", "shap") for d in ("stsb", "all") for q in analysis.QUANTITIES for c in analysis.CONTROLS]
+    fig = plotting.forest(pd.DataFrame(rows), ["stsb", "all"], analysis.QUANTITIES, analysis.CONTROLS, "Caption.")
+    assert [ax.get_title() for ax in fig.axes] == ["pair, IG", "pair, SHAP"]
