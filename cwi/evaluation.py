@@ -13,7 +13,7 @@ from scipy import stats as scistats
 from . import data
 from .encoders import Encoder
 
-__all__ = ["paired_cosine", "sts_spearman", "sts_pairs", "evaluate_sts"]
+__all__ = ["paired_cosine", "sts_spearman", "sts_pairs", "encoder_spearman", "evaluate_sts"]
 
 
 def paired_cosine(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -43,12 +43,16 @@ def sts_pairs(name: str, split: str = "test", max_pairs: int | None = None) -> p
     return (rows if max_pairs is None else rows.iloc[:max_pairs]).reset_index(drop=True)
 
 
+def encoder_spearman(encoder: Encoder, rows: pd.DataFrame, batch_size: int = 64) -> float:
+    """Spearman x100 of `encoder` on sentence pairs `rows` (``sentence1``, ``sentence2``, ``score``)."""
+    return sts_spearman(encoder.encode(rows["sentence1"], batch_size), encoder.encode(rows["sentence2"], batch_size),
+                        rows["score"])
+
+
 def evaluate_sts(encoder: Encoder, name: str, split: str = "test", batch_size: int = 64,
                  max_pairs: int | None = None) -> float:
     """Spearman x100 of `encoder` on the `split` rows of STS dataset `name` (:func:`sts_pairs`).
 
     All subsets pooled (SentEval's "all"), as SimCSE reports STS12-16.
     """
-    rows = sts_pairs(name, split, max_pairs)
-    return sts_spearman(encoder.encode(rows["sentence1"], batch_size), encoder.encode(rows["sentence2"], batch_size),
-                        rows["score"])
+    return encoder_spearman(encoder, sts_pairs(name, split, max_pairs), batch_size)

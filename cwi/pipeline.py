@@ -296,9 +296,8 @@ def sts_scores(profile, models: tuple[str, ...] | None = None) -> pd.DataFrame:
 
         def evaluate(encoder=encoder, name=name) -> pd.DataFrame:
             return pd.DataFrame([
-                {"model": name, "dataset": dataset,
-                 "spearman": evaluation.evaluate_sts(encoder, dataset, max_pairs=finetune.sts_max_pairs)}
-                for dataset in finetune.sts_datasets
+                {"model": name, "dataset": dataset, "spearman": evaluation.encoder_spearman(encoder, rows)}
+                for dataset, rows in pairs.items()
             ])
 
         frames.append(cache.cached_frame("sts_scores", key, evaluate))

@@ -20,7 +20,8 @@ vector, optionally with the sentences' first principal components removed
 A word with a vector but without a value of the weighting (absent from the
 statistics, no context, outside the additive encoder's vocabulary) gets the
 median weight of the words the weighting knows, so every weighting averages the
-same words; :func:`embed` counts such words, and the words without a vector.
+same words; :func:`average` counts such words, and the words without a vector.
+Sentences are tokenized once (:func:`bag_of_words`) for every weighting.
 Everything here takes plain inputs; :mod:`cwi.pipeline` and the Weighting
 chapter supply the profile's statistics, vectors and STS pairs.
 """
@@ -39,8 +40,9 @@ from . import stats
 from .evaluation import paired_cosine
 
 __all__ = [
-    "WEIGHTINGS", "WordVectors", "StaticEncoder", "sif_weights", "weight_table", "embed",
-    "remove_common_components", "score_pairs", "evaluate", "sif_search", "paired_bootstrap",
+    "WEIGHTINGS", "WordVectors", "StaticEncoder", "BagOfWords", "sif_weights", "weight_table", "bag_of_words",
+    "average", "embed", "pair_bag", "remove_common_components", "score_pairs", "evaluate", "sif_search",
+    "paired_bootstrap",
 ]
 
 WEIGHTINGS: dict[str, str] = {
@@ -157,9 +159,40 @@ def remove_common_components(embeddings: np.ndarray, n: int = 1) -> tuple[np.nda
     return embeddings - embeddings @ components.T @ components, components
 
 
-def embed(sentences: Sequence[str], vectors: WordVectors, weights: pd.Series | None = None,
-          remove_components: int = 0) -> tuple[np.ndarray, dict]:
-    """Weighted-average sentence vectors of `sentences`, (n, d).
+@dataclass(frozen=True)
+class BagOfWords:
+    """Sentences as word counts, with the vector of each word: what every weighting averages.
+
+    Attributes
+    ----------
+    words
+        The sentences' distinct words.
+    counts
+        (sentences, words) token counts.
+    table
+        (words, d) vector of each word; zero rows for words without one.
+    has_vector
+        Whether each word has a vector.
+    """
+
+    words: list[str]
+    counts: sp.csr_matrix
+    table: np.ndarray
+    has_vector: np.ndarray
+
+
+def bag_of_words(sentences: Sequence[str], vectors: WordVectors) -> BagOfWords:
+    """Tokenize `sentences` (:func:`cwi.stats.tokenize`) once, for any number of weightings."""
+    corpus = stats.encode_corpus(sentences)
+    rows = vectors.rows(corpus.vocab)
+    has_vector = rows >= 0
+    table = np.zeros((len(corpus.vocab), vectors.vectors.shape[1]))
+    table[has_vector] = vectors.vectors[rows[has_vector]]
+    return BagOfWords(corpus.vocab, corpus.count_matrix(), table, has_vector)
+
+
+def average(bag: BagOfWords, weights: pd.Series | None = None, remove_components: int = 0) -> tuple[np.ndarray, dict]:
+    """Weighted-average sentence vectors of the sentences of `bag`, (n, d).
 
     Parameters
     ----------
@@ -177,21 +210,16 @@ def embed(sentences: Sequence[str], vectors: WordVectors, weights: pd.Series | N
         value of the weighting), ``sentences_without_vector`` (zero vector) and
         ``sentences_with_zero_weight`` (every weight 0: the plain mean is used).
     """
-    corpus = stats.encode_corpus(sentences)
-    counts = corpus.count_matrix()
-    rows = vectors.rows(corpus.vocab)
-    has_vector = rows >= 0
-    table = np.zeros((len(corpus.vocab), vectors.vectors.shape[1]))
-    table[has_vector] = vectors.vectors[rows[has_vector]]
+    counts, table, has_vector = bag.counts, bag.table, bag.has_vector
     if weights is None:
-        known = np.ones(len(corpus.vocab), dtype=bool)
-        values = np.ones(len(corpus.vocab))
+        known = np.ones(len(bag.words), dtype=bool)
+        values = np.ones(len(bag.words))
     else:
         given = weights.to_numpy(dtype=float)
         if not np.isfinite(given).any():
             raise ValueError(f"the weighting {weights.name!r} has no value for any word: "
                              "pass the statistics (or norms) it is computed from")
-        aligned = weights.reindex(corpus.vocab).to_numpy(dtype=float)
+        aligned = weights.reindex(bag.words).to_numpy(dtype=float)
         known = np.isfinite(aligned)
         values = np.where(known, aligned, np.median(given[np.isfinite(given)]))
     if (values < 0).any():
@@ -208,7 +236,7 @@ def embed(sentences: Sequence[str], vectors: WordVectors, weights: pd.Series | N
     embeddings, _ = remove_common_components(embeddings, remove_components)
     token_counts = np.asarray(counts.sum(axis=0)).ravel()
     coverage = {
-        "sentences": len(corpus.lengths),
+        "sentences": counts.shape[0],
         "tokens": int(token_counts.sum()),
         "tokens_without_vector": int(token_counts[~has_vector].sum()),
         "tokens_with_median_weight": int(token_counts[has_vector & ~known].sum()),
@@ -218,16 +246,26 @@ def embed(sentences: Sequence[str], vectors: WordVectors, weights: pd.Series | N
     return embeddings, coverage
 
 
-def score_pairs(pairs: pd.DataFrame, vectors: WordVectors, weights: pd.Series | None = None,
-                remove_components: int = 0) -> tuple[np.ndarray, dict]:
-    """Cosine similarity of each sentence pair (``sentence1``, ``sentence2``) and the coverage of :func:`embed`.
+def embed(sentences: Sequence[str], vectors: WordVectors, weights: pd.Series | None = None,
+          remove_components: int = 0) -> tuple[np.ndarray, dict]:
+    """Weighted-average sentence vectors of `sentences`: :func:`average` of their :func:`bag_of_words`."""
+    return average(bag_of_words(sentences, vectors), weights, remove_components)
+
+
+def pair_bag(pairs: pd.DataFrame, vectors: WordVectors) -> BagOfWords:
+    """The bag of both sides of sentence pairs (``sentence1`` rows, then ``sentence2`` rows).
 
     Both sides are embedded together, so removed components are those of all the
     evaluated sentences, as SIF's code computes them on the sentences it scores.
     """
-    n = len(pairs)
-    embeddings, coverage = embed(list(pairs["sentence1"]) + list(pairs["sentence2"]), vectors, weights,
-                                 remove_components)
+    return bag_of_words(list(pairs["sentence1"]) + list(pairs["sentence2"]), vectors)
+
+
+def score_pairs(bag: BagOfWords, weights: pd.Series | None = None,
+                remove_components: int = 0) -> tuple[np.ndarray, dict]:
+    """Cosine similarity of each sentence pair of a :func:`pair_bag`, and the coverage of :func:`average`."""
+    embeddings, coverage = average(bag, weights, remove_components)
+    n = embeddings.shape[0] // 2
     return paired_cosine(embeddings[:n], embeddings[n:]), coverage
 
 
@@ -245,14 +283,15 @@ def evaluate(pairs: Mapping[str, pd.DataFrame], vectors: WordVectors, weights: p
         ``scores``: ``encoder`` (its label), ``weighting``, ``remove_components``,
         ``dataset``, ``spearman``; ``similarities[label][dataset]``: the cosines,
         for paired comparisons; ``coverage``: one row per weighting and dataset
-        with the counts of :func:`embed`.
+        with the counts of :func:`average`.
     """
     rows, coverage_rows, similarities = [], {}, {}
+    bags = {dataset: pair_bag(frame, vectors) for dataset, frame in pairs.items()}  # tokenized once
     for encoder in encoders:
         similarities[encoder.label] = {}
         column = None if encoder.weighting == "uniform" else weights[encoder.weighting]
         for dataset, frame in pairs.items():
-            cosine, coverage = score_pairs(frame, vectors, column, encoder.remove_components)
+            cosine, coverage = score_pairs(bags[dataset], column, encoder.remove_components)
             similarities[encoder.label][dataset] = cosine
             rows.append({"encoder": encoder.label, "weighting": encoder.weighting,
                          "remove_components": encoder.remove_components, "dataset": dataset,
@@ -270,9 +309,9 @@ def sif_search(pairs: pd.DataFrame, vectors: WordVectors, p: pd.Series, grid: Se
     Returns ``a`` and ``spearman``, one row per value; the caller takes the
     argmax (on development data, never on test).
     """
+    bag = pair_bag(pairs, vectors)
     return pd.DataFrame([
-        {"a": a, "spearman": _spearman100(score_pairs(pairs, vectors, sif_weights(p, a), remove_components)[0],
-                                          pairs["score"])}
+        {"a": a, "spearman": _spearman100(score_pairs(bag, sif_weights(p, a), remove_components)[0], pairs["score"])}
         for a in grid
     ])
 

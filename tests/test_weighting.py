@@ -160,5 +160,18 @@ def test_sts_scores_are_cached_per_model(data_dir, monkeypatch):
     def no_evaluation(*args, **kwargs):
         raise AssertionError("evaluated again: the cache should have answered")
 
-    monkeypatch.setattr(evaluation, "evaluate_sts", no_evaluation)
+    monkeypatch.setattr(evaluation, "encoder_spearman", no_evaluation)
     pd.testing.assert_frame_equal(pipeline.sts_scores(profile, ("all-MiniLM-L6-v2",)), first)
+
+
+def test_one_bag_serves_every_weighting_of_the_pairs(toy_vectors):
+    pairs = pd.DataFrame({"sentence1": ["a b", "c"], "sentence2": ["b c", "a c c"]})
+    bag = weighting.pair_bag(pairs, toy_vectors)
+    for weights in (None, pd.Series({"a": 1.0, "b": 2.0, "c": 0.5})):
+        for components in (0, 1):
+            cosine, coverage = weighting.score_pairs(bag, weights, components)
+            both, expected_coverage = weighting.embed(["a b", "c", "b c", "a c c"], toy_vectors, weights, components)
+            first, second = both[:2], both[2:]
+            expected = (first * second).sum(1) / np.linalg.norm(first, axis=1) / np.linalg.norm(second, axis=1)
+            np.testing.assert_allclose(cosine, expected)
+            assert coverage == expected_coverage
