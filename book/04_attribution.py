@@ -46,23 +46,39 @@
 #
 # where $J_i$ is the $d \times e$ Jacobian of $f$ with respect to token $i$'s
 # embedding. The integrand is a Jacobian-*vector* product, so forward-mode
-# differentiation gets all $d$ dimensions in one pass per token and path point,
+# differentiation gets all $d$ dimensions in one pass per tangent and path point,
 # where captum's backward-mode `IntegratedGradients` needs one pass per output
-# dimension (`cwi.attribution.integrated_gradients`, vectorised with
-# `torch.func.jvp` and `vmap`). The integral is a Gauss-Legendre rule; its error
-# shows as a gap in {eq}`eq-completeness`, the *completeness error*
+# dimension. The product is linear in the tangent, so one tangent holding all of
+# a word's token differences gives the sum of its tokens' vectors, the word's
+# vector, in one pass: `cwi.attribution.word_integrated_gradients` runs one
+# tangent per *word*, and sentences of similar length share one padded, masked
+# call (`torch.func.jvp` vectorised with `vmap`).
+#
+# The integral is a quadrature rule; its error shows as a gap in
+# {eq}`eq-completeness`, the *completeness error*
 # $\lVert \sum_i c_i - (f(x) - f(x')) \rVert / \lVert f(x) - f(x') \rVert$.
+# Each sentence gets the fewest path points that keep that error under the
+# profile's target: it runs the first rule of a doubling sequence and goes on to
+# the next only while the error is too large. The rules are Clenshaw-Curtis
+# rules, whose points nest (the 17-point rule contains the 9 points of the one
+# before), so a sentence that needs more points reuses every one already computed;
+# captum's Gauss-Legendre rule converges alike on these models (below) but its
+# points of different sizes share nothing.
 #
 # **SHAP** gives token $i$ its Shapley value in the game whose players are the
-# tokens and whose payoff for a coalition is $f$ of the sentence with the other
-# tokens set to the baseline. We use shap's Partition explainer with its Text
-# masker on the model's own tokenizer (`cwi.attribution.shap_values`). It
-# computes Owen values over a hierarchy of token groups: exact Shapley values for
-# additive models, always efficient ({eq}`eq-completeness` holds to rounding),
-# at a cost that grows with the square of the sentence length rather than
-# exponentially, and all $d$ outputs share each model evaluation. A masked token
-# takes the *same* baseline embedding as in Integrated Gradients, so the two
-# methods divide the same difference $f(x) - f(x')$.
+# words and whose payoff for a coalition is $f$ of the sentence with the other
+# words' tokens set to the baseline (`cwi.attribution.word_shap`). shap's
+# Partition explainer computes Owen values over a hierarchy of word groups (shap's
+# own text heuristic, applied to words): exact Shapley values for additive models,
+# always efficient ({eq}`eq-completeness` holds to rounding), at a cost that grows
+# with the square of the sentence length rather than exponentially, and all $d$
+# outputs share each model evaluation. An Owen value splits a group's credit
+# among its members without changing the sum, so a word's value is the same
+# whether the word is one player or its tokens are players nested under it
+# (tested); the word game needs far fewer coalitions, and those the explainer asks
+# for twice are evaluated once. A masked word takes the *same* baseline embedding
+# as in Integrated Gradients, so the two methods divide the same difference
+# $f(x) - f(x')$.
 
 # %% tags=["remove-cell"]
 import time
@@ -132,49 +148,53 @@ display(Markdown(
 ))
 
 # %% [markdown]
-# ## How many integration steps?
+# ## How many path points?
 #
-# The completeness error of Integrated Gradients against the number of
-# Gauss-Legendre points, on the first sentences of the STS-B sample. The profile's
-# choice must keep the median under its target (`completeness_target`).
+# The completeness error of Integrated Gradients against the number of path
+# points, each rule of the profile's sequence run on every one of the first
+# sentences of the STS-B sample, with Clenshaw-Curtis and with Gauss-Legendre
+# points. The adaptive rule stops each sentence at the first size under the
+# target (`completeness_target`), so the curves show where each model stops.
 
 # %%
 target = attribution_settings.completeness_target
+points = attribution_settings.path_points
 check_sentences = data.sample_sts_sentences("stsb", attribution_settings.baseline_sentences, settings.seed)
-sweeps = {name: attribution.completeness_sweep(encoder, check_sentences, attribution_settings.steps_checked,
-                                                attribution_settings.baseline)
-          for name, encoder in encoders.items()}
-completeness_by_steps = pd.concat([errors.assign(model=name) for name, (errors, _) in sweeps.items()],
-                                  ignore_index=True)
+# Gauss-Legendre rules share no points, so that comparison stops one size short of the largest.
+compared = {"clenshaw-curtis": points, "gauss-legendre": points[:-1] or points}
+completeness_by_points = pd.concat([
+    attribution.completeness_sweep(encoder, check_sentences, compared[rule], attribution_settings.baseline, rule)
+    .assign(model=name, rule=rule)
+    for name, encoder in encoders.items() for rule in attribution.RULES
+], ignore_index=True)
 
 # %% tags=["hide-input"]
 fig, (ax,) = plotting.figure(
     f"Median completeness error of Integrated Gradients over {len(check_sentences)} STS-B sentences against "
-    f"the number of Gauss-Legendre points (log scale; the dashed line is the {target:.0%} target, the dotted "
-    "one the profile's choice).",
+    f"the number of path points (log scales; solid: Clenshaw-Curtis, dashed: Gauss-Legendre; the grey line is "
+    f"the {target:.0%} target).",
     width=6.5,
 )
-sns.lineplot(completeness_by_steps, x="steps", y="median error", hue="model", marker="o", ax=ax)
+sns.lineplot(completeness_by_points, x="points", y="median error", hue="model", style="rule", marker="o", ax=ax)
 ax.set(xscale="log", ylabel="median completeness error")
 ax.set_yscale("symlog", linthresh=1e-4)
 ax.axhline(target, ls="--", color="grey")
-ax.axvline(attribution_settings.steps, ls=":", color="grey")
-completeness_by_steps.pivot(index="steps", columns="model", values="median error").style.format("{:.2%}")
+completeness_by_points.pivot(index="points", columns=["rule", "model"], values="median error").style.format("{:.2%}")
 
 # %% tags=["remove-input"]
-chosen = completeness_by_steps.query("steps == @attribution_settings.steps")
-glue("completeness_median_max", float(chosen["median error"].max()), display=False)
+profile_rule = completeness_by_points[completeness_by_points["rule"] == attribution_settings.quadrature]
+largest = profile_rule[profile_rule["points"] == points[-1]]
+glue("completeness_median_max", float(largest["median error"].max()), display=False)
 glue("completeness_target", target, display=False)
-meeting = completeness_by_steps[completeness_by_steps["median error"] < target]
-fewest = meeting.groupby("model")["steps"].min().reindex(list(encoders))
+meeting = profile_rule[profile_rule["median error"] < target]
+fewest = meeting.groupby("model")["points"].min().reindex(list(encoders))
 display(Markdown(
-    f"With the profile's **{attribution_settings.steps} points**, the median completeness error is at most "
-    f"**{chosen['median error'].max():.2%}** ({chosen.loc[chosen['median error'].idxmax(), 'model']}), "
-    + (f"which is under the {target:.0%} target." if chosen["median error"].max() < target
-       else f"**which misses the {target:.0%} target.**")
-    + " The fewest checked points that meet it: "
-    + "; ".join(f"{name} {'none of ' + str(attribution_settings.steps_checked) if np.isnan(n) else int(n)}"
-                for name, n in fewest.items()) + "."
+    f"With {attribution_settings.quadrature} rules, the median sentence meets the {target:.0%} target at "
+    + "; ".join(f"{name} {'none of ' + str(points) if np.isnan(n) else int(n)} points"
+                for name, n in fewest.items())
+    + f". The largest rule of the sequence ({points[-1]} points) leaves a median error of at most "
+    f"**{largest['median error'].max():.2%}** ({largest.loc[largest['median error'].idxmax(), 'model']})"
+    + ("." if largest["median error"].max() < target else f": **over the {target:.0%} target**.")
 ))
 
 # %% [markdown]
@@ -192,22 +212,38 @@ start = time.perf_counter()
 weights = pipeline.profile_word_weights(settings, encoders)
 weights_seconds = time.perf_counter() - start
 per_sentence = weights.groupby(["model", "method", "dataset", "sentence_id"]).agg(
-    error=("completeness_error", "first"), truncated=("truncated", "first"), words=("word", "size"))
+    error=("completeness_error", "first"), truncated=("truncated", "first"), words=("word", "size"),
+    evaluations=("evaluations", "first"), points=("path_points", "first"))
 summary = per_sentence.groupby(["model", "method"]).agg(
     sentences=("words", "size"), words=("words", "sum"), median_error=("error", "median"),
-    max_error=("error", "max"), truncated=("truncated", "sum"))
-summary.style.format({"median_error": "{:.2e}", "max_error": "{:.2e}", "words": "{:,}"})
+    max_error=("error", "max"), evaluations=("evaluations", "mean"), truncated=("truncated", "sum"))
+summary.style.format({"median_error": "{:.2e}", "max_error": "{:.2e}", "words": "{:,}", "evaluations": "{:,.0f}"})
+
+# %% [markdown]
+# `evaluations` is the mean number of sequences the model ran per sentence: path
+# points x words for IG, distinct coalitions for SHAP. The path points each
+# sentence kept, by model (share of its sentences):
+
+# %%
+kept = per_sentence.xs("ig", level="method")["points"].astype(int)
+points_used = pd.crosstab(kept.index.get_level_values("model"), kept, normalize="index")
+points_used.index.name, points_used.columns.name = "model", "path points"
+points_used.style.format("{:.0%}")
 
 # %% tags=["remove-input"]
+glue("sentences_by_model", {m: int(n) // 2 for m, n in per_sentence.groupby("model").size().items()}, display=False)
 ig_errors = per_sentence.xs("ig", level="method")["error"]
 shap_errors = per_sentence.xs("shap", level="method")["error"]
 glue("shap_efficiency_max", float(shap_errors.max()), display=False)
 glue("captum_difference", captum_difference, display=False)
 display(Markdown(
     f"{weights['sentence'].nunique():,} distinct sentences from {len(attribution_settings.datasets)} datasets, "
-    f"{len(weights):,} word weights in all ({weights_seconds:.0f} s here, from the cache or computed). "
-    f"Integrated Gradients: median completeness error {ig_errors.median():.2e}, "
-    f"{(ig_errors > target).mean():.1%} of (model, sentence) pairs above {target:.0%}. "
+    f"{len(weights):,} word weights in all ({weights_seconds:.0f} s here, from the cache or computed); "
+    + ", ".join(f"{n} sentences per dataset with {m}" for m, n in
+                (per_sentence.groupby("model").size() // (2 * len(attribution_settings.datasets))).items())
+    + f". Integrated Gradients: median completeness error {ig_errors.median():.2e}, "
+    f"{(ig_errors >= target).mean():.1%} of (model, sentence) pairs at or above {target:.0%} "
+    f"(those kept the largest rule, {points[-1]} points). "
     f"SHAP's efficiency error is at most {shap_errors.max():.1e}"
     + (": float32 rounding only. " if shap_errors.max() < 1e-5 else
        ", above float32 rounding: some groups of tokens were not expanded (see the budget warnings). ")
@@ -278,11 +314,12 @@ display(Markdown(
 
 # %%
 rows = []
+ig_settings = {**attribution_settings.method_settings("ig"), "memory_gb": attribution_settings.memory_gb}
 for name, encoder in encoders.items():
-    reference_table = sweeps[name][1][attribution_settings.steps]  # the profile's baseline, computed above
-    for baseline in attribution.BASELINES:
-        table = reference_table if baseline == attribution_settings.baseline else attribution.word_weights(
-            encoder, check_sentences, "ig", baseline=baseline, steps=attribution_settings.steps)
+    tables = {baseline: attribution.word_weights(encoder, check_sentences, "ig", baseline=baseline, **ig_settings)
+              for baseline in attribution.BASELINES}
+    reference_table = tables[attribution_settings.baseline]
+    for baseline, table in tables.items():
         rows.append({"model": name, "baseline": baseline,
                      "median rho with profile baseline": analysis.within_sentence_spearman(table, reference_table).median(),
                      "median completeness error": table.groupby("sentence_id")["completeness_error"].first().median()})

@@ -234,8 +234,10 @@ claims = [
     ("the same holds for self-information", "pooled, no covariates, both methods",
      none[none["quantity"] == "self_information"]),
     ("it holds with Integrated Gradients and with SHAP", "pooled, no covariates, all quantities, both methods", none),
-    ("it holds on each dataset", f"each dataset alone, no covariates, {settings.attribution.sentences_per_dataset} "
-     "sentences per fit, so wide intervals", per_dataset),
+    ("it holds on each dataset", "each dataset alone, no covariates, "
+     + " / ".join(sorted({str(settings.attribution.sentences(m)) for p in pairs.values() for m in (p.pretrained, p.finetuned)
+                          if m is not None}))
+     + " sentences per fit, so wide intervals", per_dataset),
     ("beyond the paper: it survives controls for frequency, length, tokens and position",
      "pooled, with covariates", pooled[pooled["control"] == "covariates"]),
     ("beyond the paper: it survives leaving stopwords out", "pooled, without stopwords and punctuation",

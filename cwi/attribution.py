@@ -1,250 +1,51 @@
-"""Word weights of vector-valued sentence encoders from Integrated Gradients and SHAP.
+"""Word weights of vector-valued sentence encoders: one interface for every attribution method.
 
-A sentence encoder outputs d numbers.  The attribution vector of token i is
+An attribution method splits ``f(x) - f(x')``, the difference between a
+sentence's embedding and its baseline's, into one d-dimensional vector per word;
+a word's weight is that vector's norm.  :data:`METHODS` names the methods, each a
+function ``(encoder, sentences, baseline=..., progress=..., **settings) -> list of
+WordAttribution``:
 
-    c_i = integral_0^1 J_i(x(a)) (x_i - x'_i) da,    x(a) = x' + a (x - x'),
+* ``"ig"``: Integrated Gradients by forward mode, one tangent per word, several
+  sentences per call, adaptive nested path points (:mod:`cwi.integrated_gradients`);
+* ``"shap"``: Owen values of the words from shap's Partition explainer (:mod:`cwi.shapley`).
 
-with ``J_i`` the Jacobian of the sentence embedding with respect to token i's
-input embedding.  Each ``J_i(x(a)) (x_i - x'_i)`` is a Jacobian-vector product,
-so forward-mode differentiation (``torch.func.jvp``, vectorised over tokens with
-``vmap``) yields all d dimensions in one pass per token and path point, where a
-backward-mode tool needs one pass per output dimension.  Completeness:
-``sum_i c_i = f(x) - f(x')`` up to the quadrature error.
-
-:func:`integrated_gradients` is the fast implementation;
-:func:`integrated_gradients_captum` is the reference, captum's
-``IntegratedGradients`` looped over output dimensions as a captum user would.
-Both use the same Gauss-Legendre quadrature (:func:`quadrature`).
-
-:func:`shap_values` gives the SHAP vector of every token with shap's Partition
-explainer.  Masked tokens take the *same* baseline embeddings as Integrated
-Gradients, so both methods split the same difference ``f(x) - f(x')`` among the
-tokens and their word weights compare directly.
-
-:func:`word_weights` turns either into one row per (sentence, word), the table
-the Correlations chapter regresses (:func:`cwi.pipeline.word_weights` caches it
-per model, dataset, method and settings).
+Their token-level forms (:func:`integrated_gradients`, :func:`shap_values`) and
+captum's reference (:func:`integrated_gradients_captum`) stay for whoever wants
+token attributions.  :func:`word_weights` turns any method into one row per
+(sentence, word), the table the Correlations chapter regresses
+(:func:`cwi.pipeline.word_weights` caches it per model, dataset, method and settings).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 
-import torch
-from torch.func import jvp, vmap
-
 from . import stats
 from .encoders import Encoder
+from .inputs import BASELINES, Attribution, WordAttribution, baseline_embeddings
+from .integrated_gradients import (ADAPTIVE_POINTS, RULES, clenshaw_curtis, completeness_by_rule, completeness_error,
+                                   integrated_gradients,
+                                   integrated_gradients_captum, quadrature, word_integrated_gradients)
+from .shapley import shap_values, word_shap
 
 __all__ = [
-    "Attribution", "AttributionMethod", "BASELINES", "METHODS", "baseline_embeddings", "quadrature",
-    "integrated_gradients",
-    "integrated_gradients_captum", "shap_values", "fit_to_length", "word_weights", "completeness_sweep",
+    "Attribution", "WordAttribution", "AttributionMethod", "BASELINES", "METHODS", "baseline_embeddings",
+    "quadrature", "clenshaw_curtis", "ADAPTIVE_POINTS", "RULES", "completeness_error", "integrated_gradients", "integrated_gradients_captum", "shap_values", "word_integrated_gradients",
+    "word_shap", "fit_to_length", "word_weights", "completeness_sweep",
 ]
 
-BASELINES = ("pad", "mask", "zero")
-# Path points x tokens^2 differentiated in one vectorised call: 32 points of a 20-token
-# sentence, about 1 GB of activations for all-MiniLM-L6-v2.
-VECTORISED_SEQUENCES = 32 * 20**2
 # Bump when a change alters what word_weights returns: it is part of every cache key.
-ALGORITHM_VERSION = 2  # 2: IG path points chunked by sentence length (float rounding may differ)
+ALGORITHM_VERSION = 3  # 3: IG by word tangents with adaptive points; SHAP over words, shap's hierarchy on words
 
-
-class Attribution(NamedTuple):
-    """What every attribution method returns for one sentence.
-
-    Attributes
-    ----------
-    values
-        (T, d): the attribution vector of every token, special tokens included
-        (rows of zeros where a method leaves them out).
-    delta
-        (d,): ``f(x) - f(x')``, which the rows sum to for an exact, complete method.
-    batch
-        The tokenizer output: ``batch.word_ids()`` aligns tokens with words.
-    """
-
-    values: torch.Tensor
-    delta: torch.Tensor
-    batch: object
-
-
-# An attribution method: (encoder, sentence, baseline=..., **its settings) -> Attribution.
-AttributionMethod = Callable[..., Attribution]
-
-
-def quadrature(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gauss-Legendre points ``a`` in (0, 1) and their weights, `steps` of each.
-
-    The rule of ``numpy.polynomial.legendre.leggauss`` moved from (-1, 1) to
-    (0, 1); captum's ``gausslegendre`` method computes the same numbers.
-    """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    nodes, weights = np.polynomial.legendre.leggauss(steps)
-    # float32, as the models compute: the same tensors captum's rule gives.
-    return torch.tensor((0.5 * (1 + nodes)).tolist()), torch.tensor((0.5 * weights).tolist())
-
-
-def baseline_embeddings(encoder: Encoder, input_ids: torch.Tensor, special: torch.Tensor, kind: str = "pad"):
-    """Input embeddings of the baseline: every non-special token replaced by [PAD] or [MASK], or zero.
-
-    Special tokens ([CLS], [SEP]) keep their embeddings, so the baseline is still
-    a well-formed input and the attributions of the words carry the difference.
-    """
-    embeddings = encoder.input_embeddings(input_ids)
-    if kind == "zero":
-        replacement = torch.zeros_like(embeddings)
-    elif kind in ("pad", "mask"):
-        token = encoder.tokenizer.pad_token_id if kind == "pad" else encoder.tokenizer.mask_token_id
-        if token is None:
-            raise ValueError(f"{encoder.name} has no [{kind.upper()}] token: choose another baseline")
-        replacement = encoder.input_embeddings(torch.full_like(input_ids, token))
-    else:
-        raise ValueError(f"unknown baseline {kind!r}: choose one of {BASELINES}")
-    return torch.where(special.unsqueeze(-1), embeddings, replacement)
-
-
-def _prepare(encoder: Encoder, sentence: str, baseline: str):
-    batch = encoder.tokenize([sentence])
-    ids, mask = batch["input_ids"], batch["attention_mask"]
-    special = torch.tensor(encoder.tokenizer.get_special_tokens_mask(ids[0].tolist(), already_has_special_tokens=True),
-                           dtype=torch.bool).unsqueeze(0)
-    with torch.no_grad():
-        inputs = encoder.input_embeddings(ids)
-        base = baseline_embeddings(encoder, ids, special, baseline)
-    return batch, mask, inputs[0], base[0]
-
-
-def integrated_gradients(encoder: Encoder, sentence: str, steps: int = 20, baseline: str = "pad",
-                         chunk_points: int | None = None) -> Attribution:
-    """Vector Integrated Gradients of every token of `sentence`, by forward-mode differentiation.
-
-    `chunk_points` path points are differentiated in one vectorised call.  Memory
-    grows with ``chunk_points * T^2`` (T tangents, each a sequence of T tokens), so
-    by default it is chosen to keep that product at ``32 * 20^2``: all points at
-    once for short sentences, fewer for long ones.
-
-    Returns
-    -------
-    Attribution
-        ``values`` (T, d): token i's vector c_i, special tokens included;
-        ``delta = f(x) - f(x')``, which the rows sum to (completeness); the tokenizer output.
-    """
-    batch, mask, x, base = _prepare(encoder, sentence, baseline)
-    alphas, weights = quadrature(steps)
-    difference = x - base  # (T, e)
-    n_tokens = x.shape[0]
-    # Tangent of token i: its row of (x - x'), zero elsewhere.
-    tangents = torch.eye(n_tokens, dtype=x.dtype).unsqueeze(-1) * difference.unsqueeze(0)  # (T, T, e)
-
-    def embed(inputs):
-        return encoder.forward(inputs_embeds=inputs.unsqueeze(0), attention_mask=mask)[0]
-
-    def token_jvps(point):
-        return vmap(lambda tangent: jvp(embed, (point,), (tangent,))[1])(tangents)  # (T, d)
-
-    points = base + alphas.to(x.dtype)[:, None, None] * difference  # (S, T, e)
-    chunk_points = chunk_points or max(1, VECTORISED_SEQUENCES // n_tokens**2)
-    with torch.no_grad():
-        # One vectorised call for every (path point, token) pair: larger matrix products.
-        per_point = torch.cat([vmap(token_jvps)(chunk) for chunk in points.split(chunk_points)])  # (S, T, d)
-        total = torch.einsum("s,std->td", weights.to(x.dtype), per_point)
-        delta = embed(x) - embed(base)
-    return Attribution(total, delta, batch)
-
-
-def integrated_gradients_captum(encoder: Encoder, sentence: str, steps: int = 20, baseline: str = "pad") -> torch.Tensor:
-    """The reference: captum's IntegratedGradients (its Gauss-Legendre rule), one call per output dimension; (T, d)."""
-    from captum.attr import IntegratedGradients
-
-    batch, mask, x, base = _prepare(encoder, sentence, baseline)
-
-    def forward(inputs):
-        return encoder.forward(inputs_embeds=inputs, attention_mask=mask.expand(len(inputs), -1))
-
-    explainer = IntegratedGradients(forward)
-    dims = encoder.model.config.hidden_size
-    columns = [
-        explainer.attribute(x.unsqueeze(0), baselines=base.unsqueeze(0), target=k, n_steps=steps,
-                           method="gausslegendre")[0].sum(-1)
-        for k in range(dims)
-    ]
-    return torch.stack(columns, dim=1).detach()
-
-
-def shap_values(encoder: Encoder, sentence: str, baseline: str = "pad", max_evals: int | None = None,
-                batch_size: int = 256) -> Attribution:
-    """SHAP vectors of every token of `sentence` for all d output dimensions at once.
-
-    shap's Partition explainer with its Text masker on the encoder's own
-    tokenizer, in token-id mode: a masked token is swapped for the baseline's
-    input embedding (the one :func:`integrated_gradients` starts from), special
-    tokens are never masked, and the attention mask is unchanged.  The explainer
-    computes Owen values over the masker's hierarchy of tokens, which are exact
-    Shapley values for additive models and always efficient: the rows sum to
-    ``f(x) - f(x')``.  We chose it over the Kernel or Permutation explainers
-    because its cost grows about linearly with the number of tokens and all d
-    outputs share each model evaluation.
-
-    Parameters
-    ----------
-    max_evals
-        Model evaluations per sentence.  Past them the hierarchy is not expanded
-        further and a group's credit is shared equally by its tokens (special
-        tokens included), which keeps efficiency but blurs the group; a warning
-        says so.  ``None`` (the default) allows ``3 T^2`` for T tokens, enough to
-        expand every group: full expansion took at most ``2.1 T^2`` on 40 STS12
-        sentences of 6-43 tokens.  shap's own default, 500, expands sentences of
-        up to about 20 tokens only.
-    batch_size
-        Masked inputs per forward pass.
-
-    Returns
-    -------
-    Attribution
-        As :func:`integrated_gradients`, with zero rows for the special tokens.
-    """
-    import shap
-
-    batch, mask, x, base = _prepare(encoder, sentence, baseline)
-    n_tokens = x.shape[0]
-    masked_id = -1  # a sentinel no vocabulary uses: positions to replace by the baseline
-    budget = max_evals or 3 * n_tokens**2
-    evaluations = [0]
-
-    def model(ids):
-        ids = torch.as_tensor(np.asarray(ids, dtype=np.int64)).reshape(-1, n_tokens)
-        evaluations[0] += len(ids)
-        outputs = []
-        with torch.no_grad():
-            for chunk in ids.split(batch_size):
-                embeddings = torch.where((chunk == masked_id).unsqueeze(-1), base,
-                                         encoder.input_embeddings(chunk.clamp(min=0)))
-                outputs.append(encoder.forward(inputs_embeds=embeddings, attention_mask=mask.expand(len(chunk), -1)))
-        return torch.cat(outputs).numpy()
-
-    masker = shap.maskers.Text(encoder.tokenizer, mask_token=masked_id, output_type="token_ids")
-    explainer = shap.explainers.Partition(model, masker)
-    explanation = explainer([sentence], max_evals=budget, batch_size=batch_size, silent=True)
-    if evaluations[0] >= budget - 2:
-        warnings.warn(f"SHAP used all max_evals={budget} on {sentence[:40]!r}... before expanding every group "
-                      "of tokens: groups share credit equally; raise max_evals (None expands all)", stacklevel=2)
-    values = torch.as_tensor(np.asarray(explanation.values[0]), dtype=x.dtype)
-    if values.shape[0] != n_tokens:
-        raise RuntimeError(f"shap's Text masker split {sentence!r} into {values.shape[0]} tokens, "
-                           f"{encoder.name}'s tokenizer into {n_tokens}: cannot align them to words")
-    delta = torch.as_tensor(model(batch["input_ids"].numpy())[0] - np.asarray(explanation.base_values[0]))
-    return Attribution(values, delta, batch)
-
+# An attribution method: (encoder, sentences, baseline=..., progress=..., **its settings) -> [WordAttribution].
+AttributionMethod = Callable[..., list[WordAttribution]]
 
 # The attribution methods by name: a new method is one function of the
 # AttributionMethod signature and one entry here.
-METHODS: dict[str, AttributionMethod] = {"ig": integrated_gradients, "shap": shap_values}
+METHODS: dict[str, AttributionMethod] = {"ig": word_integrated_gradients, "shap": word_shap}
 
 
 def fit_to_length(encoder: Encoder, sentence: str) -> tuple[str, bool]:
@@ -285,13 +86,15 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", bas
     Parameters
     ----------
     method
-        A key of :data:`METHODS`: ``"ig"`` (:func:`integrated_gradients`) or
-        ``"shap"`` (:func:`shap_values`).
+        A key of :data:`METHODS`: ``"ig"`` (:func:`word_integrated_gradients`) or
+        ``"shap"`` (:func:`word_shap`).
     baseline
         What a word is compared with: ``"pad"``, ``"mask"`` or ``"zero"`` input embeddings.
+    progress
+        Show a progress bar of sentences.
     **settings
-        The method's own settings: ``steps`` (Gauss-Legendre points) for IG,
-        ``max_evals`` for SHAP.
+        The method's own settings: ``points`` (one rule size or an adaptive
+        sequence), ``rule`` and ``target`` for IG, ``max_evals`` for SHAP.
 
     Returns
     -------
@@ -299,8 +102,10 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", bas
         ``sentence_id``, ``word_index``, ``word`` (normalised as :func:`cwi.stats.tokenize`
         does, to join the statistics), ``n_tokens``, ``weight``,
         ``normalised_weight`` (weight / mean weight of the sentence's words),
-        ``completeness_error`` (``||sum_i c_i - (f(x) - f(x'))|| / ||f(x) - f(x')||``
-        of the sentence; SHAP's efficiency) and ``truncated`` (words were cut).
+        ``completeness_error`` (``||sum_w c_w - (f(x) - f(x'))|| / ||f(x) - f(x')||``
+        of the sentence; SHAP's efficiency), ``path_points`` (IG's rule for the
+        sentence; missing for SHAP), ``evaluations`` (sequences the model ran for
+        the sentence) and ``truncated`` (words were cut).
 
     Raises
     ------
@@ -312,47 +117,46 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", bas
 
     if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}: choose one of {tuple(METHODS)}")
-    attribute = METHODS[method]
-    rows = []
-    for sentence_id, sentence in enumerate(tqdm(sentences, desc=f"{method} {encoder.name}", disable=not progress)):
+    texts, cut = [], []
+    for sentence_id, sentence in enumerate(sentences):
         if not isinstance(sentence, str) or not stats.tokenize(sentence):
             raise ValueError(f"sentence {sentence_id} ({sentence!r}) has no word to attribute")
         text, truncated = fit_to_length(encoder, sentence)
-        attributions, delta, batch = attribute(encoder, text, baseline=baseline, **settings)
-        error = ((attributions.sum(0) - delta).norm() / delta.norm().clamp(min=1e-12)).item()
-        words: dict[int, list[int]] = {}
-        for position, word in enumerate(batch.word_ids(0)):
-            if word is not None:
-                words.setdefault(word, []).append(position)
-        weights = {w: attributions[positions].sum(0).norm().item() for w, positions in words.items()}
-        mean = sum(weights.values()) / len(weights)
-        for word, positions in words.items():
-            span = batch.word_to_chars(0, word)
+        texts.append(text)
+        cut.append(truncated)
+    with tqdm(total=len(texts), desc=f"{method} {encoder.name}", disable=not progress) as bar:
+        results = METHODS[method](encoder, texts, baseline=baseline, progress=bar, **settings)
+    rows = []
+    for sentence_id, (result, truncated) in enumerate(zip(results, cut)):
+        error = completeness_error(result.values, result.delta)
+        weights = result.values.norm(dim=1).tolist()
+        mean = sum(weights) / len(weights)
+        prepared = result.sentence
+        for k, (word, positions) in enumerate(zip(prepared.word_ids, prepared.words)):
+            span = prepared.batch.word_to_chars(0, word)
             rows.append({
                 "sentence_id": sentence_id, "word_index": word,
-                "word": "".join(stats.tokenize(text[span.start:span.end])),
-                "n_tokens": len(positions), "weight": weights[word], "normalised_weight": weights[word] / mean,
-                "completeness_error": error, "truncated": truncated,
+                "word": "".join(stats.tokenize(prepared.text[span.start:span.end])),
+                "n_tokens": len(positions), "weight": weights[k], "normalised_weight": weights[k] / mean,
+                "completeness_error": error, "path_points": result.path_points, "evaluations": result.evaluations,
+                "truncated": truncated,
             })
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame["path_points"] = frame["path_points"].astype("Int64")
+    return frame
 
 
-def completeness_sweep(encoder: Encoder, sentences: list[str], steps_checked, baseline: str = "pad"):
-    """Integrated Gradients' completeness error on `sentences` for each number of path points.
+def completeness_sweep(encoder: Encoder, sentences: list[str], points, baseline: str = "pad",
+                       rule: str = "clenshaw-curtis"):
+    """Integrated Gradients' completeness error on `sentences` for each rule size of `points`, run on every sentence.
 
     Returns
     -------
-    (errors, tables)
-        ``errors``: one row per number of points with ``steps``, ``median error``
-        and ``max error`` (over sentences); ``tables[steps]``: the
-        :func:`word_weights` table of that run, to reuse.
+    pandas.DataFrame
+        One row per rule size: ``points``, ``median error`` and ``max error`` over the sentences.
     """
     import pandas as pd
 
-    rows, tables = [], {}
-    for steps in steps_checked:
-        table = word_weights(encoder, sentences, "ig", baseline=baseline, steps=steps)
-        errors = table.groupby("sentence_id")["completeness_error"].first()
-        rows.append({"steps": steps, "median error": errors.median(), "max error": errors.max()})
-        tables[steps] = table
-    return pd.DataFrame(rows), tables
+    points = (points,) if isinstance(points, int) else tuple(points)
+    errors = completeness_by_rule(encoder, sentences, points, rule, baseline)
+    return pd.DataFrame({"points": points, "median error": np.median(errors, axis=1), "max error": errors.max(axis=1)})

@@ -286,13 +286,14 @@ def sample_sts_sentences(dataset: str, n: int | None, seed: int = 0) -> list[str
     """`n` distinct sentences of an STS dataset (both sides of every pair, all splits), drawn with `seed`.
 
     Duplicates are removed before drawing; ``n=None`` or more than there are returns all of them.
+    Samples are nested: the `n` sentences are among the ``n + k`` of the same seed.
     """
     frame = load_sts(dataset)
     unique = pd.unique(pd.concat([frame["sentence1"], frame["sentence2"]]).str.strip())
     unique = [s for s in unique if s]
     if n is None or n >= len(unique):
         return list(unique)
-    chosen = np.random.default_rng(seed).choice(len(unique), size=n, replace=False)
+    chosen = np.random.default_rng(seed).permutation(len(unique))[:n]  # a prefix: nested samples
     return [unique[i] for i in sorted(chosen)]
 
 

@@ -135,7 +135,7 @@ def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress:
     """
     profile = config.get_profile(profile)
     settings = profile.attribution
-    sentences = data.sample_sts_sentences(dataset, settings.sentences_per_dataset, profile.seed)
+    sentences = data.sample_sts_sentences(dataset, settings.sentences(encoder.name), profile.seed)
     method_settings = settings.method_settings(method)
     key = {
         "model": encoder.name, "weights": weights_fingerprint(encoder), "pooling": encoder.pooling,
@@ -145,7 +145,7 @@ def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress:
 
     def compute():
         frame = attribution.word_weights(encoder, sentences, method, baseline=settings.baseline, progress=progress,
-                                         **method_settings)
+                                         memory_gb=settings.memory_gb, **method_settings)
         frame.insert(1, "sentence", [sentences[i] for i in frame["sentence_id"]])
         return frame
 

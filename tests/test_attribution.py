@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from cwi import attribution, config, data, encoders, pipeline, stats
+import numpy as np
+
+from cwi import attribution, config, data, encoders, inputs, pipeline, shapley, stats
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def test_bad_settings_raise(tiny):
 
 def test_word_weights_aggregate_subwords_and_skip_special_tokens(tiny):
     sentence = "Unbelievably, the café reopened."
-    table = attribution.word_weights(tiny, [sentence], steps=8)
+    table = attribution.word_weights(tiny, [sentence], points=8, rule="gauss-legendre")
     assert table["word"].tolist() == stats.tokenize(sentence)  # no [CLS]/[SEP] rows
     attributions, _, batch = attribution.integrated_gradients(tiny, sentence, steps=8)
     positions = [i for i, w in enumerate(batch.word_ids(0)) if w == 0]
@@ -63,7 +65,7 @@ def test_word_weights_aggregate_subwords_and_skip_special_tokens(tiny):
 
 def test_long_sentences_are_cut_after_whole_words_and_flagged(tiny):
     short = encoders.Encoder(tiny.model, tiny.tokenizer, "mean", "short", max_length=6)
-    table = attribution.word_weights(short, ["one two three four five six seven eight"], steps=4)
+    table = attribution.word_weights(short, ["one two three four five six seven eight"], points=5)
     assert table["truncated"].all() and table["word"].tolist() == ["one", "two", "three", "four"]
     # "unbelievably" has several tokens: it may not be cut in half at the boundary.
     text, cut = attribution.fit_to_length(short, "one two three unbelievably")
@@ -74,7 +76,7 @@ def test_long_sentences_are_cut_after_whole_words_and_flagged(tiny):
                                   "unbelievably so")
 
 
-QUICK = {"ig": {"steps": 4}, "shap": {}}  # each method's own settings, small
+QUICK = {"ig": {"points": 5}, "shap": {}}  # each method's own settings, small
 
 
 @pytest.mark.parametrize("method", attribution.METHODS)
@@ -152,6 +154,7 @@ def test_sample_sentences_are_distinct_and_seeded(data_dir):
     first = data.sample_sts_sentences("sickr", 50, seed=0)
     assert len(set(first)) == 50 and first == data.sample_sts_sentences("sickr", 50, seed=0)
     assert first != data.sample_sts_sentences("sickr", 50, seed=1)
+    assert set(data.sample_sts_sentences("sickr", 15, seed=0)) <= set(first)  # nested: MiniLM's 15 among the 50
 
 
 def test_shap_warns_when_its_budget_cuts_the_hierarchy(tiny):
@@ -178,20 +181,116 @@ def test_quadrature_is_captums_gauss_legendre_rule():
 
 
 def test_a_new_method_is_one_registry_entry(tiny, monkeypatch):
-    def uniform_split(encoder, sentence, baseline="pad"):
-        """Share f(x) - f(x') equally among the tokens: complete by construction."""
-        ig = attribution.integrated_gradients(encoder, sentence, steps=2, baseline=baseline)
-        return attribution.Attribution(ig.delta.expand_as(ig.values) / len(ig.values), ig.delta, ig.batch)
+    def uniform_split(encoder, sentences, baseline="pad", progress=None):
+        """Share f(x) - f(x') equally among the words: complete by construction."""
+        results = attribution.word_integrated_gradients(encoder, sentences, points=3, baseline=baseline)
+        return [r._replace(values=r.delta.expand_as(r.values) / len(r.values)) for r in results]
 
     monkeypatch.setitem(attribution.METHODS, "uniform", uniform_split)
     table = attribution.word_weights(tiny, ["every word weighs the same here"], "uniform")
     assert table["word"].tolist() == stats.tokenize("every word weighs the same here")
     assert table["completeness_error"].max() < 1e-6
-    assert (table.groupby("n_tokens")["weight"].nunique() == 1).all()  # same tokens, same weight
+    assert table["weight"].nunique() == 1
 
 
-def test_completeness_sweep_reports_each_number_of_points(tiny):
-    errors, tables = attribution.completeness_sweep(tiny, ["One short sentence.", "And another one here."], (2, 8))
-    assert errors["steps"].tolist() == [2, 8] and set(tables) == {2, 8}
+def test_completeness_sweep_reports_each_rule_size(tiny):
+    sentences = ["One short sentence.", "And another one here."]
+    errors = attribution.completeness_sweep(tiny, sentences, (3, 5, 9))
+    assert errors["points"].tolist() == [3, 5, 9]
     assert (errors["median error"] <= errors["max error"]).all()
-    assert tables[8]["completeness_error"].max() == pytest.approx(errors.loc[1, "max error"])
+    alone = attribution.word_weights(tiny, sentences, "ig", points=5)
+    assert alone.groupby("sentence_id")["completeness_error"].first().max() == pytest.approx(errors.loc[1, "max error"],
+                                                                                             rel=1e-4)
+
+
+SENTENCES = ["Unbelievably, the café reopened.", "A man plays.", "Two dogs run across a wide, green field today.",
+             "Short one"]
+
+
+def token_sums(tiny, sentence, values):
+    """(W, d) sums of token rows per word, in word order."""
+    prepared = inputs.prepare(tiny, sentence)
+    return torch.stack([values[positions].sum(0) for positions in prepared.words])
+
+
+def test_word_tangents_equal_summed_token_vectors(tiny):
+    words = attribution.word_integrated_gradients(tiny, SENTENCES, points=8, rule="gauss-legendre")
+    for sentence, result in zip(SENTENCES, words):
+        tokens = attribution.integrated_gradients(tiny, sentence, steps=8)
+        assert result.values.shape == (len(inputs.prepare(tiny, sentence).words), 16)
+        assert (result.values - token_sums(tiny, sentence, tokens.values)).abs().max().item() < 1e-6
+        assert (result.delta - tokens.delta).abs().max().item() < 1e-6
+        assert result.path_points == 8
+
+
+def test_several_sentences_per_call_equal_one_at_a_time(tiny):
+    together = attribution.word_integrated_gradients(tiny, SENTENCES, points=7)
+    # A budget so small that every sentence gets a call of its own, and its words' tangents several.
+    alone = attribution.word_integrated_gradients(tiny, SENTENCES, points=7, memory_gb=1e-6)
+    for a, b in zip(together, alone):
+        assert (a.values - b.values).abs().max().item() < 1e-6
+
+
+@pytest.mark.parametrize("rule", attribution.RULES)
+def test_adaptive_points_equal_a_fixed_run_at_the_chosen_count(tiny, rule):
+    # Targets between the errors of the first two rules on these sentences, so that they stop at different rules.
+    target, sequence = {"clenshaw-curtis": 3e-3, "gauss-legendre": 1e-4}[rule], (3, 5, 9, 17)
+    adaptive = attribution.word_integrated_gradients(tiny, SENTENCES, points=sequence, rule=rule, target=target)
+    chosen = [r.path_points for r in adaptive]
+    assert len(set(chosen)) > 1, "the test needs sentences that stop at different rules"
+    for sentence, result in zip(SENTENCES, adaptive):
+        fixed = attribution.word_integrated_gradients(tiny, [sentence], points=result.path_points, rule=rule)[0]
+        assert (result.values - fixed.values).abs().max().item() < 1e-6
+        assert attribution.completeness_error(result.values, result.delta) < target or result.path_points == 17
+        if result.path_points > 3:  # the rule before it missed the target: it is the fewest that meets it
+            before = sequence[sequence.index(result.path_points) - 1]
+            fewer = attribution.word_integrated_gradients(tiny, [sentence], points=before, rule=rule)[0]
+            assert attribution.completeness_error(fewer.values, fewer.delta) >= target
+        # Nested rules reuse every point: the evaluations are those of the rule kept.
+        if rule == "clenshaw-curtis":
+            assert result.evaluations == 2 + result.path_points * len(result.values)
+    table = attribution.word_weights(tiny, SENTENCES, "ig", points=sequence, rule=rule, target=target)
+    assert table.groupby("sentence_id")["path_points"].first().tolist() == chosen
+
+
+def test_clenshaw_curtis_integrates_polynomials_and_nests():
+    for points in (3, 5, 9, 17, 33, 65):
+        alphas, weights = attribution.clenshaw_curtis(points)
+        degree = points - 1
+        assert (weights * alphas**degree).sum().item() == pytest.approx(1 / (degree + 1), rel=1e-5)
+        assert alphas[0].item() == 0 and alphas[-1].item() == pytest.approx(1.0)
+    coarse, fine = attribution.clenshaw_curtis(9)[0], attribution.clenshaw_curtis(17)[0]
+    assert torch.allclose(coarse, fine[::2], atol=1e-7)
+
+
+def test_bad_rule_sequences_raise(tiny):
+    for points in [(), (9, 5), (1, 3), (5, 7)]:  # (5, 7): 6 intervals are not a multiple of 4
+        with pytest.raises(ValueError, match="points"):
+            attribution.word_integrated_gradients(tiny, ["text"], points=points)
+    with pytest.raises(ValueError, match="unknown quadrature rule"):
+        attribution.word_integrated_gradients(tiny, ["text"], points=9, rule="simpson")
+
+
+def test_word_shap_equals_summed_token_shap(tiny):
+    words = attribution.word_shap(tiny, SENTENCES)
+    for sentence, result in zip(SENTENCES, words):
+        tokens = attribution.shap_values(tiny, sentence)
+        assert (result.values - token_sums(tiny, sentence, tokens.values)).abs().max().item() < 1e-6
+        assert attribution.completeness_error(result.values, result.delta) < 1e-5
+
+
+def test_word_shap_batches_and_repeats_do_not_change_it(tiny):
+    sentence = SENTENCES[2]
+    large = attribution.word_shap(tiny, [sentence])[0]
+    small = attribution.word_shap(tiny, [sentence], memory_gb=1e-6)[0]  # one coalition per forward pass
+    assert (large.values - small.values).abs().max().item() < 1e-6
+    n_words = len(large.values)
+    assert large.evaluations < 3 * n_words**2  # each distinct coalition once
+
+
+def test_the_token_hierarchy_nests_every_word():
+    tree = np.array([[0, 1, 0.5, 2], [3, 2, 1.0, 3]])  # words 0 and 1, then word 2
+    nested = shapley.nested_tree(tree, [[0, 1], [2], [3, 4, 5]])
+    # Tokens 0-1 (word 0) and 3-5 (word 2) merge first; then the words as in `tree`.
+    assert nested[:, :2].tolist() == [[0, 1], [3, 4], [7, 5], [6, 2], [9, 8]]
+    assert nested[:, 3].tolist() == [2, 2, 3, 3, 6]

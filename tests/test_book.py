@@ -94,6 +94,8 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(tmp_path, data_dir):
     attributions = values["04_attribution"]
     assert attributions["completeness_median_max"] < attributions["completeness_target"]
     assert attributions["captum_difference"] < 1e-4 and attributions["shap_efficiency_max"] < 1e-4
+    expected = {m: smoke.attribution.sentences(m) * len(smoke.attribution.datasets) for m in smoke.attribution.models}
+    assert attributions["sentences_by_model"] == expected
     weighting = values["06_weighting"]
     assert weighting["sif_a"] in smoke.weighting.sif_a_grid
     assert weighting["static_encoders"] == 6 * len(smoke.weighting.remove_components)

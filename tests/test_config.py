@@ -31,7 +31,8 @@ def test_smoke_is_smaller_than_default():
         "masked-LM sentences": lambda p: p.finetune.mlm.corpus_limit,
         "SimCSE steps": lambda p: p.finetune.unsup.steps + p.finetune.sup.steps,
         "theory steps": lambda p: p.theory.steps + p.theory.real_steps,
-        "attributed sentences": lambda p: p.attribution.sentences_per_dataset * len(p.attribution.datasets),
+        "attributed sentences": lambda p: sum(p.attribution.sentences(m) for m in p.attribution.models)
+        * len(p.attribution.datasets),
         "bootstrap replicates": lambda p: p.analysis.n_bootstrap + p.weighting.n_bootstrap,
     }
     for what, size in sizes.items():
@@ -41,8 +42,12 @@ def test_smoke_is_smaller_than_default():
 
 
 def test_settings_refuse_what_cannot_run():
-    with pytest.raises(ValueError, match="must be one of steps_checked"):
-        config.AttributionSettings(steps=12)
+    with pytest.raises(ValueError, match="nested Clenshaw-Curtis"):
+        config.AttributionSettings(path_points=(9, 13, 33))
+    with pytest.raises(ValueError, match="increasing sequence"):
+        config.AttributionSettings(path_points=(17, 9))
+    with pytest.raises(ValueError, match="sentences_by_model"):
+        config.AttributionSettings(sentences_by_model=(("book-mlm", 0),))
     with pytest.raises(ValueError, match="baseline must be one of"):
         config.AttributionSettings(baseline="noise")
     with pytest.raises(ValueError, match="sts_datasets must be among"):
@@ -80,4 +85,5 @@ def test_attribution_settings_name_what_exists(name):
     assert set(settings.models) <= set(models.MODELS)
     assert set(settings.datasets) <= set(data.STS_DATASETS)
     assert settings.baseline in attribution.BASELINES
-    assert settings.steps in settings.steps_checked  # the chapter checks the completeness of the chosen rule
+    assert settings.quadrature in attribution.RULES
+    assert set(dict(settings.sentences_by_model)) <= set(models.MODELS)
