@@ -126,7 +126,7 @@ pd.DataFrame([
 #
 # On one sentence and the first model, the forward-mode implementation against
 # captum's `IntegratedGradients` called once per output dimension, with the same
-# Gauss-Legendre rule. (The speed of both is measured in `benchmarks/attribution.py`.)
+# Gauss-Legendre rule. (The speed of both is measured in `benchmarks/attribution_engines.py`.)
 
 # %%
 check_model = encoders[attribution_settings.models[0]]
@@ -178,8 +178,11 @@ fig, (ax,) = plotting.figure(
 sns.lineplot(completeness_by_points, x="points", y="median error", hue="model", style="rule", marker="o", ax=ax)
 ax.set(xscale="log", ylabel="median completeness error")
 ax.set_yscale("symlog", linthresh=1e-4)
+ax.set_ylim(bottom=0)
 ax.axhline(target, ls="--", color="grey")
-completeness_by_points.pivot(index="points", columns=["rule", "model"], values="median error").style.format("{:.2%}")
+sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+completeness_by_points.pivot(index=["model", "rule"], columns="points", values="median error").style.format(
+    "{:.2%}", na_rep="not run")
 
 # %% tags=["remove-input"]
 profile_rule = completeness_by_points[completeness_by_points["rule"] == attribution_settings.quadrature]
@@ -189,7 +192,7 @@ glue("completeness_target", target, display=False)
 meeting = profile_rule[profile_rule["median error"] < target]
 fewest = meeting.groupby("model")["points"].min().reindex(list(encoders))
 display(Markdown(
-    f"With {attribution_settings.quadrature} rules, the median sentence meets the {target:.0%} target at "
+    f"With {attribution_settings.quadrature.title()} rules, the median sentence meets the {target:.0%} target at "
     + "; ".join(f"{name} {'none of ' + str(points) if np.isnan(n) else int(n)} points"
                 for name, n in fewest.items())
     + f". The largest rule of the sequence ({points[-1]} points) leaves a median error of at most "

@@ -2,6 +2,7 @@
 
 import ast
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -137,3 +138,13 @@ def test_cli_reports_unknown_chapter(tmp_path):
     )
     assert result.returncode == 1
     assert "no chapter 'no_such_chapter'" in result.stderr and "03_statistics" in result.stderr
+
+
+def test_chapter_kernels_get_one_thread_per_usable_cpu(tmp_path, monkeypatch):
+    from cwi.__main__ import pin_threads, usable_cpus
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    threads = pin_threads()
+    assert 1 <= threads <= usable_cpus() and os.environ["OMP_NUM_THREADS"] == str(threads)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's choice wins
+    assert pin_threads() == 1
