@@ -108,7 +108,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from cwi import config, pipeline, plotting, stats, theory
+from cwi import config, pipeline, plotting, record, stats, theory
 
 # %% tags=["parameters"]
 profile = "default"
@@ -383,3 +383,13 @@ display(Markdown(
 #   for an additive encoder; a transformer adds context dependence on top. What the
 #   theory supports is a *tendency*, larger weight for higher information gain, and
 #   a *change*, more so after contrastive training, not an equality.
+
+
+# %% [markdown]
+# ## Execution record
+#
+# What this run used and cost: the profile, the kernel's wall time and peak
+# memory, the package versions and the commit of the code.
+
+# %% tags=["remove-input"]
+record.execution_record(profile)

@@ -38,7 +38,7 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from cwi import config, models, pipeline, plotting, train
+from cwi import config, models, pipeline, plotting, record, train
 
 # %% tags=["parameters"]
 profile = "default"
@@ -102,8 +102,8 @@ fig, axes = plotting.figure(
     "masked-LM checkpoint.",
     ncols=3, width=4.2,
 )
-for ax, (label, record) in zip(axes, records.items()):
-    losses = np.array(record["losses"])
+for ax, (label, run) in zip(axes, records.items()):
+    losses = np.array(run["losses"])
     ax.plot(losses, color="C0", alpha=0.3, lw=0.8)
     window = min(50, len(losses))
     ax.plot(np.arange(window - 1, len(losses)), np.convolve(losses, np.ones(window) / window, "valid"), color="C0")
@@ -170,3 +170,12 @@ if gain_unsup < 0:
         "and read the unsupervised one as contrastive training that did not improve similarity."
     ))
 
+
+# %% [markdown]
+# ## Execution record
+#
+# What this run used and cost: the profile, the kernel's wall time and peak
+# memory, the package versions and the commit of the code.
+
+# %% tags=["remove-input"]
+record.execution_record(profile)

@@ -43,7 +43,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from scipy import stats as scistats
 
-from cwi import config, data, pipeline, plotting, stats
+from cwi import config, data, pipeline, plotting, record, stats
 
 # %% tags=["parameters"]
 profile = "default"
@@ -77,7 +77,7 @@ display(Markdown(
     f"from a sample of {len(lengths):,} sentences)."
 ))
 
-# %%
+# %% tags=["hide-input"]
 rank = np.arange(1, len(table) + 1)
 zipf_top = settings.stats.zipf_top
 zipf_fit = np.polyfit(np.log(rank[:zipf_top]), np.log(table["count"].to_numpy()[:zipf_top]), 1)
@@ -152,7 +152,7 @@ ax_ig.legend();
 # variation is the estimation bias. After subtracting the shuffled baseline, the
 # dependence on frequency should shrink.
 
-# %%
+# %% tags=["hide-input"]
 rho = {
     column: scistats.spearmanr(frequent["log_count"], frequent[column]).statistic
     for column in ["information_gain", "information_gain_shuffled", "information_gain_corrected"]
@@ -235,7 +235,7 @@ for ax, column, r in zip(axes, ["information_gain", "information_gain_corrected"
 # with far less sampling noise for rare words. Its tokens follow Penn-Treebank
 # conventions (`'s`, `n't`), so clitics and most punctuation have no entry there.
 
-# %%
+# %% tags=["hide-input"]
 wiki_si = stats.wikipedia_self_information()
 both = frequent.join(wiki_si, how="inner")
 coverage = len(both) / len(frequent)
@@ -274,3 +274,13 @@ display(Markdown(
 # %%
 print(f"{len(table):,} words x {table.shape[1]} columns, cached as {table.attrs['cache_path']}")
 table.describe().T.style.format(precision=3)
+
+
+# %% [markdown]
+# ## Execution record
+#
+# What this run used and cost: the profile, the kernel's wall time and peak
+# memory, the package versions and the commit of the code.
+
+# %% tags=["remove-input"]
+record.execution_record(profile)

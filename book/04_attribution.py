@@ -92,7 +92,7 @@ from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 from scipy import stats as scistats
 
-from cwi import analysis, attribution, config, data, models, pipeline, plotting
+from cwi import analysis, attribution, config, data, models, pipeline, plotting, record
 
 # %% tags=["parameters"]
 profile = "default"
@@ -101,7 +101,6 @@ profile = "default"
 settings = config.get_profile(profile)
 attribution_settings = settings.attribution
 plotting.use_book_style()
-chapter_start = time.perf_counter()
 attribution_settings
 
 # %% [markdown]
@@ -261,7 +260,7 @@ display(Markdown(
 # the sentence's mean or more; hover for the value), each model on its own line so
 # that the pre-trained model and its fine-tuned twins read side by side.
 
-# %%
+# %% tags=["hide-input"]
 def show_sentence(sentence_rows: pd.DataFrame, method: str) -> None:
     """One coloured line per model for the same sentence."""
     parts = []
@@ -348,7 +347,7 @@ display(Markdown(
 # recomputes on every change; in the HTML book it is inert, and the output under
 # it is the explorer's view for its default inputs.
 
-# %%
+# %% tags=["hide-input"]
 def compare(sentence: str, first: str, second: str, method: str) -> None:
     """Coloured words and a bar chart of the normalised weights of two models on one sentence."""
     tables = {
@@ -394,5 +393,12 @@ compare(**{name: control.value for name, control in controls.items()})
 # %%
 weights.head(8)
 
+
+# %% [markdown]
+# ## Execution record
+#
+# What this run used and cost: the profile, the kernel's wall time and peak
+# memory, the package versions and the commit of the code.
+
 # %% tags=["remove-input"]
-display(Markdown(f"This chapter ran in {time.perf_counter() - chapter_start:.0f} s."))
+record.execution_record(profile)

@@ -46,7 +46,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from cwi import analysis, config, models, pipeline, plotting
+from cwi import analysis, config, models, pipeline, plotting, record
 
 # %% tags=["parameters"]
 profile = "default"
@@ -54,7 +54,6 @@ profile = "default"
 # %%
 settings = config.get_profile(profile)
 plotting.use_book_style()
-chapter_start = time.perf_counter()
 min_count = settings.stats.min_count
 level = f"{settings.analysis.level:.0%}"
 pairs = analysis.present_pairs(models.PAIRS, settings.attribution.models)
@@ -268,5 +267,12 @@ lines.append(
 )
 display(Markdown("\n".join(lines)))
 
+
+# %% [markdown]
+# ## Execution record
+#
+# What this run used and cost: the profile, the kernel's wall time and peak
+# memory, the package versions and the commit of the code.
+
 # %% tags=["remove-input"]
-display(Markdown(f"This chapter ran in {time.perf_counter() - chapter_start:.0f} s."))
+record.execution_record(profile)

@@ -54,7 +54,7 @@ import seaborn as sns
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from cwi import config, evaluation, pipeline, plotting, theory, weighting
+from cwi import config, evaluation, pipeline, plotting, record, theory, weighting
 
 # %% tags=["parameters"]
 profile = "default"
@@ -308,3 +308,13 @@ assert (coverage["tokens"] > 0).all()
 display(Markdown(
     f"*Profile `{settings.name}`; this chapter ran in {time.perf_counter() - chapter_start:.0f} s.*"
 ))
+
+
+# %% [markdown]
+# ## Execution record
+#
+# What this run used and cost: the profile, the kernel's wall time and peak
+# memory, the package versions and the commit of the code.
+
+# %% tags=["remove-input"]
+record.execution_record(profile)

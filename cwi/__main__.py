@@ -8,6 +8,10 @@ Chapters are the ``book/*.py`` sources (Jupytext py:percent) listed in
 ``_toc.yml``.  Each is converted to its paired ``.ipynb`` and executed in place
 with the profile name as the papermill parameter ``profile``; Jupyter Book then
 renders the executed notebooks without running them again.
+
+While a chapter runs, the terminal shows what its long loops report (training
+steps, attributed sentences, with the time left: :mod:`cwi.progress`) and a
+"still running" line at least once a minute.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from .config import PROFILES
+from .progress import ENVIRONMENT as PROGRESS_ENVIRONMENT
 
 __all__ = ["ChapterFailed", "toc_entries", "chapter_sources", "run_chapter", "build_html", "main"]
 
@@ -65,6 +70,81 @@ def chapter_sources(root: Path) -> list[Path]:
     return sources
 
 
+HEARTBEAT = 60.0  # seconds: the longest the terminal stays silent while a chapter runs
+
+
+class TerminalProgress:
+    """While a chapter runs: print the lines its kernel writes to ``CWI_PROGRESS_FILE`` (:mod:`cwi.progress`).
+
+    A line is printed at least every `heartbeat` seconds: a cell without progress
+    reports of its own gets "still running" with the time so far.
+    """
+
+    def __init__(self, chapter: str, heartbeat: float | None = None, poll: float = 1.0):
+        import tempfile
+        import threading
+
+        self.chapter, self.heartbeat, self.poll = chapter, heartbeat or HEARTBEAT, poll
+        handle, self.path = tempfile.mkstemp(prefix=f"cwi-progress-{chapter}-", suffix=".log")
+        os.close(handle)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+        self.previous = os.environ.get(PROGRESS_ENVIRONMENT)
+
+    def __enter__(self):
+        os.environ[PROGRESS_ENVIRONMENT] = self.path  # the kernel papermill starts inherits it
+        self.start = time.perf_counter()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        if self.previous is None:
+            os.environ.pop(PROGRESS_ENVIRONMENT, None)
+        else:
+            os.environ[PROGRESS_ENVIRONMENT] = self.previous
+        os.unlink(self.path)
+
+    def _say(self, text: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"  {self.chapter} | {text}")  # above papermill's cell bar, which it redraws
+        sys.stdout.flush()
+        self.last = time.perf_counter()
+
+    def _follow(self) -> None:
+        from .progress import duration
+
+        self.last = time.perf_counter()
+        with open(self.path, encoding="utf-8") as handle:
+            while True:
+                stopping = self.stop.wait(self.poll)
+                for line in handle.readlines():
+                    self._say(line.rstrip("\n"))
+                if stopping:
+                    return
+                if time.perf_counter() - self.last >= self.heartbeat:
+                    self._say(f"still running, {duration(time.perf_counter() - self.start)} so far")
+
+
+def hide_parameter_cells(notebook: Path) -> None:
+    """Tag the chapter's own ``parameters`` cell ``remove-cell`` in the executed notebook.
+
+    papermill adds the values the chapter ran with in an ``injected-parameters``
+    cell below it; the book shows that one only, so the HTML states the profile
+    it was built with, once.
+    """
+    import nbformat
+
+    executed = nbformat.read(notebook, as_version=4)
+    for cell in executed.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(executed, notebook)
+
+
 def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
     """Execute one chapter with papermill; return its executed ``.ipynb``.
 
@@ -91,14 +171,16 @@ def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
     paired.metadata.setdefault("language_info", {"name": "python"})
     jupytext.write(paired, notebook)
     try:
-        papermill.execute_notebook(
-            notebook,
-            notebook,
-            parameters={"profile": profile},
-            cwd=str(source.parent),
-            kernel_name="python3",
-            progress_bar=progress,
-        )
+        with TerminalProgress(source.stem):
+            papermill.execute_notebook(
+                notebook,
+                notebook,
+                parameters={"profile": profile},
+                cwd=str(source.parent),
+                kernel_name="python3",
+                progress_bar=progress,
+            )
+        hide_parameter_cells(notebook)
     except papermill.PapermillExecutionError as err:
         # Count code cells in the source: papermill's injected parameters cell shifts its own count.
         code = [cell.source for cell in paired.cells if cell.cell_type == "code"]

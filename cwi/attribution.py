@@ -25,6 +25,7 @@ import numpy as np
 
 from . import stats
 from .encoders import Encoder
+from .progress import Progress
 from .inputs import BASELINES, Attribution, WordAttribution, baseline_embeddings
 from .integrated_gradients import (ADAPTIVE_POINTS, RULES, clenshaw_curtis, completeness_by_rule, completeness_error,
                                    integrated_gradients,
@@ -91,7 +92,8 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", bas
     baseline
         What a word is compared with: ``"pad"``, ``"mask"`` or ``"zero"`` input embeddings.
     progress
-        Show a progress bar of sentences.
+        Show a progress bar of sentences (the runner's terminal hears of a long
+        table either way: :class:`cwi.progress.Progress`).
     **settings
         The method's own settings: ``points`` (one rule size or an adaptive
         sequence), ``rule`` and ``target`` for IG, ``max_evals`` for SHAP.
@@ -113,7 +115,6 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", bas
         For an unknown method or baseline, or a sentence with no word.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}: choose one of {tuple(METHODS)}")
@@ -124,7 +125,7 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", bas
         text, truncated = fit_to_length(encoder, sentence)
         texts.append(text)
         cut.append(truncated)
-    with tqdm(total=len(texts), desc=f"{method} {encoder.name}", disable=not progress) as bar:
+    with Progress(len(texts), f"{method.upper()} {encoder.name}", "sentences", show_bar=progress) as bar:
         results = METHODS[method](encoder, texts, baseline=baseline, progress=bar, **settings)
     rows = []
     for sentence_id, (result, truncated) in enumerate(zip(results, cut)):

@@ -30,6 +30,7 @@ from . import analysis, attribution, cache, config, data, evaluation, stats, the
 from .encoders import Encoder, weights_fingerprint
 from .models import MODELS
 from .models import load_encoder as load_registered
+from .progress import Progress
 
 __all__ = [
     "corpus_statistics", "book_checkpoint", "load_encoder", "sts_scores", "word_weights", "profile_word_weights",
@@ -166,19 +167,18 @@ def profile_word_weights(profile, encoders: dict[str, Encoder] | None = None) ->
         The :func:`cwi.attribution.word_weights` columns plus ``model``,
         ``dataset``, ``method`` and ``sentence``.
     """
-    from tqdm.auto import tqdm
-
     profile = config.get_profile(profile)
     settings = profile.attribution
     encoders = dict(encoders or {})
     frames = []
     methods = attribution.METHODS
-    with tqdm(total=len(settings.models) * len(settings.datasets) * len(methods), desc="word weights") as bar:
+    tables = len(settings.models) * len(settings.datasets) * len(methods)
+    with Progress(tables, "word weights", "tables", announce_start=True) as bar:
         for name in settings.models:
             encoder = encoders.get(name) or load_encoder(name, profile)
             for dataset in settings.datasets:
                 for method in methods:
-                    bar.set_postfix_str(f"{name}, {dataset}, {method}")
+                    bar.set_postfix(last=f"{name} {dataset} {method}")
                     frame = word_weights(encoder, dataset, method, profile)
                     frames.append(frame.assign(model=name, dataset=dataset, method=method))
                     bar.update()

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .encoders import POOLING_FILE, load_transformer, pool
+from .progress import Progress
 
 if TYPE_CHECKING:  # settings objects are plain inputs here; profiles are the pipeline's business
     from .config import MLMSettings, SimCSESettings
@@ -232,12 +232,13 @@ def pretrain_mlm(train_sentences: list[str], heldout: list[str], settings: MLMSe
 
     losses = []
     model.train()
-    bar = tqdm(range(settings.steps), desc="masked-LM", disable=not progress)
-    for step in bar:
-        start = (step * settings.batch_size) % len(order)
-        texts = [train_sentences[i] for i in order[start : start + settings.batch_size].tolist()]
-        losses.append(mlm_step(model, optimizer, schedule, mlm_batch(tokenizer, texts, settings, generator)))
-        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+    with Progress(settings.steps, "masked-LM", show_bar=progress, announce_start=True) as bar:
+        for step in range(settings.steps):
+            start = (step * settings.batch_size) % len(order)
+            texts = [train_sentences[i] for i in order[start : start + settings.batch_size].tolist()]
+            losses.append(mlm_step(model, optimizer, schedule, mlm_batch(tokenizer, texts, settings, generator)))
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            bar.update()
 
     model.eval()
     heldout_generator = torch.Generator().manual_seed(seed + 1)
@@ -298,12 +299,14 @@ def train_simcse(base: Path, examples: list, settings: SimCSESettings, supervise
 
     losses = []
     model.train()  # dropout on: it makes the positive pairs of unsupervised SimCSE
-    bar = tqdm(range(settings.steps), desc=f"{'sup' if supervised else 'unsup'}-SimCSE", disable=not progress)
-    for step in bar:
-        start = (step * settings.batch_size) % len(order)
-        chosen = [examples[i] for i in order[start : start + settings.batch_size]]
-        losses.append(simcse_step(model, tokenizer, optimizer, schedule, chosen, settings, supervised, pooling))
-        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+    with Progress(settings.steps, f"{'sup' if supervised else 'unsup'}-SimCSE", show_bar=progress,
+                  announce_start=True) as bar:
+        for step in range(settings.steps):
+            start = (step * settings.batch_size) % len(order)
+            chosen = [examples[i] for i in order[start : start + settings.batch_size]]
+            losses.append(simcse_step(model, tokenizer, optimizer, schedule, chosen, settings, supervised, pooling))
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            bar.update()
 
     record = {"kind": "sup-simcse" if supervised else "unsup-simcse", "settings": asdict(settings),
               "seed": seed, "losses": losses, "base": str(base), "examples": len(examples)}

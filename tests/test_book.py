@@ -148,3 +148,41 @@ def test_chapter_kernels_get_one_thread_per_usable_cpu(tmp_path, monkeypatch):
     assert 1 <= threads <= usable_cpus() and os.environ["OMP_NUM_THREADS"] == str(threads)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's choice wins
     assert pin_threads() == 1
+
+
+def test_the_terminal_hears_from_a_running_chapter(tmp_path, monkeypatch, capsys):
+    import cwi.__main__ as runner
+
+    monkeypatch.setattr(runner, "HEARTBEAT", 1.0)
+    source = tmp_path / "book" / "98_slow.py"
+    source.parent.mkdir()
+    source.write_text('# %% tags=["parameters"]\nprofile = "default"\n\n# %%\nimport time\n'
+                      "from cwi import progress\n"
+                      'with progress.Progress(3, "counting", every=0.0) as bar:\n'
+                      "    for _ in range(3):\n        bar.update()\n"
+                      "time.sleep(2.5)\n")
+    notebook = run_chapter(source, "smoke", progress=False)
+    printed = capsys.readouterr().out
+    assert "98_slow | counting: 3/3 steps (100%)" in printed  # the kernel's lines reach the terminal
+    assert "98_slow | still running" in printed  # and a heartbeat while a cell reports nothing
+    cells = json.loads(notebook.read_text())["cells"]
+    hidden = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
+    assert hidden and all("remove-cell" in c["metadata"]["tags"] for c in hidden)
+    assert any("injected-parameters" in c["metadata"].get("tags", []) for c in cells)
+
+
+def test_progress_lines_say_what_how_far_and_how_long(tmp_path, monkeypatch):
+    from cwi import progress
+
+    log = tmp_path / "progress.log"
+    monkeypatch.setenv("CWI_PROGRESS_FILE", str(log))
+    with progress.Progress(4, "training", show_bar=False, every=0.0, announce_start=True) as bar:
+        bar.set_postfix(loss="1.000")
+        bar.update(2)
+        bar.update(2)
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith("training: 4 steps to do")
+    assert lines[1].startswith("training: 2/4 steps (50%), loss 1.000,") and lines[1].endswith("left")
+    assert "done in" in lines[-1]
+    assert progress.duration(30) == "30 s" and progress.duration(600) == "10 min"
+    assert progress.duration(3900) == "1 h 05 min"
