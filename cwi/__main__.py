@@ -28,6 +28,7 @@ import yaml
 
 from .config import PROFILES
 from .progress import ENVIRONMENT as PROGRESS_ENVIRONMENT
+from .progress import duration
 
 __all__ = ["ChapterFailed", "toc_entries", "chapter_sources", "run_chapter", "build_html", "main"]
 
@@ -114,8 +115,6 @@ class TerminalProgress:
         self.last = time.perf_counter()
 
     def _follow(self) -> None:
-        from .progress import duration
-
         self.last = time.perf_counter()
         with open(self.path, encoding="utf-8") as handle:
             while True:
