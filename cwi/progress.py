@@ -68,7 +68,7 @@ class Progress:
         self.done, self.postfix = 0, ""
         self.start = self.last = time.perf_counter()
         if announce_start:
-            announce(f"{what}: {total:,} {unit} to do; the time left follows in {duration(every)}")
+            announce(f"{what}: {total:,} {unit} to do")
 
     def update(self, n: int = 1) -> None:
         self.done += n
