@@ -28,7 +28,7 @@ import torch
 from .encoders import Encoder
 from .inputs import MEMORY_GB, Attribution, Prepared, WordAttribution, prepare, rows_per_call
 
-__all__ = ["word_shap", "shap_values", "word_tree", "nested_tree"]
+__all__ = ["word_shap", "shap_values", "word_tree", "sentence_tree", "nested_tree"]
 
 
 def word_tree(words: list[str], attached: list[bool]) -> np.ndarray:
@@ -143,22 +143,21 @@ def _owen(encoder: Encoder, sentence: Prepared, groups: list[list[int]], cluster
     return values, delta, len(game.seen)
 
 
-def _attached(sentence: Prepared) -> list[bool]:
-    """Whether each word follows the previous one without a space and starts with a letter (shap's rule)."""
-    spans = [sentence.batch.word_to_chars(0, w) for w in sentence.word_ids]
-    glued = [False]
-    for previous, span in zip(spans, spans[1:]):
-        text = sentence.text[span.start:span.end]
-        before = sentence.text[previous.start:previous.end]
-        glued.append(previous.end == span.start and re.match(r"[A-Za-z]", text) is not None
-                     and re.match(r"^.*\W$", before) is None)
-    return glued
+def sentence_tree(sentence: Prepared) -> np.ndarray:
+    """:func:`word_tree` of the words of `sentence` (an empty matrix for one word).
 
-
-def _words_and_tree(sentence: Prepared) -> tuple[list[str], np.ndarray]:
+    A word counts as attached to the one before (shap's rule for pieces of one
+    written word) when no space separates them, it starts with a letter and the
+    one before does not end with a non-word character.
+    """
     spans = [sentence.batch.word_to_chars(0, w) for w in sentence.word_ids]
     words = [sentence.text[s.start:s.end] for s in spans]
-    return words, word_tree(words, _attached(sentence)) if len(words) > 1 else np.zeros((0, 4))
+    if len(words) == 1:
+        return np.zeros((0, 4))
+    attached = [False] + [previous.end == span.start and re.match(r"[A-Za-z]", word) is not None
+                          and re.match(r"^.*\W$", before) is None
+                          for previous, span, word, before in zip(spans, spans[1:], words[1:], words)]
+    return word_tree(words, attached)
 
 
 def word_shap(encoder: Encoder, sentences: list[str], baseline: str = "pad", max_evals: int | None = None,
@@ -186,8 +185,8 @@ def word_shap(encoder: Encoder, sentences: list[str], baseline: str = "pad", max
     results = []
     for text in sentences:
         sentence = prepare(encoder, text, baseline)
-        _, tree = _words_and_tree(sentence)
-        values, delta, evaluations = _owen(encoder, sentence, sentence.words, tree, max_evals, memory_gb)
+        values, delta, evaluations = _owen(encoder, sentence, sentence.words, sentence_tree(sentence), max_evals,
+                                           memory_gb)
         results.append(WordAttribution(values, delta, sentence, None, evaluations))
         if progress is not None:
             progress.update(1)
@@ -209,9 +208,8 @@ def shap_values(encoder: Encoder, sentence: str, baseline: str = "pad", max_eval
         (T, d) token vectors with zero rows for the special tokens, ``f(x) - f(x')``, the tokenizer output.
     """
     prepared = prepare(encoder, sentence, baseline)
-    _, tree = _words_and_tree(prepared)
     tokens = [[p] for word in prepared.words for p in word]
-    clustering = nested_tree(tree, prepared.words)
+    clustering = nested_tree(sentence_tree(prepared), prepared.words)
     values, delta, _ = _owen(encoder, prepared, tokens, clustering, max_evals, memory_gb)
     full = torch.zeros(prepared.length, values.shape[1])
     full[[p for (p,) in tokens]] = values
