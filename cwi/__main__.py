@@ -3,6 +3,7 @@
     python -m cwi book --profile default     # every chapter of _toc.yml, then the HTML book
     python -m cwi run 03_statistics --profile smoke
     python -m cwi chapters                   # list the chapters in TOC order
+    python -m cwi lab                        # JupyterLab on book/, chapters open as notebooks
 
 Chapters are the ``book/*.py`` sources (Jupytext py:percent) listed in
 ``_toc.yml``.  Each is converted to its paired ``.ipynb`` and executed in place
@@ -246,6 +247,19 @@ def _run(sources: list[Path], profile: str) -> None:
         print(f"[{number}/{len(sources)}] {source.name} done in {time.perf_counter() - start:.1f} s", flush=True)
 
 
+def lab_environment(root: Path) -> dict[str, str]:
+    """The environment for JupyterLab on this project: its ``jupyter/`` folder on ``JUPYTER_CONFIG_PATH``.
+
+    ``jupyter/labconfig/default_setting_overrides.json`` makes Jupytext's notebook
+    view the default viewer of Python files, so a double click on a ``book/*.py``
+    chapter opens it as a notebook; the user's own JupyterLab settings still win.
+    """
+    environment = dict(os.environ)
+    paths = [str(root / "jupyter")] + [p for p in environment.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]
+    environment["JUPYTER_CONFIG_PATH"] = os.pathsep.join(paths)
+    return environment
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cwi", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="folder holding _toc.yml (default: .)")
@@ -257,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("chapter", help="chapter name or path, e.g. 03_statistics")
     run.add_argument("--profile", default="default", choices=sorted(PROFILES))
     commands.add_parser("chapters", help="list the chapters in TOC order")
+    lab = commands.add_parser("lab", help="open the chapters in JupyterLab (a double click opens one as a notebook)")
+    lab.add_argument("arguments", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     # Chapters run with book/ as working directory: pin relative folders to ours first.
@@ -268,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
         sources = chapter_sources(root)
         if args.command == "chapters":
             print("\n".join(str(s.relative_to(root)) for s in sources))
+        elif args.command == "lab":
+            jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+            return subprocess.call([jupyter, "lab", str(root / "book"), *args.arguments], env=lab_environment(root))
         elif args.command == "run":
             wanted = Path(args.chapter).stem
             matches = [s for s in sources if s.stem == wanted]

@@ -72,13 +72,17 @@ def coloured_words(words, weights, vmax: float = 3.0, cmap: str = "OrRd", label:
     if len(words) != len(weights):
         raise ValueError(f"{len(words)} words but {len(weights)} weights")
     colours = matplotlib.colormaps[cmap](np.clip(weights / vmax, 0, 1) * 0.85)
+    # Word boxes joined by spaces, in a div that wraps: a sentence longer than the text width
+    # continues on the next line instead of being cut off by the page's output area.
     spans = [
-        f'<span title="{w:.2f}" style="background:{matplotlib.colors.to_hex(c)};padding:1px 3px;'
-        f'border-radius:3px;margin:1px;color:{"white" if w / vmax > 0.6 else "black"}">{html.escape(str(word))}</span>'
+        f'<span title="{w:.2f}" style="display:inline-block;background:{matplotlib.colors.to_hex(c)};'
+        f'padding:1px 3px;border-radius:3px;margin:1px;color:{"white" if w / vmax > 0.6 else "black"}">'
+        f'{html.escape(str(word))}</span>'
         for word, w, c in zip(words, weights, colours)
     ]
-    prefix = f'<span style="display:inline-block;min-width:11em;font-size:85%">{html.escape(label)}</span>' if label else ""
-    return f'<div style="line-height:1.9;font-family:sans-serif">{prefix}{"".join(spans)}</div>'
+    prefix = f'<span style="flex:none;width:11em;font-size:85%">{html.escape(label)}</span>' if label else ""
+    return (f'<div style="display:flex;align-items:baseline;line-height:1.9;font-family:sans-serif;max-width:100%">'
+            f'{prefix}<span style="white-space:normal">{" ".join(spans)}</span></div>')
 
 
 def pair_panels(frame, pairs: dict, quantity: str, label: str, caption: str, bins: int = 15):

@@ -186,3 +186,39 @@ def test_progress_lines_say_what_how_far_and_how_long(tmp_path, monkeypatch):
     assert "done in" in lines[-1]
     assert progress.duration(30) == "30 s" and progress.duration(600) == "10 min"
     assert progress.duration(3900) == "1 h 05 min"
+
+
+def test_jupyterlab_opens_chapters_as_notebooks(tmp_path):
+    """`python -m cwi lab`'s environment makes Jupytext's notebook the default viewer of .py files."""
+    import socket
+    import time
+    import urllib.request
+
+    from cwi.__main__ import lab_environment
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = lab_environment(ROOT)
+    environment["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ServerApp.token=cwi-test",
+         f"--ServerApp.root_dir={ROOT / 'book'}", "--ServerApp.open_browser=False"],
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/lab/api/settings/@jupyterlab/docmanager-extension:plugin?token=cwi-test"
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    settings = json.load(response)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("JupyterLab did not answer within 60 s")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # Overrides become the schema's defaults, which the user's own settings (none here) would override.
+    assert settings["schema"]["properties"]["defaultViewers"]["default"]["python"] == "Jupytext Notebook"

@@ -10,6 +10,7 @@ def test_coloured_words_escape_text_and_scale_colours():
     assert "<b>" not in html and "&lt;b&gt;" in html and "model &amp; co" in html and "café" in html
     assert 'background:#ffffff' not in html.split("café")[0].rsplit("<span", 1)[1]  # 1.5 is coloured
     assert html.count('title="') == 3 and 'title="9.00"' in html
+    assert "white-space:normal" in html and "> <span" in html  # words wrap at the spaces between them
 
 
 def test_coloured_words_need_one_weight_per_word():
