@@ -388,10 +388,15 @@ compare(**{name: control.value for name, control in controls.items()})
 #
 # One row per (model, dataset, method, sentence, word): the word as the
 # Statistics chapter spells it, its number of tokens, raw and normalised weight,
-# and its sentence's completeness error and truncation flag.
+# and its sentence's completeness error, IG path points, model evaluations and truncation flag.
 
 # %%
-weights.head(8)
+first = weights.iloc[0]
+display(Markdown(f"The first rows: {first['model']}, {first['dataset']}, {first['method'].upper()}, sentence "
+                 f"{first['sentence_id']}, *{first['sentence']}* (the columns `model`, `dataset`, `method`, "
+                 "`sentence_id` and `sentence` are left out here to keep the table narrow):"))
+weights.drop(columns=["model", "dataset", "method", "sentence_id", "sentence"]).head(8).style.hide(
+    axis="index").format(precision=3)
 
 
 # %% [markdown]
