@@ -391,12 +391,13 @@ compare(**{name: control.value for name, control in controls.items()})
 # and its sentence's completeness error, IG path points, model evaluations and truncation flag.
 
 # %%
+key = ["model", "dataset", "method", "sentence_id", "sentence"]
 first = weights.iloc[0]
-display(Markdown(f"The first rows: {first['model']}, {first['dataset']}, {first['method'].upper()}, sentence "
-                 f"{first['sentence_id']}, *{first['sentence']}* (the columns `model`, `dataset`, `method`, "
-                 "`sentence_id` and `sentence` are left out here to keep the table narrow):"))
-weights.drop(columns=["model", "dataset", "method", "sentence_id", "sentence"]).head(8).style.hide(
-    axis="index").format(precision=3)
+display(Markdown(f"The rows of the first sentence: {first['model']}, {first['dataset']}, {first['method'].upper()}, "
+                 f"sentence {first['sentence_id']}, *{first['sentence']}* (the columns {', '.join(key)} are left "
+                 "out here to keep the table narrow):"))
+weights[(weights[key] == first[key]).all(axis=1)].drop(columns=key).style.hide(axis="index").format(
+    precision=3).format({"completeness_error": "{:.1e}"})
 
 
 # %% [markdown]
