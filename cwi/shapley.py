@@ -101,11 +101,9 @@ class _Game:
         self.mask = sentence.batch["attention_mask"]
         self.batch_size = rows_per_call(encoder, sentence.length, memory_gb, tangents=False)
         self.seen: dict[bytes, np.ndarray] = {}
-        self.calls = 0
 
     def __call__(self, masks) -> np.ndarray:
         masks = np.asarray(masks, dtype=bool).reshape(-1, self.membership.shape[0])
-        self.calls += len(masks)
         keys = [np.packbits(m).tobytes() for m in masks]
         new = {k: m for k, m in zip(keys, masks) if k not in self.seen}
         if new:
