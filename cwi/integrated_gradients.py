@@ -189,13 +189,17 @@ def _word_paths(encoder: Encoder, sentences: list[Prepared], alphas: torch.Tenso
     return results
 
 
-def _levels(points: tuple[int, ...], rule: str):
-    """For each rule of the sequence: the indices of its nodes in ``alphas`` and their weights; and ``alphas``.
+def _levels(points, rule: str):
+    """The checked sequence of rule sizes, the path points ``alphas``, and per rule its nodes' indices and weights.
 
-    Clenshaw-Curtis rules of a doubling sequence nest (every node of a rule is a
-    node of the next), so all of them index one grid, that of the last rule;
-    Gauss-Legendre rules share no node, so their nodes are simply concatenated.
+    `points` is one rule size or an increasing sequence of them.  Clenshaw-Curtis
+    rules of a doubling sequence nest (every node of a rule is a node of the
+    next), so all of them index one grid, that of the last rule; Gauss-Legendre
+    rules share no node, so their nodes are simply concatenated.
     """
+    points = (points,) if isinstance(points, int) else tuple(points)
+    if not points or list(points) != sorted(set(points)) or points[0] < (2 if rule == "clenshaw-curtis" else 1):
+        raise ValueError(f"points must be one rule size or an increasing sequence of them, got {points}")
     if rule == "clenshaw-curtis":
         intervals = [p - 1 for p in points]
         if any(n < 1 or intervals[-1] % n for n in intervals):
@@ -204,12 +208,12 @@ def _levels(points: tuple[int, ...], rule: str):
         alphas, _ = clenshaw_curtis(points[-1])
         levels = [(list(range(0, intervals[-1] + 1, intervals[-1] // n)), clenshaw_curtis(n + 1)[1])
                   for n in intervals]
-        return alphas, levels
+        return points, alphas, levels
     if rule == "gauss-legendre":
         rules = [quadrature(p) for p in points]
         offsets = np.cumsum([0] + list(points))
-        return torch.cat([a for a, _ in rules]), [(list(range(o, o + p)), w)
-                                                  for o, p, (_, w) in zip(offsets, points, rules)]
+        return points, torch.cat([a for a, _ in rules]), [(list(range(o, o + p)), w)
+                                                          for o, p, (_, w) in zip(offsets, points, rules)]
     raise ValueError(f"unknown quadrature rule {rule!r}: choose one of {RULES}")
 
 
@@ -243,10 +247,7 @@ def word_integrated_gradients(encoder: Encoder, sentences: list[str], points=ADA
         In the order of `sentences`; ``path_points`` is the size of the rule kept and
         ``evaluations`` counts the distinct path points computed x words.
     """
-    points = (points,) if isinstance(points, int) else tuple(points)
-    if not points or list(points) != sorted(set(points)) or points[0] < (2 if rule == "clenshaw-curtis" else 1):
-        raise ValueError(f"points must be one rule size or an increasing sequence of them, got {points}")
-    alphas, levels = _levels(points, rule)
+    points, alphas, levels = _levels(points, rule)
     prepared = [prepare(encoder, text, baseline) for text in sentences]
     deltas = _deltas(encoder, prepared, memory_gb)
     results: list[WordAttribution | None] = [None] * len(prepared)
@@ -280,8 +281,7 @@ def completeness_by_rule(encoder: Encoder, sentences: list[str], points, rule: s
     Each distinct path point is computed once: nested Clenshaw-Curtis rules cost
     as much as their largest.
     """
-    points = (points,) if isinstance(points, int) else tuple(points)
-    alphas, levels = _levels(points, rule)
+    points, alphas, levels = _levels(points, rule)
     prepared = [prepare(encoder, text, baseline) for text in sentences]
     deltas = _deltas(encoder, prepared, memory_gb)
     vectors = _word_paths(encoder, prepared, alphas, memory_gb)  # (S, W, d) each
