@@ -45,6 +45,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
+from scipy import stats as scistats
 
 from cwi import analysis, config, models, pipeline, plotting, record
 
@@ -202,6 +203,114 @@ plt.show()
 by_method = (paired[(paired["dataset"] == "all") & (paired["control"] == "none")]
              .pivot_table(index=["pair", "quantity"], columns="method", values="delta"))
 by_method.style.format("{:+.3f}")
+
+# %% [markdown]
+# ## Across training seeds
+#
+# The book's pairs above use the first contrastive training seed. The
+# Fine-tuning chapter trained the chosen recipes with `finetune.seeds` seeds
+# from the same masked-LM base; each is attributed on the same sentences, and
+# each gets its own Δβ against the base (all datasets pooled, no covariates).
+# The *all seeds* row averages them, and its interval pools every seed's
+# bootstrap replicates (`cwi.analysis.across_seeds`): it is as wide as the
+# sentence sampling and the seed-to-seed spread together.
+
+# %%
+seed_frame = analysis.attach_statistics(pipeline.seed_word_weights(settings), table, min_count)
+both_frames = pd.concat([frame, seed_frame], ignore_index=True)
+seeds = settings.finetune.seed_list(settings.seed)
+seed_results = []
+for pair_name in ("book-unsup", "book-sup"):
+    if pair_name not in pairs:
+        continue
+    pair = pairs[pair_name]
+    names = {seeds[0]: pair.finetuned} | {s: pipeline.seed_model_name(pair.finetuned, s) for s in seeds[1:]}
+    seed_results.append(analysis.across_seeds(both_frames, pair.pretrained, names, settings.analysis.n_bootstrap,
+                                              settings.seed, settings.analysis.level).assign(pair=pair_name))
+seed_results = pd.concat(seed_results, ignore_index=True)
+seed_view = seed_results.assign(quantity=seed_results["quantity"].map(analysis.QUANTITIES),
+                                method=seed_results["method"].str.upper())
+seed_view["Δβ"] = [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in
+                   zip(seed_view["delta"], seed_view["delta_low"], seed_view["delta_high"])]
+seed_wide = seed_view.pivot_table(index=["pair", "method", "quantity"], columns="seed", values="Δβ", aggfunc="first",
+                                  sort=False)
+seed_wide["verdict (all seeds)"] = (seed_view[seed_view["seed"] == "all"]
+                                    .set_index(["pair", "method", "quantity"])["verdict"].map(analysis.VERDICTS))
+seed_wide
+
+# %% tags=["remove-input"]
+overall = seed_results[seed_results["seed"] == "all"]
+single = seed_results[seed_results["seed"] != "all"]
+flips = (single.groupby(["pair", "method", "quantity"])["delta"].agg(lambda d: (d > 0).any() and (d < 0).any()))
+glue("seed_deltas", {f"{r.pair}/{r.method}/{r.quantity}/{r.seed}": float(r.delta) for r in seed_results.itertuples()},
+     display=False)
+display(Markdown(
+    f"Over {len(seeds)} seeds, **{(overall['verdict'] == 'more').sum()} of {len(overall)}** pair x method x "
+    f"quantity settings keep a Δβ interval above 0 and {(overall['verdict'] == 'less').sum()} below 0 once the "
+    f"seed-to-seed spread is included; in {int(flips.sum())} of them the seeds disagree on the sign of Δβ. "
+    f"The median standard deviation of Δβ between seeds is {overall['seed_sd'].median():.3f}, against a median "
+    f"interval width of {(single['delta_high'] - single['delta_low']).median():.3f} for one seed's sentences."
+))
+
+# %% [markdown]
+# ## The weighting's trajectory
+#
+# When during contrastive training does the weighting appear, and does it move
+# with similarity quality? Each SimCSE run of the first seed kept a checkpoint
+# at log-spaced steps (step 0 is the masked-LM base). At each one, the Fine-tuning
+# chapter's STS-B dev score, and here the slope β of the normalised Integrated
+# Gradients weight on each quantity (no covariates, all datasets pooled,
+# `attribution.trajectory_sentences` sentences per dataset, the start of the
+# chapter's sample, with sentence-bootstrap intervals).
+
+# %%
+trajectories = pd.concat([pipeline.trajectory(settings, supervised).assign(run=label)
+                          for label, supervised in (("unsup-SimCSE", False), ("sup-SimCSE", True))],
+                         ignore_index=True)
+(trajectories.assign(stsb_dev=trajectories["stsb_dev"].round(2))
+ .pivot_table(index=["run", "step", "stsb_dev"], columns="quantity", values="beta", sort=False)
+ .rename(columns=analysis.QUANTITIES).rename_axis(index={"stsb_dev": "STS-B dev"}).style.format("{:+.3f}"))
+
+# %% tags=["hide-input"]
+fig, axes = plotting.figure(
+    "β (normalised IG weight per SD of the quantity, with sentence-bootstrap intervals, left axis) and STS-B dev "
+    "Spearman x100 (black, right axis) along each SimCSE run of the first seed; step 0 is the masked-LM base, "
+    "the dotted line the snapshot the book keeps.",
+    ncols=2, width=5.2, height=3.6,
+)
+for ax, (label, run) in zip(axes, trajectories.groupby("run", sort=False)):
+    x_of = {step: i for i, step in enumerate(sorted(run["step"].unique()))}
+    for i, (quantity, rows) in enumerate(run.groupby("quantity", sort=False)):
+        x = rows["step"].map(x_of)
+        ax.errorbar(x + (i - 1.5) * 0.06, rows["beta"], yerr=[rows["beta"] - rows["low"], rows["high"] - rows["beta"]],
+                    marker="o", ms=3, lw=1, capsize=2, color=f"C{i}", label=analysis.QUANTITIES[quantity])
+    dev = run.drop_duplicates("step")
+    twin = ax.twinx()
+    twin.plot(dev["step"].map(x_of), dev["stsb_dev"], "k--", marker="s", ms=3, lw=1)
+    twin.set_ylabel("STS-B dev")
+    twin.grid(False)
+    ax.axvline(x_of[int(dev.loc[dev["chosen"], "step"].iloc[0])], color="grey", ls=":", lw=1)
+    ax.set_xticks(list(x_of.values()), [str(s) for s in x_of])
+    ax.set(title=label, xlabel="step (log-spaced snapshots)", ylabel="β")
+axes[0].legend(fontsize=7, loc="best");
+
+# %% tags=["remove-input"]
+def trajectory_sentence(label, run):
+    raw = run[run["quantity"] == "information_gain"].set_index("step")
+    first, last = raw.index.min(), raw.index.max()
+    kept = int(raw.index[raw["chosen"]][0])
+    rho = scistats.spearmanr(raw["stsb_dev"], raw["beta"]).statistic if raw["stsb_dev"].nunique() > 1 else float("nan")
+    moved = raw.loc[last, "beta"] - raw.loc[first, "beta"]
+    outside = raw.loc[last, "low"] > raw.loc[first, "high"] or raw.loc[last, "high"] < raw.loc[first, "low"]
+    at_last = "" if kept == last else f" and {raw.loc[last, 'beta']:+.3f} at the last, step {last:,}"
+    return (f"**{label}**: β on raw information gain goes from {raw.loc[first, 'beta']:+.3f} at the base to "
+            f"{raw.loc[kept, 'beta']:+.3f} at the kept step {kept:,}{at_last} "
+            f"({moved:+.3f} in all; the last interval {'does not overlap' if outside else 'overlaps'} the base's), while STS-B "
+            f"dev goes from {raw.loc[first, 'stsb_dev']:.1f} to {raw.loc[last, 'stsb_dev']:.1f}"
+            + (f"; across snapshots, Spearman's ρ between dev score and β is {rho:+.2f}." if rho == rho else "."))
+
+
+display(Markdown(" ".join(trajectory_sentence(label, run) for label, run in trajectories.groupby("run", sort=False))))
 
 # %% [markdown]
 # ## Against the paper's claims

@@ -2,7 +2,7 @@
 
 The Correlations chapter asks whether a contrastively fine-tuned encoder weights
 informative words more than its pre-trained twin.  For one model and one word
-quantity q (information gain, raw or corrected, or self-information) it fits
+quantity q (information gain, raw or corrected either way, or self-information) it fits
 
     normalised weight = a + beta * z(q) [+ covariates] + noise,
 
@@ -25,14 +25,15 @@ from scipy import stats as scistats
 
 __all__ = [
     "QUANTITIES", "COVARIATES", "CONTROLS", "VERDICTS", "attach_statistics", "missing_statistics", "fit_slopes",
-    "regress", "compare_pair", "present_pairs", "pair_table", "headline", "verdict", "reading",
+    "regress", "compare_pair", "across_seeds", "present_pairs", "pair_table", "headline", "verdict", "reading",
     "within_sentence_spearman",
 ]
 
 # Labels spell out "information gain": "IG" in this book is Integrated Gradients.
 QUANTITIES = {
     "information_gain": "info gain (raw)",
-    "information_gain_corrected": "info gain (corrected)",
+    "information_gain_corrected": "info gain (shuffle-corrected)",
+    "information_gain_binned": "info gain (bin-corrected)",
     "self_information": "self-information",
 }
 COVARIATES = ("log_frequency", "characters", "n_tokens", "position")
@@ -195,12 +196,13 @@ def reading(verdicts: pd.Series) -> dict:
 
 
 def compare_pair(pretrained: pd.DataFrame | None, finetuned: pd.DataFrame, quantity: str, covariates=(),
-                 n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+                 n_boot: int = 1000, seed: int = 0, level: float = 0.95, keep_boot: bool = False) -> dict:
     """Slopes of both models of a pair on the same words, and delta beta with its paired interval.
 
     `pretrained` and `finetuned` are word tables of one dataset selection and
     method; words are matched on (dataset, sentence_id, word_index).  Without a
-    pre-trained model only the fine-tuned slope is returned.
+    pre-trained model only the fine-tuned slope is returned.  `keep_boot` adds
+    ``delta_boot``, the bootstrap replicates of delta beta.
     """
     keys = ["dataset", "sentence_id", "word_index"]
     columns = keys + [quantity, *covariates, "normalised_weight"]
@@ -217,7 +219,7 @@ def compare_pair(pretrained: pd.DataFrame | None, finetuned: pd.DataFrame, quant
                      level=level)
     delta_boot = fit["boot"][:, 1] - fit["boot"][:, 0]
     low, high = np.quantile(delta_boot, [(1 - level) / 2, (1 + level) / 2])
-    return {
+    return ({"delta_boot": delta_boot} if keep_boot else {}) | {
         "beta_pre": fit["beta"][0], "pre_low": fit["interval"][0, 0], "pre_high": fit["interval"][0, 1],
         "beta_fine": fit["beta"][1], "fine_low": fit["interval"][1, 0], "fine_high": fit["interval"][1, 1],
         "delta": fit["beta"][1] - fit["beta"][0], "delta_low": low, "delta_high": high,
@@ -291,6 +293,59 @@ def pair_table(frame: pd.DataFrame, pairs: dict, n_boot: int = 1000, seed: int =
                             "verdict": code, "note": note,
                         })
     return pd.DataFrame(rows)
+
+
+def across_seeds(frame: pd.DataFrame, pretrained: str, finetuned: dict[int, str], n_boot: int = 1000,
+                 seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Delta beta of one pre-trained model against its fine-tuned twin trained with several seeds.
+
+    For every method and quantity (all datasets pooled, no covariates): one row
+    per training seed, with its sentence-bootstrap interval, and one row
+    ``seed == "all"`` whose ``delta`` is the mean over seeds and whose interval
+    is the percentile interval of every seed's bootstrap replicates pooled.
+    That mixture is as wide as the sentence sampling of one seed *and* the
+    spread between seeds, so a headline cannot rest on one lucky run.  All
+    seeds resample the same sentences (one bootstrap `seed`), so they are paired.
+
+    Parameters
+    ----------
+    frame
+        :func:`attach_statistics` of the word weights of every model named.
+    pretrained
+        The pre-trained model's name in `frame`.
+    finetuned
+        Training seed -> the fine-tuned model's name in `frame`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``method``, ``quantity``, ``seed``, ``delta``, ``delta_low``, ``delta_high``,
+        ``seed_sd`` (standard deviation of the seeds' deltas, on the ``"all"`` row),
+        ``n_words``, ``verdict``.
+    """
+    usable = frame[frame["status"] == "ok"]
+    rows = []
+    for method in sorted(usable["method"].unique()):
+        by_method = usable[usable["method"] == method]
+        pre = by_method[by_method["model"] == pretrained]
+        for quantity in QUANTITIES:
+            deltas, boots = [], []
+            for training_seed, model in finetuned.items():
+                result = compare_pair(pre, by_method[by_method["model"] == model], quantity, (), n_boot, seed, level,
+                                      keep_boot=True)
+                deltas.append(result["delta"])
+                boots.append(result["delta_boot"])
+                rows.append({"method": method, "quantity": quantity, "seed": str(training_seed),
+                             "delta": result["delta"], "delta_low": result["delta_low"],
+                             "delta_high": result["delta_high"], "seed_sd": np.nan, "n_words": result["n_words"]})
+            low, high = np.quantile(np.concatenate(boots), [(1 - level) / 2, (1 + level) / 2])
+            rows.append({"method": method, "quantity": quantity, "seed": "all", "delta": float(np.mean(deltas)),
+                         "delta_low": low, "delta_high": high,
+                         "seed_sd": float(np.std(deltas, ddof=1)) if len(deltas) > 1 else np.nan,
+                         "n_words": rows[-1]["n_words"]})
+    table = pd.DataFrame(rows)
+    table["verdict"] = [verdict(lo, hi) for lo, hi in zip(table["delta_low"], table["delta_high"])]
+    return table
 
 
 def headline(results: pd.DataFrame, dataset: str = "all", control: str = "none", level: float = 0.95) -> pd.DataFrame:

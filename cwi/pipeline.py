@@ -7,8 +7,9 @@ profile, call them, and store what they return in the artefact store
 so a chapter run on its own reuses what an earlier chapter computed.
 
 * :func:`corpus_statistics`: the word statistics of the profile's corpus;
-* :func:`book_checkpoint` and :func:`load_encoder`: the book's masked-LM and
-  SimCSE models, trained once per profile, and every registered model by name;
+* :func:`load_encoder`: every registered model by name, the book's own trained
+  for the profile (:mod:`cwi.runs` trains them, searches the recipe and
+  runs the seeds);
 * :func:`sts_scores`: STS test Spearman of the profile's transformer models
   (the Fine-tuning chapter computes them, later chapters read them);
 * :func:`word_weights` and :func:`profile_word_weights`: the attribution tables;
@@ -26,14 +27,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import analysis, attribution, cache, config, data, evaluation, stats, theory, train
+from . import analysis, attribution, cache, config, data, evaluation, runs, stats, theory
 from .encoders import Encoder, weights_fingerprint
 from .models import MODELS
 from .models import load_encoder as load_registered
 from .progress import Progress
 
 __all__ = [
-    "corpus_statistics", "book_checkpoint", "load_encoder", "sts_scores", "word_weights", "profile_word_weights",
+    "corpus_statistics", "load_encoder", "sts_scores", "word_weights", "profile_word_weights", "seed_model_name",
+    "seed_encoders", "seed_word_weights", "trajectory",
     "correlation_results", "AdditiveRun", "contrastive_additive_encoder",
 ]
 
@@ -45,7 +47,8 @@ def corpus_statistics(profile) -> pd.DataFrame:
     """Word statistics (:func:`cwi.stats.word_statistics`) of the profile's corpus (`Profile.corpus`), cached.
 
     The table is keyed by the corpus contents, the statistics settings and
-    :data:`cwi.stats.STATS_VERSION`.
+    :data:`cwi.stats.STATS_VERSION`; the per-frequency-bin correction
+    (:func:`cwi.stats.frequency_bin_correction`) is joined to it on every call.
     """
     profile = config.get_profile(profile)
     settings = profile.stats
@@ -58,61 +61,19 @@ def corpus_statistics(profile) -> pd.DataFrame:
         "n_shuffles": settings.n_shuffles,
         "seed": profile.seed,
     }
-    return cache.cached_frame(
+    table = cache.cached_frame(
         "word_statistics",
         key,
         lambda: stats.word_statistics(
             sentences, correction=settings.correction, n_shuffles=settings.n_shuffles, seed=profile.seed
         ),
     )
-
-
-def _checkpoint(kind: str, key: dict, fit) -> Path:
-    """The checkpoint folder of `kind` and `key`; on a miss ``fit()`` trains it and it is saved atomically."""
-    target = cache.artefact_path("checkpoints", {"kind": kind, **key}, "")
-    if not target.exists():
-        model, tokenizer, record = fit()
-        cache.atomic_write(target, lambda folder: train.save_checkpoint(folder, model, tokenizer, record), folder=True)
-    return target
-
-
-def _mlm_checkpoint(settings: config.MLMSettings, seed: int, corpus: str) -> Path:
-    sentences = data.load_corpus(corpus, settings.corpus_limit)
-    if len(sentences) <= settings.heldout:
-        raise ValueError(f"{len(sentences)} sentences cannot hold out {settings.heldout}: raise mlm.corpus_limit")
-    key = {"version": train.TRAIN_VERSION, "settings": asdict(settings), "seed": seed,
-           "corpus_sha256": cache.fingerprint_texts(sentences)}
-    return _checkpoint("mlm", key, lambda: train.pretrain_mlm(
-        sentences[: -settings.heldout], sentences[-settings.heldout:], settings, seed))
-
-
-def _simcse_checkpoint(base: Path, settings: config.SimCSESettings, supervised: bool, seed: int,
-                       corpus: str) -> Path:
-    examples = data.snli_triplets() if supervised else data.load_corpus(corpus, settings.corpus_limit)
-    key = {"version": train.TRAIN_VERSION, "base": base.name, "settings": asdict(settings),
-           "supervised": supervised, "seed": seed,
-           "data_sha256": cache.fingerprint_texts("\t".join(e) if supervised else e for e in examples)}
-    return _checkpoint("sup-simcse" if supervised else "unsup-simcse", key,
-                       lambda: train.train_simcse(base, examples, settings, supervised, seed))
-
-
-def book_checkpoint(name: str, profile) -> Path:
-    """The book's checkpoint `name` (``mlm``, ``unsup-simcse``, ``sup-simcse``) for `profile`.
-
-    Trained on the first call (SimCSE from the masked-LM checkpoint of the same
-    profile), loaded from the cache afterwards; keyed by the full training
-    settings, the seed and the training data.
-    """
-    profile = config.get_profile(profile)
-    finetune = profile.finetune
-    if name not in ("mlm", "unsup-simcse", "sup-simcse"):
-        raise ValueError(f"unknown book checkpoint {name!r}: choose mlm, unsup-simcse or sup-simcse")
-    base = _mlm_checkpoint(finetune.mlm, profile.seed, profile.corpus)
-    if name == "mlm":
-        return base
-    supervised = name == "sup-simcse"
-    return _simcse_checkpoint(base, finetune.sup if supervised else finetune.unsup, supervised, profile.seed,
-                              profile.corpus)
+    # Cheap next to the counts, so computed on every call rather than cached.
+    binned = stats.frequency_bin_correction(table, settings.frequency_bins, settings.bin_percentile)
+    joined = table.join(binned)
+    joined.attrs = {**table.attrs, "frequency_bins": settings.frequency_bins,
+                    "bin_percentile": settings.bin_percentile}
+    return joined
 
 
 def load_encoder(name_or_path: str | Path, profile, pooling: str | None = None, max_length: int = 128) -> Encoder:
@@ -122,21 +83,27 @@ def load_encoder(name_or_path: str | Path, profile, pooling: str | None = None, 
     """
     spec = MODELS.get(str(name_or_path))
     if spec is not None and spec.kind == "book":
-        return load_registered(book_checkpoint(spec.location, profile), pooling or spec.pooling, max_length,
+        return load_registered(runs.book_checkpoint(spec.location, profile), pooling or spec.pooling, max_length,
                                name=str(name_or_path))
     return load_registered(name_or_path, pooling, max_length)
 
 
-def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress: bool = False) -> pd.DataFrame:
+def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress: bool = False,
+                 sentences_per_dataset: int | None = None) -> pd.DataFrame:
     """Word weights (:func:`cwi.attribution.word_weights`) of `encoder` on the profile's sample of `dataset`, cached.
 
-    The key holds the model's weight fingerprint, pooling and ``max_length``, the
-    sentences, the method and its settings, so changing any of them recomputes.
-    The frame gets a ``sentence`` column and ``attrs`` with model, dataset and method.
+    The sample is the profile's number for the model
+    (:meth:`cwi.config.AttributionSettings.sentences`) unless
+    `sentences_per_dataset` is given; samples are nested, so a smaller one is
+    the start of a larger one.  The key holds the model's weight fingerprint,
+    pooling and ``max_length``, the sentences, the method and its settings, so
+    changing any of them recomputes.  The frame gets a ``sentence`` column and
+    ``attrs`` with model, dataset and method.
     """
     profile = config.get_profile(profile)
     settings = profile.attribution
-    sentences = data.sample_sts_sentences(dataset, settings.sentences(encoder.name), profile.seed)
+    count = settings.sentences(encoder.name) if sentences_per_dataset is None else sentences_per_dataset
+    sentences = data.sample_sts_sentences(dataset, count, profile.seed)
     method_settings = settings.method_settings(method)
     key = {
         "model": encoder.name, "weights": weights_fingerprint(encoder), "pooling": encoder.pooling,
@@ -155,11 +122,13 @@ def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress:
     return frame
 
 
-def profile_word_weights(profile, encoders: dict[str, Encoder] | None = None) -> pd.DataFrame:
+def profile_word_weights(profile, encoders: dict[str, Encoder] | None = None,
+                         models: list[str] | None = None) -> pd.DataFrame:
     """Every word weight of the profile: each model x dataset x method, from the cache or computed.
 
     `encoders` reuses models already loaded (name -> :class:`cwi.encoders.Encoder`);
-    the others are loaded with :func:`load_encoder`.
+    the others are loaded with :func:`load_encoder`.  `models` defaults to the
+    profile's ``attribution.models``.
 
     Returns
     -------
@@ -172,9 +141,10 @@ def profile_word_weights(profile, encoders: dict[str, Encoder] | None = None) ->
     encoders = dict(encoders or {})
     frames = []
     methods = attribution.METHODS
-    tables = len(settings.models) * len(settings.datasets) * len(methods)
+    models = list(settings.models if models is None else models)
+    tables = len(models) * len(settings.datasets) * len(methods)
     with Progress(tables, "word weights", "tables", announce_start=True) as bar:
-        for name in settings.models:
+        for name in models:
             encoder = encoders.get(name) or load_encoder(name, profile)
             for dataset in settings.datasets:
                 for method in methods:
@@ -185,6 +155,78 @@ def profile_word_weights(profile, encoders: dict[str, Encoder] | None = None) ->
     columns = ["model", "dataset", "method"]
     table = pd.concat(frames, ignore_index=True)
     return table[columns + [c for c in table.columns if c not in columns]]
+
+
+def seed_model_name(model: str, seed: int) -> str:
+    """What tables call the book model `model` trained with contrastive `seed` (not the profile's first)."""
+    return f"{model} (seed {seed})"
+
+
+def seed_encoders(profile) -> dict[str, Encoder]:
+    """The book's SimCSE models of every contrastive seed but the first, by :func:`seed_model_name`.
+
+    The first seed's models are the registered ``book-unsup-simcse`` and
+    ``book-sup-simcse`` themselves; all seeds share the one masked-LM base.
+    """
+    profile = config.get_profile(profile)
+    encoders = {}
+    for model in ("book-unsup-simcse", "book-sup-simcse"):
+        spec = MODELS[model]
+        for seed in profile.finetune.seed_list(profile.seed)[1:]:
+            name = seed_model_name(model, seed)
+            encoders[name] = load_registered(runs.book_checkpoint(spec.location, profile, seed), spec.pooling,
+                                             name=name)
+    return encoders
+
+
+def seed_word_weights(profile) -> pd.DataFrame:
+    """Word weights of every seed's SimCSE models (:func:`seed_encoders`), with the profile's attribution methods.
+
+    Same sentences and columns as :func:`profile_word_weights`, whose first-seed
+    tables these extend.
+    """
+    profile = config.get_profile(profile)
+    encoders = seed_encoders(profile)
+    return profile_word_weights(profile, encoders, models=list(encoders))
+
+
+def trajectory(profile, supervised: bool) -> pd.DataFrame:
+    """The weighting along the chosen SimCSE run of the first seed, one row per snapshot.
+
+    At every snapshot (step 0 is the masked-LM base): its STS-B dev score, and
+    the slope beta of the normalised Integrated Gradients weight on each
+    quantity of :data:`cwi.analysis.QUANTITIES` (no covariates, all datasets
+    pooled, with its sentence-bootstrap interval) on the first
+    ``attribution.trajectory_sentences`` sentences of each dataset.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``step``, ``stsb_dev``, ``chosen`` (the snapshot the book's model is),
+        ``quantity``, ``beta``, ``low``, ``high``, ``n_words``.
+    """
+    profile = config.get_profile(profile)
+    settings = profile.attribution
+    kind = "sup-simcse" if supervised else "unsup-simcse"
+    run = runs.simcse_run(profile, supervised, runs.chosen(profile, supervised),
+                              profile.finetune.seed_list(profile.seed)[0])
+    table = corpus_statistics(profile)
+    rows = []
+    scores = run.dev_scores()
+    with Progress(len(scores), f"trajectory {kind}", "snapshots", announce_start=True) as bar:
+        for step, dev in scores.items():
+            encoder = load_registered(run.checkpoint(step), MODELS[f"book-{kind}"].pooling,
+                                      name=f"book-{kind} step {step}")
+            frames = [word_weights(encoder, dataset, "ig", profile, sentences_per_dataset=settings.trajectory_sentences)
+                      .assign(model=encoder.name, dataset=dataset, method="ig") for dataset in settings.datasets]
+            frame = analysis.attach_statistics(pd.concat(frames, ignore_index=True), table, profile.stats.min_count)
+            usable = frame[frame["status"] == "ok"]
+            for quantity in analysis.QUANTITIES:
+                fit = analysis.regress(usable, quantity, n_boot=profile.analysis.n_bootstrap, seed=profile.seed)
+                rows.append({"step": step, "stsb_dev": dev, "chosen": step == run.best_step, "quantity": quantity,
+                             **{k: fit[k] for k in ("beta", "low", "high", "n_words")}})
+            bar.update()
+    return pd.DataFrame(rows)
 
 
 def correlation_results(profile, frame: pd.DataFrame, pairs: dict) -> pd.DataFrame:
@@ -265,13 +307,17 @@ def contrastive_additive_encoder(profile) -> AdditiveRun:
     return AdditiveRun(vocab, encoded, model, list(stored["losses"]))
 
 
-def sts_scores(profile, models: tuple[str, ...] | None = None) -> pd.DataFrame:
+def sts_scores(profile, models: tuple[str, ...] | None = None, encoders: dict[str, Encoder] | None = None
+               ) -> pd.DataFrame:
     """Spearman x100 on the test split of each of the profile's STS datasets, per model.
 
     Parameters
     ----------
     models
-        Registered model names; default the profile's ``finetune.models``.
+        Model names; default the profile's ``finetune.models``.
+    encoders
+        Models already loaded, by name (:func:`seed_encoders`, say); the
+        other names are loaded with :func:`load_encoder`.
 
     Returns
     -------
@@ -290,7 +336,7 @@ def sts_scores(profile, models: tuple[str, ...] | None = None) -> pd.DataFrame:
                 for name, rows in pairs.items()}
     frames = []
     for name in names:
-        encoder = load_encoder(name, profile)
+        encoder = (encoders or {}).get(name) or load_encoder(name, profile)
         key = {"version": PIPELINE_VERSION, "model": name, "weights": weights_fingerprint(encoder),
                "pooling": encoder.pooling, "max_length": encoder.max_length, "data": data_key}
 

@@ -11,7 +11,12 @@ Definitions (CONTRIBUTING.md; natural logarithms throughout):
 * ``IG_corrected(w) = IG(w) - IG_shuffled(w)``: the KL estimate is biased upward
   for rare words (few context tokens), and a corpus whose tokens are shuffled
   across sentences has the same counts but no association, so its KL is that
-  bias alone.
+  bias alone;
+* ``IG_binned(w) = IG(w) - P_q{IG(v) : v in bin(w)}``: the second correction,
+  after Oyama, Yokoi and Shimodaira (2023): words are grouped into bins of
+  similar frequency and a low percentile of their information gain, what the
+  least informative words of that frequency reach, is subtracted
+  (:func:`frequency_bin_correction`).
 
 Everything is computed on a sparse sentence-by-word count matrix ``X``: the
 co-occurrence counts are ``C = X^T X - diag(n)``, built block by block so that
@@ -39,6 +44,8 @@ __all__ = [
     "EncodedCorpus",
     "encode_corpus",
     "word_statistics",
+    "frequency_bins",
+    "frequency_bin_correction",
     "lookup",
     "wikipedia_self_information",
     "information_gain_reference",
@@ -264,8 +271,8 @@ def word_statistics(
     del counts_matrix
     if correction == "shuffle":
         # PAPER: the paper's bias correction could not be checked offline; the shuffled
-        # baseline is defined per word and needs no frequency bins (Oyama et al. 2023
-        # also describe a per-bin percentile baseline).
+        # baseline is defined per word and needs no frequency bins (Oyama et al. 2023's
+        # per-bin percentile baseline is the second correction, frequency_bin_correction).
         rng = np.random.default_rng(seed)
         shuffled = np.zeros(len(n))
         for _ in range(n_shuffles):
@@ -285,6 +292,51 @@ def word_statistics(
         n_shuffles=n_shuffles if correction else 0,
         seed=seed,
     )
+    return frame
+
+
+def frequency_bins(counts: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin of each word: about `n_bins` bins of equal numbers of words in order of count.
+
+    Words of one count always share a bin, so a count held by many words (the
+    words seen once, say) makes fewer, larger bins.  Bins are numbered from the
+    rarest, 0, 1, ... without gaps.
+    """
+    counts = np.asarray(counts)
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    values, inverse, per_value = np.unique(counts, return_inverse=True, return_counts=True)
+    rarer = np.concatenate([[0], np.cumsum(per_value)[:-1]])  # words with a smaller count than each value
+    raw = np.minimum(rarer * n_bins // len(counts), n_bins - 1)
+    return np.unique(raw, return_inverse=True)[1][inverse]
+
+
+def frequency_bin_correction(table: pd.DataFrame, n_bins: int, percentile: float) -> pd.DataFrame:
+    """Oyama, Yokoi and Shimodaira's (2023) per-frequency-bin correction of the information gain.
+
+    Parameters
+    ----------
+    table
+        A :func:`word_statistics` table (``count``, ``information_gain``).
+    n_bins
+        Bins of similar frequency (:func:`frequency_bins`).
+    percentile
+        Percentile (0-100, linear interpolation) of the information gain within a
+        bin taken as its baseline: what a word of that frequency reaches by
+        sampling alone.  Words without context (NaN) are left out of it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index as `table`: ``frequency_bin``, ``information_gain_bin_baseline``
+        and ``information_gain_binned`` (raw minus the baseline of its bin).
+    """
+    if not 0 <= percentile <= 100:
+        raise ValueError(f"percentile must be in [0, 100], got {percentile}")
+    bins = pd.Series(frequency_bins(table["count"].to_numpy(), n_bins), index=table.index)
+    baseline = table["information_gain"].groupby(bins).quantile(percentile / 100)
+    frame = pd.DataFrame({"frequency_bin": bins, "information_gain_bin_baseline": bins.map(baseline)})
+    frame["information_gain_binned"] = table["information_gain"] - frame["information_gain_bin_baseline"]
     return frame
 
 

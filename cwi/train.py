@@ -35,9 +35,12 @@ __all__ = [
     "mask_tokens",
     "mlm_loss",
     "simcse_loss",
+    "init_word_embeddings",
     "new_mlm_model",
     "mlm_batch",
     "mlm_step",
+    "MLPHead",
+    "set_dropout",
     "simcse_step",
     "pretrain_mlm",
     "train_simcse",
@@ -180,6 +183,37 @@ def _linear_warmup_decay(optimizer, warmup: int, steps: int):
     )
 
 
+def init_word_embeddings(model, tokenizer, words: list[str], vectors: np.ndarray, seed: int) -> float:
+    """Start the input embeddings of whole-word tokens from static word vectors; return the share covered.
+
+    A vocabulary entry that is a word of `words` (not a ``##`` piece, not a
+    special token) gets that word's vector, mapped into the model's width by a
+    seeded matrix with orthonormal rows (cosines between words are kept) and
+    scaled to unit mean norm; the others keep their random start.  The
+    masked-LM head shares these weights, so both ends start from the vectors.
+    """
+    embeddings = model.get_input_embeddings().weight
+    hidden = embeddings.shape[1]
+    if vectors.shape[1] > hidden:
+        raise ValueError(f"word vectors of dimension {vectors.shape[1]} cannot be mapped into a model of width "
+                         f"{hidden}: use hidden_size >= {vectors.shape[1]}")
+    index = {word: i for i, word in enumerate(words)}
+    rows, sources = [], []
+    for token, token_id in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1]):  # a fixed order
+        if token in index and not token.startswith("##") and token not in tokenizer.all_special_tokens:
+            rows.append(token_id)
+            sources.append(index[token])
+    if not rows:
+        raise ValueError("no vocabulary entry has a word vector: are the vectors lower-cased words?")
+    generator = torch.Generator().manual_seed(seed)
+    projection, _ = torch.linalg.qr(torch.randn(hidden, vectors.shape[1], generator=generator))
+    chosen = torch.as_tensor(vectors[sources], dtype=torch.float32) @ projection.T
+    chosen /= chosen.norm(dim=1).mean()
+    with torch.no_grad():
+        embeddings[torch.as_tensor(rows)] = chosen.to(embeddings.device)
+    return len(rows) / len(tokenizer)
+
+
 def new_mlm_model(settings: MLMSettings, tokenizer):
     """A randomly initialised BERT masked-LM of the sizes in `settings`."""
     from transformers import BertConfig, BertForMaskedLM
@@ -214,17 +248,20 @@ def mlm_step(model, optimizer, schedule, batch) -> float:
 
 
 def pretrain_mlm(train_sentences: list[str], heldout: list[str], settings: MLMSettings, seed: int = 0,
-                 progress: bool = True):
+                 progress: bool = True, word_vectors: tuple[list[str], np.ndarray] | None = None):
     """Pre-train a small BERT with masked-LM on `train_sentences`; return (model, tokenizer, record).
 
     The WordPiece vocabulary is fitted to `train_sentences`; the record holds the
-    losses and the masked-LM loss and accuracy on `heldout` (fixed masks).
+    losses and the masked-LM loss and accuracy on `heldout` (fixed masks).  With
+    `word_vectors` (words, array), whole-word embeddings start from them
+    (:func:`init_word_embeddings`).
     """
     if not heldout:
         raise ValueError("pretrain_mlm needs held-out sentences to report its masked-LM loss")
     _seed_everything(seed)
     tokenizer = train_wordpiece(train_sentences, settings.vocab_size)
     model = new_mlm_model(settings, tokenizer)
+    covered = None if word_vectors is None else init_word_embeddings(model, tokenizer, *word_vectors, seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
     schedule = _linear_warmup_decay(optimizer, settings.warmup, settings.steps)
     generator = torch.Generator().manual_seed(seed)
@@ -251,18 +288,47 @@ def pretrain_mlm(train_sentences: list[str], heldout: list[str], settings: MLMSe
             total_loss, total_correct, total = total_loss + loss.item() * n, total_correct + accuracy.item() * n, total + n
     record = {"kind": "mlm", "settings": asdict(settings), "seed": seed, "losses": losses,
               "heldout_loss": total_loss / total, "heldout_accuracy": total_correct / total,
-              "heldout_tokens": total, "parameters": sum(p.numel() for p in model.parameters())}
+              "heldout_tokens": total, "parameters": sum(p.numel() for p in model.parameters()),
+              "vocabulary_with_word_vectors": covered}
     return model, tokenizer, record
 
 
+class MLPHead(torch.nn.Module):
+    """SimCSE's training-time head: a dense layer and tanh over the pooled vector.
+
+    SimCSE (``mlp_only_train``) trains with it and drops it at evaluation, so the
+    encoder's sentence vector is the pooled vector before it.
+    """
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.dense = torch.nn.Linear(width, width)
+        torch.nn.init.normal_(self.dense.weight, std=0.02)  # BERT's initialisation
+        torch.nn.init.zeros_(self.dense.bias)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(pooled))
+
+
+def set_dropout(model, probability: float) -> None:
+    """Set every dropout of `model` to `probability` (the saved config keeps its own value)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = probability
+
+
 def simcse_step(model, tokenizer, optimizer, schedule, chosen: list, settings: SimCSESettings,
-                supervised: bool, pooling: str = "mean") -> float:
-    """One SimCSE update on `chosen` (sentences, or triplets when `supervised`); returns the loss."""
+                supervised: bool, pooling: str = "mean", head: torch.nn.Module | None = None) -> float:
+    """One SimCSE update on `chosen` (sentences, or triplets when `supervised`); returns the loss.
+
+    `head` (:class:`MLPHead`), when given, maps the pooled vectors before the loss.
+    """
 
     def embed(texts):
         batch = tokenizer(texts, padding=True, truncation=True, max_length=settings.max_length,
                           return_tensors="pt").to(device())
-        return pool(model(**batch).last_hidden_state, batch["attention_mask"], pooling)
+        pooled = pool(model(**batch).last_hidden_state, batch["attention_mask"], pooling)
+        return pooled if head is None else head(pooled)
 
     if supervised:
         premises, entailed, contradicting = map(list, zip(*chosen))
@@ -278,36 +344,59 @@ def simcse_step(model, tokenizer, optimizer, schedule, chosen: list, settings: S
 
 
 def train_simcse(base: Path, examples: list, settings: SimCSESettings, supervised: bool, seed: int = 0,
-                 pooling: str = "mean", progress: bool = True):
+                 pooling: str = "mean", progress: bool = True, snapshot=None):
     """Fine-tune the checkpoint `base` with SimCSE; return (model, tokenizer, record).
 
     Unsupervised: `examples` are sentences, each encoded twice in training mode,
     and the two dropout masks make the positive pair.  Supervised: `examples`
     are (premise, entailed, contradicting) triplets (:func:`cwi.data.snli_triplets`).
-    Sentences are pooled with `pooling` on both sides; the checkpoint should be
-    evaluated with the same (:func:`save_checkpoint` stores it).
+    Sentences are pooled with `pooling` on both sides, through SimCSE's MLP head
+    when ``settings.mlp_head`` (dropped afterwards); the checkpoint should be
+    evaluated with the same pooling (:func:`save_checkpoint` stores it).
+
+    `snapshot`, if given, is called as ``snapshot(step, model, tokenizer)`` with
+    the model in evaluation mode before the first update (step 0) and after each
+    step of ``settings.snapshots``; what it returns is stored in the record's
+    ``snapshots`` under that step.  The trajectory and the dev-set choice of
+    the pipeline are built on it.
     """
     from transformers import AutoTokenizer
 
     _seed_everything(seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = load_transformer(base).to(device())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0)
+    set_dropout(model, settings.dropout)
+    head = MLPHead(model.config.hidden_size).to(device()) if settings.mlp_head else None
+    parameters = list(model.parameters()) + ([] if head is None else list(head.parameters()))
+    optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=0.0)
     schedule = _linear_warmup_decay(optimizer, 0, settings.steps)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(examples), generator=generator).tolist()
 
-    losses = []
+    def take(step):
+        if snapshot is None:
+            return
+        model.eval()
+        snapshots[step] = snapshot(step, model, tokenizer)
+        model.train()
+
+    losses, snapshots = [], {}
+    take(0)
     model.train()  # dropout on: it makes the positive pairs of unsupervised SimCSE
     with Progress(settings.steps, f"{'sup' if supervised else 'unsup'}-SimCSE", show_bar=progress,
                   announce_start=True) as bar:
-        for step in range(settings.steps):
-            start = (step * settings.batch_size) % len(order)
+        for step in range(1, settings.steps + 1):
+            start = ((step - 1) * settings.batch_size) % len(order)
             chosen = [examples[i] for i in order[start : start + settings.batch_size]]
-            losses.append(simcse_step(model, tokenizer, optimizer, schedule, chosen, settings, supervised, pooling))
+            losses.append(simcse_step(model, tokenizer, optimizer, schedule, chosen, settings, supervised, pooling,
+                                      head))
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
             bar.update()
+            if step in settings.snapshots:
+                take(step)
 
+    model.eval()
     record = {"kind": "sup-simcse" if supervised else "unsup-simcse", "settings": asdict(settings),
-              "seed": seed, "losses": losses, "base": str(base), "examples": len(examples)}
+              "seed": seed, "losses": losses, "base": str(base), "examples": len(examples),
+              "snapshots": {str(k): v for k, v in snapshots.items()}}
     return model, tokenizer, record

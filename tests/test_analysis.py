@@ -25,7 +25,7 @@ def synthetic_words(n_sentences=200, words=8, slope=0.3, delta=0.0, frequency_ef
     fine = pre + delta * z + rng.normal(0, 0.1, n)
     base = pd.DataFrame({
         "dataset": "synthetic", "method": "ig", "sentence_id": sentence, "word_index": np.tile(np.arange(words), n_sentences),
-        "word": [f"w{i}" for i in range(n)], "information_gain": quantity, "information_gain_corrected": quantity,
+        "word": [f"w{i}" for i in range(n)], "information_gain": quantity, "information_gain_corrected": quantity, "information_gain_binned": quantity,
         "self_information": -log_frequency, "log_frequency": log_frequency, "characters": rng.integers(1, 12, n),
         "n_tokens": rng.integers(1, 3, n), "position": np.tile(np.linspace(0, 1, words), n_sentences),
         "stopword": rng.random(n) < 0.2, "status": "ok",
@@ -84,6 +84,7 @@ def test_missing_statistics_are_counted_not_dropped():
     })
     table = pd.DataFrame(
         {"count": [100, 3, 50], "information_gain": [0.1, 2.0, np.nan], "information_gain_corrected": [0.0, 1.0, np.nan],
+         "information_gain_binned": [0.0, 1.5, np.nan],
          "self_information": [2.0, 9.0, 4.0]},
         index=pd.Index(["the", "rareword", "solo"], name="word"),
     )
@@ -154,3 +155,30 @@ def test_within_sentence_spearman_matches_scipy_and_skips_short_sentences():
     rho = analysis.within_sentence_spearman(first, second)
     assert list(rho.index) == [0]  # sentence 1 has two words: no rank correlation
     assert rho[0] == pytest.approx(scistats.spearmanr([1, 2, 3, 4], [4, 1, 3, 2]).statistic)
+
+
+def test_across_seeds_averages_the_seeds_and_widens_with_their_spread():
+    pre, _ = synthetic_words(slope=0.2, seed=1)
+    rng = np.random.default_rng(5)
+
+    def seed_model(name, delta):
+        z = (pre["information_gain"] - pre["information_gain"].mean()) / pre["information_gain"].std()
+        return pre.assign(model=name, normalised_weight=pre["normalised_weight"] + delta * z
+                          + rng.normal(0, 0.05, len(pre)))
+
+    agreeing = pd.concat([pre] + [seed_model(f"fine{s}", 0.1) for s in range(3)])
+    spread = pd.concat([pre] + [seed_model(f"fine{s}", d) for s, d in zip(range(3), (-0.1, 0.1, 0.3))])
+    names = {s: f"fine{s}" for s in range(3)}
+    tight = analysis.across_seeds(agreeing, "pre", names, n_boot=300)
+    wide = analysis.across_seeds(spread, "pre", names, n_boot=300)
+    pick = lambda table: table[(table["quantity"] == "information_gain") & (table["method"] == "ig")].set_index("seed")
+    tight, wide = pick(tight), pick(wide)
+    assert list(tight.index) == ["0", "1", "2", "all"]
+    assert tight.loc["all", "delta"] == pytest.approx(tight.loc[["0", "1", "2"], "delta"].mean())
+    assert tight.loc["all", "delta_low"] > 0 and tight.loc["all", "verdict"] == "more"
+    # Seeds that disagree: the mean is near 0.1 again, but the interval holds the spread between seeds.
+    assert wide.loc["all", "delta"] == pytest.approx(0.1, abs=0.03)
+    assert wide.loc["all", "delta_high"] - wide.loc["all", "delta_low"] > 3 * (
+        tight.loc["all", "delta_high"] - tight.loc["all", "delta_low"])
+    assert wide.loc["all", "delta_low"] < -0.05 and wide.loc["all", "verdict"] == "unclear"
+    assert wide.loc["all", "seed_sd"] == pytest.approx(np.std(wide.loc[["0", "1", "2"], "delta"], ddof=1))

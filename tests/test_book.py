@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from scipy import stats as scistats
 
-from cwi import analysis, attribution, config, models
+from cwi import analysis, attribution, config, models, pipeline
 from cwi.__main__ import ChapterFailed, build_html, chapter_sources, run_chapter, toc_entries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +93,17 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(tmp_path, data_dir):
     correlations = values["05_correlations"]
     assert correlations["headline_rows"] == len(present) * len(attribution.METHODS) * len(analysis.QUANTITIES)
     assert correlations["headline_pairs"] == sorted(present)
+    finetuning = values["02_finetuning"]
+    for kind, search in finetuning["search"].items():  # the recipe is the dev argmax of the search shown
+        assert search["chosen"] == max(range(len(search["stsb_dev"])), key=search["stsb_dev"].__getitem__), kind
+    assert sorted(finetuning["sts_by_seed"]) == ["sup-SimCSE", "unsup-SimCSE"]
+    assert all(len(scores) == smoke.finetune.seeds for scores in finetuning["sts_by_seed"].values())
+    seed_rows = len(attribution.METHODS) * len(analysis.QUANTITIES) * (smoke.finetune.seeds + 1)
+    assert len(correlations["seed_deltas"]) == 2 * seed_rows  # both book pairs
+    table = pipeline.corpus_statistics(smoke)  # cached by the run above
+    frequent = table[table["count"] >= smoke.stats.min_count]
+    agreement = scistats.spearmanr(frequent["information_gain_corrected"], frequent["information_gain_binned"])
+    assert values["03_statistics"]["corrections_spearman"] == pytest.approx(agreement.statistic, abs=1e-9)
     attributions = values["04_attribution"]
     assert attributions["completeness_median_max"] < attributions["completeness_target"]
     assert attributions["captum_difference"] < 1e-4 and attributions["shap_efficiency_max"] < 1e-4

@@ -194,6 +194,8 @@ def test_unknown_word_lookup_raises():
 def test_corpus_statistics_is_cached_with_attrs(data_dir, monkeypatch):
     first = pipeline.corpus_statistics("smoke")
     assert first.attrs["n_sentences"] == 20_000
+    assert {"information_gain_corrected", "information_gain_binned"} <= set(first.columns)
+    assert first.attrs["bin_percentile"] == 5.0
 
     def must_not_recompute(*args, **kwargs):
         raise AssertionError("a second call with the same profile must load from the cache")
@@ -211,3 +213,40 @@ def test_wikipedia_self_information():
     # "the": 175,007,854 of 2.4578e9 tokens
     assert si["the"] == pytest.approx(-math.log(175_007_854 / 2.45776e9), abs=1e-3)
     assert si.index.is_unique and (si > 0).all()
+
+
+def test_frequency_bins_are_equal_count_and_never_split_a_count():
+    counts = np.array([1, 1, 1, 1, 2, 2, 3, 5, 8, 13])
+    # 4 bins over 10 words: a count's bin is (words with a smaller count) * 4 // 10.
+    assert stats.frequency_bins(counts, 4).tolist() == [0, 0, 0, 0, 1, 1, 2, 2, 3, 3]
+    assert stats.frequency_bins(counts, 1).tolist() == [0] * 10
+    many = stats.frequency_bins(counts, 100)  # more bins than counts: one per count
+    assert len(set(many)) == len(set(counts)) and set(many) == set(range(len(set(counts))))
+
+
+def test_frequency_bin_correction_subtracts_the_bins_percentile():
+    table = pd.DataFrame(
+        {"count": [1, 1, 1, 1, 1, 9, 9, 9, 9], "information_gain": [5.0, 1.0, 3.0, 2.0, 4.0, 0.4, 0.1, np.nan, 0.3]},
+        index=pd.Index(list("abcdefghi"), name="word"),
+    )
+    result = stats.frequency_bin_correction(table, n_bins=2, percentile=25)
+    # Hand computed, linear interpolation: bin of count 1 holds 1,2,3,4,5 -> 25th percentile 2.0;
+    # bin of count 9 holds 0.1,0.3,0.4 (NaN left out) -> position 0.5 between 0.1 and 0.3 = 0.2.
+    assert result["frequency_bin"].tolist() == [0] * 5 + [1] * 4
+    assert result["information_gain_bin_baseline"].tolist() == pytest.approx([2.0] * 5 + [0.2] * 4)
+    expected = table["information_gain"] - np.array([2.0] * 5 + [0.2] * 4)
+    pd.testing.assert_series_equal(result["information_gain_binned"], expected, check_names=False)
+    assert np.isnan(result.loc["h", "information_gain_binned"])  # no context stays missing, never dropped
+    with pytest.raises(ValueError, match="percentile"):
+        stats.frequency_bin_correction(table, 2, 150)
+
+
+def test_frequency_bin_correction_ignores_word_order():
+    sentences = ["the cat sat on the mat", "a dog ate the bone", "the cat and the dog", "stocks fell on monday",
+                 "a cat sat", "the market and the stocks rose"] * 3
+    table = stats.word_statistics(sentences, correction=None)
+    reordered = stats.word_statistics([" ".join(reversed(s.split())) for s in reversed(sentences)], correction=None)
+    binned = stats.frequency_bin_correction(table, 3, 10)
+    pd.testing.assert_frame_equal(binned, stats.frequency_bin_correction(reordered, 3, 10).loc[binned.index])
+    shuffled_rows = table.sample(frac=1.0, random_state=0)  # the table's row order does not matter either
+    pd.testing.assert_frame_equal(binned, stats.frequency_bin_correction(shuffled_rows, 3, 10).loc[binned.index])

@@ -1,4 +1,4 @@
-"""cwi.train and the book checkpoints of cwi.pipeline: losses by hand, masking, determinism, the cache."""
+"""cwi.train and the book checkpoints of cwi.runs: losses by hand, masking, determinism, the cache, the search."""
 
 import dataclasses
 import math
@@ -7,7 +7,9 @@ import os
 import pytest
 import torch
 
-from cwi import config, data, models, pipeline, train
+import numpy as np
+
+from cwi import config, data, models, pipeline, runs, train
 
 
 def test_simcse_loss_by_hand():
@@ -39,21 +41,21 @@ SMOKE = config.get_profile("smoke")
 
 def test_mlm_checkpoint_trains_caches_and_reproduces(data_dir, tmp_path, monkeypatch):
     settings = SMOKE.finetune.mlm
-    first = pipeline.book_checkpoint("mlm", SMOKE)
+    first = runs.book_checkpoint("mlm", SMOKE)
     record = train.history(first)
     assert len(record["losses"]) == settings.steps
     assert 0 <= record["heldout_accuracy"] <= 1 and record["heldout_loss"] > 0
     # Cache hit: same settings return the stored folder without training.
     stamp = os.path.getmtime(first / "model.safetensors")
-    assert pipeline.book_checkpoint("mlm", SMOKE) == first
+    assert runs.book_checkpoint("mlm", SMOKE) == first
     assert os.path.getmtime(first / "model.safetensors") == stamp
     # Cache miss: a changed hyperparameter trains a new checkpoint.
     changed_profile = dataclasses.replace(
         SMOKE, finetune=dataclasses.replace(SMOKE.finetune, mlm=dataclasses.replace(settings, lr=5e-4)))
-    assert pipeline.book_checkpoint("mlm", changed_profile) != first
+    assert runs.book_checkpoint("mlm", changed_profile) != first
     # Same settings in a fresh cache: the same weights, bit for bit.
     monkeypatch.setenv("CWI_CACHE_DIR", str(tmp_path))
-    again = pipeline.book_checkpoint("mlm", SMOKE)
+    again = runs.book_checkpoint("mlm", SMOKE)
     assert again != first
     a = models.load_encoder(first).model.state_dict()
     b = models.load_encoder(again).model.state_dict()
@@ -61,9 +63,9 @@ def test_mlm_checkpoint_trains_caches_and_reproduces(data_dir, tmp_path, monkeyp
 
 
 def test_a_simcse_step_changes_the_weights(data_dir):
-    base = pipeline.book_checkpoint("mlm", SMOKE)
+    base = runs.book_checkpoint("mlm", SMOKE)
     sentences = data.load_wiki(limit=SMOKE.finetune.unsup.corpus_limit)
-    model, _, record = train.train_simcse(base, sentences, dataclasses.replace(SMOKE.finetune.unsup, steps=1),
+    model, _, record = train.train_simcse(base, sentences, dataclasses.replace(SMOKE.finetune.unsup, steps=1, snapshots=()),
                                           supervised=False, progress=False)
     before = models.load_encoder(base).model.state_dict()
     after = model.state_dict()
@@ -87,7 +89,7 @@ def test_snli_triplets_leave_sick_out(data_dir):
 
 def test_book_checkpoint_rejects_unknown_names(data_dir):
     with pytest.raises(ValueError, match="unknown book checkpoint"):
-        pipeline.book_checkpoint("cls-simcse", "smoke")
+        runs.book_checkpoint("cls-simcse", "smoke")
 
 
 def test_book_models_load_by_name_through_the_pipeline_only(data_dir):
@@ -114,3 +116,82 @@ def test_wordpiece_vocabulary_splits_words_like_the_statistics(data_dir):
         if w is not None:
             pieces.setdefault(w, []).append(token.removeprefix("##"))
     assert ["".join(pieces[i]) for i in range(len(words))] == words
+
+
+def test_word_vectors_start_whole_word_embeddings_and_keep_their_cosines(data_dir):
+    sentences = data.load_wiki(limit=3000)
+    tokenizer = train.train_wordpiece(sentences, 2000)
+    settings = SMOKE.finetune.mlm
+    model = train.new_mlm_model(settings, tokenizer)
+    before = model.get_input_embeddings().weight.detach().clone()
+    rng = np.random.default_rng(0)
+    words = ["the", "city", "river", "##s", "zzzznotaword"]
+    vectors = rng.normal(size=(len(words), 8)).astype(np.float32)
+    covered = train.init_word_embeddings(model, tokenizer, words, vectors, seed=0)
+    after = model.get_input_embeddings().weight.detach()
+    vocab = tokenizer.get_vocab()
+    assert covered == pytest.approx(3 / len(tokenizer))  # "##s" is a piece, the last word is not in the vocabulary
+    rows = [vocab[w] for w in words[:3]]
+    cosine = torch.nn.functional.cosine_similarity
+    for i in range(3):
+        for j in range(3):
+            expected = cosine(torch.tensor(vectors[i]), torch.tensor(vectors[j]), dim=0)
+            assert cosine(after[rows[i]], after[rows[j]], dim=0).item() == pytest.approx(expected.item(), abs=1e-5)
+    assert after[rows].norm(dim=1).mean().item() == pytest.approx(1.0, abs=1e-5)
+    untouched = [i for i in range(len(tokenizer)) if i not in rows]
+    assert torch.equal(before[untouched], after[untouched])
+    assert torch.equal(model.cls.predictions.decoder.weight, model.get_input_embeddings().weight)  # tied head
+    with pytest.raises(ValueError, match="hidden_size >= 300"):
+        train.init_word_embeddings(model, tokenizer, words, np.zeros((len(words), 300)), seed=0)
+
+
+def test_search_keeps_each_runs_best_dev_snapshot_and_chooses_the_dev_argmax(data_dir):
+    """The recipe is chosen by code: the candidate whose best dev snapshot scores highest, never test."""
+    table = runs.search(SMOKE, supervised=False)
+    candidates = SMOKE.finetune.candidates(False)
+    assert len(table) == len(candidates) >= 2
+    assert table["chosen"].sum() == 1 and table["stsb_dev"].idxmax() == table.index[table["chosen"]][0]
+    chosen = runs.chosen(SMOKE, supervised=False)
+    assert chosen == candidates[int(table["stsb_dev"].idxmax())]
+    run = runs.simcse_run(SMOKE, False, chosen, SMOKE.seed)
+    scores = run.dev_scores()
+    assert list(scores.index) == sorted({0, *chosen.snapshots, chosen.steps}) and run.best_step == scores.drop(0).idxmax()
+    assert table.loc[table["chosen"], "stsb_dev"].item() == scores.drop(0).max()
+    assert runs.book_checkpoint("unsup-simcse", SMOKE) == run.checkpoint() == run.folder / f"step-{run.best_step:06d}"
+    assert (run.checkpoint(0) / "model.safetensors").exists()  # the base, kept for the trajectory
+
+
+def test_runs_are_cached_and_a_rerun_trains_nothing(data_dir, monkeypatch):
+    settings = SMOKE.finetune.candidates(True)[0]
+    first = runs.simcse_run(SMOKE, True, settings, SMOKE.seed)
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("a cached run must not train again")
+
+    monkeypatch.setattr(train, "train_simcse", must_not_train)
+    assert runs.simcse_run(SMOKE, True, settings, SMOKE.seed).folder == first.folder
+    with pytest.raises(AssertionError, match="must not train"):  # another setting is another key
+        runs.simcse_run(SMOKE, True, dataclasses.replace(settings, lr=settings.lr * 2), SMOKE.seed)
+
+
+def test_two_seeds_give_different_weights_and_one_seed_the_same(data_dir, tmp_path, monkeypatch):
+    """Model weights and the word weights read from them: seeds differ, a seed repeats bit for bit."""
+    from cwi import attribution
+
+    settings = runs.chosen(SMOKE, supervised=False)
+    first_seed, second_seed = SMOKE.finetune.seed_list(SMOKE.seed)[:2]
+    sentence = ["A man is playing a large flute."]
+
+    def trained(seed):
+        encoder = models.load_encoder(runs.simcse_run(SMOKE, False, settings, seed).checkpoint(settings.steps))
+        return encoder.model.state_dict(), attribution.word_weights(encoder, sentence, "ig")["weight"].to_numpy()
+
+    (model_a, words_a), (model_b, words_b) = trained(first_seed), trained(second_seed)
+    monkeypatch.setenv("CWI_CACHE_DIR", str(tmp_path))  # a fresh cache: everything is trained again
+    model_again, words_again = trained(first_seed)
+    assert all(torch.equal(model_a[k], model_again[k]) for k in model_a)
+    assert np.array_equal(words_a, words_again)
+    assert not all(torch.equal(model_a[k], model_b[k]) for k in model_a)
+    assert not np.allclose(words_a, words_b)
+    with pytest.raises(ValueError, match="contrastive seeds"):
+        runs.book_checkpoint("unsup-simcse", SMOKE, seed=999)

@@ -1,0 +1,211 @@
+"""Training runs of the book's encoder pair for a profile: the masked-LM base, SimCSE, the dev search, the seeds.
+
+Orchestration, like :mod:`cwi.pipeline`: it reads a profile, calls
+:mod:`cwi.train` and stores what it returns in the artefact store.
+
+* :func:`mlm_checkpoint`: the masked-LM base, trained once per profile;
+* :func:`simcse_run`: one SimCSE run from that base, as a :class:`Run` folder
+  holding a checkpoint at every snapshot step and the STS-B dev score of each;
+* :func:`search`: the profile's grid of SimCSE settings, each run with the first
+  seed, scored by the best dev snapshot; :func:`chosen` is its argmax;
+* :func:`seed_runs`: the chosen recipe with every seed;
+* :func:`book_checkpoint`: the checkpoint a registered book model loads.
+
+Every run keeps its best STS-B dev snapshot (step 0, the base, excluded), as
+SimCSE keeps its best dev checkpoint.  STS-B *test* is never read here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import cache, config, data, evaluation, train
+from .encoders import Encoder
+from .models import MODELS
+
+__all__ = ["Run", "mlm_checkpoint", "simcse_run", "search", "chosen", "seed_runs", "book_checkpoint", "BOOK_NAMES"]
+
+# Checkpoint names of the book's models (the ``location`` of their registry entries).
+BOOK_NAMES = ("mlm", "unsup-simcse", "sup-simcse")
+RUN_FILE = "cwi_run.json"
+
+
+@dataclass(frozen=True)
+class Run:
+    """A SimCSE run on disk: ``step-NNNNNN/`` checkpoints and :data:`RUN_FILE`.
+
+    Attributes
+    ----------
+    folder
+        The run's folder in the artefact store.
+    record
+        Settings, seed, losses and ``snapshots``: step -> ``{"stsb_dev": score}``.
+    """
+
+    folder: Path
+    record: dict
+
+    @classmethod
+    def load(cls, folder: Path) -> Run:
+        return cls(folder, json.loads((folder / RUN_FILE).read_text()))
+
+    @property
+    def settings(self) -> config.SimCSESettings:
+        values = dict(self.record["settings"])
+        values["snapshots"] = tuple(values["snapshots"])
+        return config.SimCSESettings(**values)
+
+    @property
+    def seed(self) -> int:
+        return int(self.record["seed"])
+
+    def dev_scores(self) -> pd.Series:
+        """STS-B dev Spearman x100 at every snapshot, indexed by step (0 is the base)."""
+        scores = {int(step): values["stsb_dev"] for step, values in self.record["snapshots"].items()}
+        return pd.Series(scores, name="stsb_dev").rename_axis("step").sort_index()
+
+    @property
+    def best_step(self) -> int:
+        """The trained snapshot with the best dev score (the earliest of ties)."""
+        trained = self.dev_scores().drop(0)
+        return int(trained.idxmax())
+
+    def checkpoint(self, step: int | None = None) -> Path:
+        """The checkpoint folder at `step` (default: the best dev snapshot)."""
+        step = self.best_step if step is None else step
+        folder = self.folder / f"step-{step:06d}"
+        if not folder.exists():
+            raise ValueError(f"run {self.folder.name} has no snapshot at step {step}; it has "
+                             f"{list(self.dev_scores().index)}")
+        return folder
+
+
+def _dev_rows(profile: config.Profile) -> pd.DataFrame:
+    return evaluation.sts_pairs("stsb", "dev", profile.finetune.sts_max_pairs)
+
+
+def mlm_checkpoint(profile) -> Path:
+    """The masked-LM base of `profile`, trained on a miss (keyed by settings, seed and corpus)."""
+    profile = config.get_profile(profile)
+    settings = profile.finetune.mlm
+    sentences = data.load_corpus(profile.corpus, settings.corpus_limit)
+    if len(sentences) <= settings.heldout:
+        raise ValueError(f"{len(sentences)} sentences cannot hold out {settings.heldout}: raise mlm.corpus_limit")
+    key = {"kind": "mlm", "version": train.TRAIN_VERSION, "settings": asdict(settings), "seed": profile.seed,
+           "corpus_sha256": cache.fingerprint_texts(sentences)}
+    target = cache.artefact_path("checkpoints", key, "")
+    if not target.exists():
+        word_vectors = None
+        if settings.word_vectors == "glove":
+            from .theory import load_glove
+
+            word_vectors = load_glove()
+        model, tokenizer, record = train.pretrain_mlm(sentences[: -settings.heldout], sentences[-settings.heldout:],
+                                                      settings, profile.seed, word_vectors=word_vectors)
+        cache.atomic_write(target, lambda folder: train.save_checkpoint(folder, model, tokenizer, record), folder=True)
+    return target
+
+
+def simcse_run(profile, supervised: bool, settings: config.SimCSESettings, seed: int) -> Run:
+    """One SimCSE run from the profile's masked-LM base, trained on a miss.
+
+    A checkpoint is saved, and scored on STS-B dev, before the first update
+    and after every step of ``settings.snapshots`` and the last; the run folder
+    appears whole or not at all.  Keyed by the base, the settings, the seed and
+    the training data.
+    """
+    profile = config.get_profile(profile)
+    base = mlm_checkpoint(profile)
+    kind = "sup-simcse" if supervised else "unsup-simcse"
+    examples = data.snli_triplets() if supervised else data.load_corpus(profile.corpus, settings.corpus_limit)
+    pooling = MODELS[f"book-{kind}"].pooling
+    settings = _with_last_step(settings)
+    dev = _dev_rows(profile)
+    key = {"kind": kind, "version": train.TRAIN_VERSION, "base": base.name, "settings": asdict(settings),
+           "seed": seed, "pooling": pooling, "dev_pairs": len(dev),
+           "data_sha256": cache.fingerprint_texts("\t".join(e) if supervised else e for e in examples)}
+    target = cache.artefact_path("checkpoints", key, "")
+    if target.exists():
+        return Run.load(target)
+
+    def fit(folder: Path) -> None:
+        def snapshot(step, model, tokenizer):
+            train.save_checkpoint(folder / f"step-{step:06d}", model, tokenizer,
+                                  {"kind": kind, "step": step, "seed": seed, "base": str(base)}, pooling)
+            return {"stsb_dev": evaluation.encoder_spearman(Encoder(model, tokenizer, pooling, kind), dev)}
+
+        _, _, record = train.train_simcse(base, examples, settings, supervised, seed, pooling, snapshot=snapshot)
+        (folder / RUN_FILE).write_text(json.dumps(record))
+
+    cache.atomic_write(target, fit, folder=True)
+    return Run.load(target)
+
+
+def _with_last_step(settings: config.SimCSESettings) -> config.SimCSESettings:
+    """`settings` with its last step among the snapshots: a run always keeps its final model."""
+    from dataclasses import replace
+
+    if settings.steps in settings.snapshots:
+        return settings
+    return replace(settings, snapshots=tuple(settings.snapshots) + (settings.steps,))
+
+
+def search(profile, supervised: bool) -> pd.DataFrame:
+    """The dev search of the profile's SimCSE grid: one row per candidate, in grid order.
+
+    Columns: the searched fields, ``best_step``, ``stsb_dev`` (the best
+    snapshot's score), ``dev@<step>`` for every snapshot, and ``chosen`` (the
+    argmax of ``stsb_dev``, the first of ties).  Runs use the first seed.
+    """
+    profile = config.get_profile(profile)
+    finetune = profile.finetune
+    grid = finetune.sup_search if supervised else finetune.unsup_search
+    fields = [field for field, _ in grid]
+    rows = []
+    for settings in finetune.candidates(supervised):
+        run = simcse_run(profile, supervised, settings, finetune.seed_list(profile.seed)[0])
+        scores = run.dev_scores()
+        rows.append({**{field: getattr(settings, field) for field in fields}, "best_step": run.best_step,
+                     "stsb_dev": scores[run.best_step], **{f"dev@{step}": value for step, value in scores.items()}})
+    table = pd.DataFrame(rows)
+    table["chosen"] = False
+    table.loc[table["stsb_dev"].idxmax(), "chosen"] = True
+    return table
+
+
+def chosen(profile, supervised: bool) -> config.SimCSESettings:
+    """The SimCSE settings of the search's argmax (:func:`search`)."""
+    profile = config.get_profile(profile)
+    table = search(profile, supervised)
+    return profile.finetune.candidates(supervised)[int(table.index[table["chosen"]][0])]
+
+
+def seed_runs(profile, supervised: bool) -> list[Run]:
+    """The chosen recipe trained with every seed of the profile (the first is the search's own run)."""
+    profile = config.get_profile(profile)
+    settings = chosen(profile, supervised)
+    return [simcse_run(profile, supervised, settings, seed) for seed in profile.finetune.seed_list(profile.seed)]
+
+
+def book_checkpoint(name: str, profile, seed: int | None = None) -> Path:
+    """The checkpoint of the book's model `name` (``mlm``, ``unsup-simcse``, ``sup-simcse``).
+
+    For SimCSE: the best dev snapshot of the chosen recipe's run with `seed`
+    (default: the profile's seed, the run of the search).  Trained on a miss.
+    """
+    profile = config.get_profile(profile)
+    if name not in BOOK_NAMES:
+        raise ValueError(f"unknown book checkpoint {name!r}: choose one of {', '.join(BOOK_NAMES)}")
+    if name == "mlm":
+        return mlm_checkpoint(profile)
+    supervised = name == "sup-simcse"
+    seeds = profile.finetune.seed_list(profile.seed)
+    seed = seeds[0] if seed is None else seed
+    if seed not in seeds:
+        raise ValueError(f"seed {seed} is not one of the profile's contrastive seeds {seeds} "
+                         "(FinetuneSettings.seeds)")
+    return simcse_run(profile, supervised, chosen(profile, supervised), seed).checkpoint()
