@@ -37,6 +37,12 @@
 # The verdict of a setting is read off that interval (`cwi.analysis.verdict`):
 # above 0, the fine-tuned model weights the quantity more; below 0, less;
 # otherwise no clear difference.
+#
+# The quantities are information gain raw and under both of the Statistics
+# chapter's frequency corrections (the shuffled corpus, and the per-frequency-bin
+# percentile of {cite:t}`oyama2023norm`), and self-information. Beyond the
+# paper, the book's own pairs are compared across contrastive training seeds,
+# and along training (the weighting's trajectory).
 
 # %% tags=["remove-cell"]
 import time
@@ -348,7 +354,7 @@ per_dataset = paired[(paired["dataset"] != "all") & (paired["control"] == "none"
 minilm = results[results["pretrained"].isna() & (results["dataset"] == "all") & (results["control"] == "none")]
 claims = [
     ("fine-tuned models weight words of high information gain more than their pre-trained twins",
-     "pooled, no covariates, raw and corrected information gain, both methods", none[none["quantity"] != "self_information"]),
+     "pooled, no covariates, raw, shuffle-corrected and bin-corrected information gain, both methods", none[none["quantity"] != "self_information"]),
     ("the same holds for self-information", "pooled, no covariates, both methods",
      none[none["quantity"] == "self_information"]),
     ("it holds with Integrated Gradients and with SHAP", "pooled, no covariates, all quantities, both methods", none),

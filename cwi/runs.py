@@ -17,6 +17,7 @@ SimCSE keeps its best dev checkpoint.  STS-B *test* is never read here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,12 +55,6 @@ class Run:
         return cls(folder, json.loads((folder / RUN_FILE).read_text()))
 
     @property
-    def settings(self) -> config.SimCSESettings:
-        values = dict(self.record["settings"])
-        values["snapshots"] = tuple(values["snapshots"])
-        return config.SimCSESettings(**values)
-
-    @property
     def seed(self) -> int:
         return int(self.record["seed"])
 
@@ -95,15 +90,17 @@ def mlm_checkpoint(profile) -> Path:
     sentences = data.load_corpus(profile.corpus, settings.corpus_limit)
     if len(sentences) <= settings.heldout:
         raise ValueError(f"{len(sentences)} sentences cannot hold out {settings.heldout}: raise mlm.corpus_limit")
+    word_vectors = None
     key = {"kind": "mlm", "version": train.TRAIN_VERSION, "settings": asdict(settings), "seed": profile.seed,
            "corpus_sha256": cache.fingerprint_texts(sentences)}
+    if settings.word_vectors == "glove":
+        from .theory import load_glove
+
+        word_vectors = load_glove()
+        key["word_vectors_sha256"] = hashlib.sha256(
+            cache.fingerprint_texts(word_vectors[0]).encode() + word_vectors[1].tobytes()).hexdigest()
     target = cache.artefact_path("checkpoints", key, "")
     if not target.exists():
-        word_vectors = None
-        if settings.word_vectors == "glove":
-            from .theory import load_glove
-
-            word_vectors = load_glove()
         model, tokenizer, record = train.pretrain_mlm(sentences[: -settings.heldout], sentences[-settings.heldout:],
                                                       settings, profile.seed, word_vectors=word_vectors)
         cache.atomic_write(target, lambda folder: train.save_checkpoint(folder, model, tokenizer, record), folder=True)
@@ -126,7 +123,8 @@ def simcse_run(profile, supervised: bool, settings: config.SimCSESettings, seed:
     settings = _with_last_step(settings)
     dev = _dev_rows(profile)
     key = {"kind": kind, "version": train.TRAIN_VERSION, "base": base.name, "settings": asdict(settings),
-           "seed": seed, "pooling": pooling, "dev_pairs": len(dev),
+           "seed": seed, "pooling": pooling,
+           "dev_sha256": cache.fingerprint_texts([*dev["sentence1"], *dev["sentence2"], *dev["score"].astype(str)]),
            "data_sha256": cache.fingerprint_texts("\t".join(e) if supervised else e for e in examples)}
     target = cache.artefact_path("checkpoints", key, "")
     if target.exists():

@@ -63,6 +63,35 @@ def test_settings_refuse_what_cannot_run():
         config.StatsSettings(corpus_limit=None, correction="bins")
     with pytest.raises(ValueError, match="level must be in"):
         config.AnalysisSettings(level=95)
+    with pytest.raises(ValueError, match="bin_percentile must be a percentile"):
+        config.StatsSettings(corpus_limit=None, bin_percentile=105)
+    with pytest.raises(ValueError, match="word_vectors must be"):
+        config.MLMSettings(corpus_limit=None, heldout=10, steps=5, word_vectors="word2vec")
+    with pytest.raises(ValueError, match="snapshots must be increasing steps"):
+        config.SimCSESettings(steps=100, snapshots=(50, 25))
+    with pytest.raises(ValueError, match="snapshots must be increasing steps"):
+        config.SimCSESettings(steps=100, snapshots=(200,))
+    with pytest.raises(ValueError, match="dropout must be in"):
+        config.SimCSESettings(steps=100, dropout=1.0)
+    finetune = dict(mlm=config.MLMSettings(None, 10, 5), unsup=config.SimCSESettings(5), sup=config.SimCSESettings(5))
+    with pytest.raises(ValueError, match="searches 'learning_rate', which is not a SimCSESettings field"):
+        config.FinetuneSettings(**finetune, unsup_search=(("learning_rate", (1e-4,)),))
+    with pytest.raises(ValueError, match="steps are chosen through snapshots"):
+        config.FinetuneSettings(**finetune, sup_search=(("steps", (5, 10)),))
+    with pytest.raises(ValueError, match="gives 'lr' no values"):
+        config.FinetuneSettings(**finetune, unsup_search=(("lr", ()),))
+    with pytest.raises(ValueError, match="temperature must be > 0"):  # every combination is checked at once
+        config.FinetuneSettings(**finetune, unsup_search=(("temperature", (0.05, 0.0)),))
+
+
+def test_the_search_grid_is_every_combination_of_its_values():
+    default = config.get_profile("default").finetune
+    candidates = default.candidates(supervised=False)
+    grid = dict(default.unsup_search)
+    assert len(candidates) == len(grid["lr"]) * len(grid["mlp_head"])
+    assert {(c.lr, c.mlp_head) for c in candidates} == {(lr, m) for lr in grid["lr"] for m in grid["mlp_head"]}
+    assert all(c.steps == default.unsup.steps and c.temperature == default.unsup.temperature for c in candidates)
+    assert default.seed_list(7) == [7, 8, 9][: default.seeds] and default.seeds >= 3
 
 
 def test_shared_names_agree_with_the_modules_that_use_them():

@@ -174,6 +174,27 @@ def test_runs_are_cached_and_a_rerun_trains_nothing(data_dir, monkeypatch):
         runs.simcse_run(SMOKE, True, dataclasses.replace(settings, lr=settings.lr * 2), SMOKE.seed)
 
 
+def test_the_trajectory_has_every_snapshot_and_a_rerun_computes_nothing(data_dir, monkeypatch):
+    import pandas as pd
+
+    from cwi import analysis, attribution
+
+    first = pipeline.trajectory(SMOKE, supervised=False)
+    run = runs.simcse_run(SMOKE, False, runs.chosen(SMOKE, False), SMOKE.seed)
+    assert sorted(first["step"].unique()) == list(run.dev_scores().index)
+    assert set(first["quantity"]) == set(analysis.QUANTITIES)
+    kept = first.drop_duplicates("step").set_index("step")
+    assert kept["chosen"].sum() == 1 and kept.index[kept["chosen"]][0] == run.best_step
+    assert (first["low"] <= first["beta"]).all() and (first["beta"] <= first["high"]).all()
+
+    def must_not_compute(*args, **kwargs):
+        raise AssertionError("a rerun must read the snapshots' weights from the cache")
+
+    monkeypatch.setattr(train, "train_simcse", must_not_compute)
+    monkeypatch.setattr(attribution, "word_weights", must_not_compute)
+    pd.testing.assert_frame_equal(pipeline.trajectory(SMOKE, supervised=False), first)
+
+
 def test_two_seeds_give_different_weights_and_one_seed_the_same(data_dir, tmp_path, monkeypatch):
     """Model weights and the word weights read from them: seeds differ, a seed repeats bit for bit."""
     from cwi import attribution
