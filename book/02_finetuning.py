@@ -121,22 +121,31 @@ start = time.perf_counter()
 searches = {"unsupervised": runs.search(settings, supervised=False),
             "supervised": runs.search(settings, supervised=True)}
 search_seconds = time.perf_counter() - start
+
+# %% tags=["hide-input"]
 glue("search", {kind: {"stsb_dev": [float(v) for v in table["stsb_dev"]],
                        "chosen": int(table.index[table["chosen"]][0])} for kind, table in searches.items()},
      display=False)
 
 
-def show_search(table):
+def show_search(table, title):
+    """The search as a reader compares it: one row per candidate, dev score per snapshot, the chosen one in bold."""
     dev = [c for c in table.columns if c.startswith("dev@")]
-    searched = [c for c in table.columns
-                if c not in ("best_step", "stsb_dev", "chosen", *dev) and table[c].dtype.kind == "f"]
-    return (table.style.format("{:.2f}", subset=["stsb_dev", *dev]).format("{:g}", subset=searched)
-            .apply(lambda row: ["font-weight: bold" if row["chosen"] else "" for _ in row], axis=1)
-            .hide(axis="index"))
+    searched = [c for c in table.columns if c not in ("best_step", "stsb_dev", "chosen", *dev)]
+    shown = table[searched + ["best_step", "stsb_dev"] + dev[1:]].rename(
+        columns={"best_step": "kept step", "stsb_dev": "kept dev", **{c: c.replace("dev@", "@") for c in dev}})
+    floats = [c for c in searched if shown[c].dtype.kind == "f"]
+    bold = table["chosen"].to_numpy()
+    return (shown.style.format("{:.2f}", subset=[c for c in shown.columns if c not in searched + ["kept step"]])
+            .format("{:g}", subset=floats)
+            .apply(lambda column: ["font-weight: bold" if b else "" for b in bold], axis=0)
+            .hide(axis="index")
+            .set_caption(f"{title}: STS-B dev Spearman x100 after each snapshot step (@); the base scores "
+                         f"{table['dev@0'].iloc[0]:.2f}. Bold: the chosen recipe."))
 
 
-display(show_search(searches["unsupervised"]).set_caption("Unsupervised SimCSE: STS-B dev Spearman x100 at each snapshot"))
-display(show_search(searches["supervised"]).set_caption("Supervised SimCSE: STS-B dev Spearman x100 at each snapshot"))
+display(show_search(searches["unsupervised"], "Unsupervised SimCSE"))
+display(show_search(searches["supervised"], "Supervised SimCSE"))
 
 # %% tags=["remove-input"]
 def describe(kind):
