@@ -254,8 +254,8 @@ gain = summary[("gain STS-B", "mean")]
 minilm = table["stsb"].get("all-MiniLM-L6-v2", np.nan)
 reference, tolerance = models.REFERENCE_STSB["all-MiniLM-L6-v2"], finetune.reference_tolerance
 subset = "" if finetune.sts_max_pairs is None else f" (first {finetune.sts_max_pairs} pairs of each test set only)"
-met = {"base": base_stsb >= finetune.target_base, "unsup": gain["unsup-SimCSE"] >= finetune.target_gain,
-       "sup": gain["sup-SimCSE"] >= finetune.target_gain_sup}
+met = {"base": bool(base_stsb >= finetune.target_base), "unsup": bool(gain["unsup-SimCSE"] >= finetune.target_gain),
+       "sup": bool(gain["sup-SimCSE"] >= finetune.target_gain_sup)}
 glue("targets_met", met, display=False)
 display(Markdown(
     f"On STS-B test{subset}, the masked-LM base scores **{base_stsb:.1f}** (target {finetune.target_base:.0f}: "

@@ -200,7 +200,7 @@ display(Markdown(
 corrections = ["information_gain_corrected", "information_gain_binned"]
 agreement = scistats.spearmanr(frequent[corrections[0]], frequent[corrections[1]]).statistic
 rho_binned = scistats.spearmanr(frequent["log_count"], frequent["information_gain_binned"]).statistic
-glue("corrections_spearman", agreement, display=False)
+glue("corrections_spearman", float(agreement), display=False)
 pd.DataFrame({
     "Spearman ρ with log count": [rho[c] for c in ["information_gain"] + corrections[:1]] + [rho_binned],
     "share below 0": [(frequent[c] < 0).mean() for c in ["information_gain"] + corrections],

@@ -184,7 +184,7 @@ plt.show()
 # %%
 survival = (paired[paired["dataset"] == "all"]
             .pivot_table(index=["pair", "method", "quantity"], columns="control", values="verdict", aggfunc="first")
-            [list(analysis.CONTROLS)].replace(analysis.VERDICTS))
+            [list(analysis.CONTROLS)].replace(analysis.VERDICTS).rename(index=analysis.QUANTITIES))
 survival
 
 # %% [markdown]
@@ -207,7 +207,8 @@ plt.show()
 
 # %%
 by_method = (paired[(paired["dataset"] == "all") & (paired["control"] == "none")]
-             .pivot_table(index=["pair", "quantity"], columns="method", values="delta"))
+             .pivot_table(index=["pair", "quantity"], columns="method", values="delta")
+             .rename(index=analysis.QUANTITIES))
 by_method.style.format("{:+.3f}")
 
 # %% [markdown]
@@ -234,6 +235,8 @@ for pair_name in ("book-unsup", "book-sup"):
     seed_results.append(analysis.across_seeds(both_frames, pair.pretrained, names, settings.analysis.n_bootstrap,
                                               settings.seed, settings.analysis.level).assign(pair=pair_name))
 seed_results = pd.concat(seed_results, ignore_index=True)
+
+# %% tags=["hide-input"]
 seed_view = seed_results.assign(quantity=seed_results["quantity"].map(analysis.QUANTITIES),
                                 method=seed_results["method"].str.upper())
 seed_view["Δβ"] = [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in
@@ -273,7 +276,7 @@ display(Markdown(
 trajectories = pd.concat([pipeline.trajectory(settings, supervised).assign(run=label)
                           for label, supervised in (("unsup-SimCSE", False), ("sup-SimCSE", True))],
                          ignore_index=True)
-(trajectories.assign(stsb_dev=trajectories["stsb_dev"].round(2))
+(trajectories.assign(stsb_dev=trajectories["stsb_dev"].map("{:.2f}".format))
  .pivot_table(index=["run", "step", "stsb_dev"], columns="quantity", values="beta", sort=False)
  .rename(columns=analysis.QUANTITIES).rename_axis(index={"stsb_dev": "STS-B dev"}).style.format("{:+.3f}"))
 
