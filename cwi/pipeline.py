@@ -209,7 +209,7 @@ def trajectory(profile, supervised: bool) -> pd.DataFrame:
     settings = profile.attribution
     kind = "sup-simcse" if supervised else "unsup-simcse"
     run = runs.simcse_run(profile, supervised, runs.chosen(profile, supervised),
-                              profile.finetune.seed_list(profile.seed)[0])
+                          profile.finetune.seed_list(profile.seed)[0])
     table = corpus_statistics(profile)
     rows = []
     scores = run.dev_scores()

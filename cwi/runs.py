@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -83,26 +84,42 @@ def _dev_rows(profile: config.Profile) -> pd.DataFrame:
     return evaluation.sts_pairs("stsb", "dev", profile.finetune.sts_max_pairs)
 
 
-def mlm_checkpoint(profile) -> Path:
-    """The masked-LM base of `profile`, trained on a miss (keyed by settings, seed and corpus)."""
-    profile = config.get_profile(profile)
+@lru_cache(maxsize=8)
+def _mlm_key(profile: config.Profile, data_folder: str) -> dict:
+    """The masked-LM checkpoint's key: hashing the corpus and the word vectors takes seconds, so once per process.
+
+    `data_folder` (``CWI_DATA_DIR``) is part of the memo: another data pack is another corpus.
+    """
     settings = profile.finetune.mlm
     sentences = data.load_corpus(profile.corpus, settings.corpus_limit)
     if len(sentences) <= settings.heldout:
         raise ValueError(f"{len(sentences)} sentences cannot hold out {settings.heldout}: raise mlm.corpus_limit")
-    word_vectors = None
     key = {"kind": "mlm", "version": train.TRAIN_VERSION, "settings": asdict(settings), "seed": profile.seed,
            "corpus_sha256": cache.fingerprint_texts(sentences)}
     if settings.word_vectors == "glove":
-        from .theory import load_glove
+        words, vectors = _word_vectors(settings.word_vectors)
+        key["word_vectors_sha256"] = hashlib.sha256(cache.fingerprint_texts(words).encode() + vectors.tobytes()).hexdigest()
+    return key
 
-        word_vectors = load_glove()
-        key["word_vectors_sha256"] = hashlib.sha256(
-            cache.fingerprint_texts(word_vectors[0]).encode() + word_vectors[1].tobytes()).hexdigest()
-    target = cache.artefact_path("checkpoints", key, "")
+
+def _word_vectors(name: str | None):
+    if name is None:
+        return None
+    from .theory import load_glove
+
+    return load_glove()
+
+
+def mlm_checkpoint(profile) -> Path:
+    """The masked-LM base of `profile`, trained on a miss (keyed by settings, seed, corpus and word vectors)."""
+    profile = config.get_profile(profile)
+    settings = profile.finetune.mlm
+    target = cache.artefact_path("checkpoints", _mlm_key(profile, str(data.data_dir())), "")
     if not target.exists():
+        sentences = data.load_corpus(profile.corpus, settings.corpus_limit)
         model, tokenizer, record = train.pretrain_mlm(sentences[: -settings.heldout], sentences[-settings.heldout:],
-                                                      settings, profile.seed, word_vectors=word_vectors)
+                                                      settings, profile.seed,
+                                                      word_vectors=_word_vectors(settings.word_vectors))
         cache.atomic_write(target, lambda folder: train.save_checkpoint(folder, model, tokenizer, record), folder=True)
     return target
 
