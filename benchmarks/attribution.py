@@ -85,7 +85,7 @@ def text_masker_shap(encoder, sentence: str, baseline: str = "pad", batch_size: 
 
 
 def word_sums(encoder, sentence: str, values: torch.Tensor) -> torch.Tensor:
-    return torch.stack([values[p].sum(0) for p in inputs.prepare(encoder, sentence).words])
+    return inputs.prepare(encoder, sentence).to_words(values)
 
 
 def benchmark(name: str, sentences: list[str]) -> None:

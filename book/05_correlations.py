@@ -386,13 +386,21 @@ for pair_name, pair in pairs.items():
         change = sts_scores[pair.finetuned] - sts_scores[pair.pretrained]
         lines.append(f"\n{pair_name}: fine-tuning changed STS-B test by {change:+.1f} points "
                      f"({sts_scores[pair.pretrained]:.1f} to {sts_scores[pair.finetuned]:.1f}).")
-lines.append(
-    "\nWhat we cannot run offline: the paper's models (BERT, RoBERTa and their SimCSE twins; the "
-    "`paper` profile loads them from the Hugging Face Hub), its full sentence samples, and its exact "
-    "settings where the paper does not state them. The book's pair is a small BERT trained on 2 CPU cores, "
-    "so an effect of the paper's size need not appear at this scale, and one that appears here is "
-    "evidence about this pair, not about BERT-base."
-)
+hub_pairs = [name for name, pair in pairs.items() if models.MODELS[pair.finetuned].kind == "hub"]
+if hub_pairs:
+    lines.append(
+        f"\nThe paper's own models are compared here ({', '.join(hub_pairs)}), loaded from the Hugging Face Hub "
+        "(at the commits `cwi.models.MODELS` pins, where it pins one). What this run still differs in: the paper's full sentence samples and its "
+        "exact settings where the paper does not state them (the `# PAPER:` marks in `cwi.config` say where)."
+    )
+else:
+    lines.append(
+        "\nWhat we cannot run offline: the paper's models (BERT, RoBERTa and their SimCSE twins; the "
+        "`paper` profile loads them from the Hugging Face Hub), its full sentence samples, and its exact "
+        "settings where the paper does not state them. The book's pair is a small BERT trained on 2 CPU cores, "
+        "so an effect of the paper's size need not appear at this scale, and one that appears here is "
+        "evidence about this pair, not about BERT-base."
+    )
 display(Markdown("\n".join(lines)))
 
 

@@ -4,6 +4,7 @@
     python -m cwi run 03_statistics --profile smoke
     python -m cwi chapters                   # list the chapters in TOC order
     python -m cwi lab                        # JupyterLab on book/, chapters open as notebooks
+    python -m cwi attribute --profile paper --workers 4   # the word weights on a Dask cluster, before the book
 
 Chapters are the ``book/*.py`` sources (Jupytext py:percent) listed in
 ``_toc.yml``.  Each is converted to its paired ``.ipynb`` and executed in place
@@ -273,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("chapters", help="list the chapters in TOC order")
     lab = commands.add_parser("lab", help="open the chapters in JupyterLab (a double click opens one as a notebook)")
     lab.add_argument("arguments", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
+    attribute = commands.add_parser(
+        "attribute", help="compute the profile's word weights in shards on a Dask cluster (the book then reads them)")
+    attribute.add_argument("--profile", default="default", choices=sorted(PROFILES))
+    attribute.add_argument("--scheduler", help="address of a running Dask scheduler (default: a local cluster)")
+    attribute.add_argument("--workers", type=int, default=2, help="processes of the local cluster (default 2)")
+    attribute.add_argument("--models", nargs="+", help="only these models (default: attribution.models)")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     # Chapters run with book/ as working directory: pin relative folders to ours first.
@@ -287,6 +294,16 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "lab":
             jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
             return subprocess.call([jupyter, "lab", str(root / "book"), *args.arguments], env=lab_environment(root))
+        elif args.command == "attribute":
+            from .shards import ShardsFailed, run as run_shards
+
+            try:
+                report = run_shards(args.profile, args.scheduler, args.workers, args.models)
+            except ShardsFailed as err:
+                raise RuntimeError(str(err)) from None
+            counts = report["status"].value_counts()
+            print(f"{len(report)} shards: {counts.get('computed', 0)} computed "
+                  f"({report['seconds'].sum():.1f} s of work), {counts.get('cached', 0)} already in the cache")
         elif args.command == "run":
             wanted = Path(args.chapter).stem
             matches = [s for s in sources if s.stem == wanted]

@@ -39,7 +39,9 @@ __all__ = [
 ]
 
 # Bump when a change alters what word_weights returns: it is part of every cache key.
-ALGORITHM_VERSION = 3  # 3: IG by word tangents with adaptive points; SHAP over words, shap's hierarchy on words
+# 3: IG by word tangents with adaptive points; SHAP over words, shap's hierarchy on words.
+# 4: words are cwi.stats.tokenize's for every tokenizer, aligned by character offsets.
+ALGORITHM_VERSION = 4
 
 # An attribution method: (encoder, sentences, baseline=..., progress=..., **its settings) -> [WordAttribution].
 AttributionMethod = Callable[..., list[WordAttribution]]
@@ -52,34 +54,40 @@ METHODS: dict[str, AttributionMethod] = {"ig": word_integrated_gradients, "shap"
 def fit_to_length(encoder: Encoder, sentence: str) -> tuple[str, bool]:
     """Cut `sentence` after its last word whose tokens all fit the encoder's ``max_length``.
 
-    Returns the text to attribute and whether words were cut, so that a long
-    sentence is attributed on whole words and its truncation is reported rather
-    than silent.
+    Words are those of :func:`cwi.stats.tokenize`, aligned with the tokens by
+    character offsets (:func:`cwi.inputs.align_words`).  Returns the text to
+    attribute and whether words were cut, so that a long sentence is attributed
+    on whole words and its truncation is reported rather than silent.
 
     Raises
     ------
     ValueError
         If not even the first word fits.
     """
-    encoding = encoder.tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True)
     budget = encoder.max_length - encoder.tokenizer.num_special_tokens_to_add()
-    if len(encoding["input_ids"]) <= budget:
-        return sentence, False
-    word_ids = encoding.word_ids()
-    cut_word = word_ids[budget]  # the first word with a token past the budget
-    kept = [i for i in range(budget) if word_ids[i] != cut_word]
-    if not kept:
-        raise ValueError(f"the first word of {sentence[:40]!r}... has more than {budget} tokens: "
-                         f"{encoder.name} cannot attribute it; raise max_length")
-    return sentence[: encoding["offset_mapping"][kept[-1]][1]], True
+    text, truncated = sentence, False
+    while True:
+        offsets = encoder.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        if len(offsets) <= budget:
+            return text, truncated
+        first_left_out = offsets[budget][0]  # where the first token past the budget starts
+        kept = [end for _, _, end in stats.word_spans(text) if end <= first_left_out]
+        if not kept or kept[-1] >= len(text):  # (the second: no progress, a word straddles the cut)
+            raise ValueError(f"the first word of {sentence[:40]!r}... has more than {budget} tokens: "
+                             f"{encoder.name} cannot attribute it; raise max_length")
+        # Retokenised, a shorter text can split its last word differently: check again.
+        text, truncated = text[: kept[-1]], True
 
 
 def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", baseline: str = "pad",
                  progress: bool = False, **settings):
     """Word weights from an attribution method of :data:`METHODS`: one row per (sentence, word).
 
-    A word's vector is the sum of its tokens' attribution vectors (tokens grouped
-    by the fast tokenizer's ``word_ids()``); its weight is that vector's norm.
+    The words are those of :func:`cwi.stats.tokenize`, which the statistics
+    count, whatever the model's tokenizer: tokens are aligned with them by
+    character offsets, and a token straddling words is shared by character
+    (:func:`cwi.inputs.align_words`).  A word's vector is the attribution of its
+    tokens (its share of each); its weight is that vector's norm.
     Special tokens stay in the input and out of the table.  A sentence longer
     than the model's ``max_length`` is cut after its last whole word that fits
     (:func:`fit_to_length`) and flagged.
@@ -101,8 +109,9 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", bas
     Returns
     -------
     pandas.DataFrame
-        ``sentence_id``, ``word_index``, ``word`` (normalised as :func:`cwi.stats.tokenize`
-        does, to join the statistics), ``n_tokens``, ``weight``,
+        ``sentence_id``, ``word_index`` (position in ``cwi.stats.tokenize(sentence)``),
+        ``word`` (as :func:`cwi.stats.tokenize` gives it, to join the statistics),
+        ``n_tokens`` (tokens with a share in the word), ``weight``,
         ``normalised_weight`` (weight / mean weight of the sentence's words),
         ``completeness_error`` (``||sum_w c_w - (f(x) - f(x'))|| / ||f(x) - f(x')||``
         of the sentence; SHAP's efficiency), ``path_points`` (IG's rule for the
@@ -133,12 +142,9 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", bas
         weights = result.values.norm(dim=1).tolist()
         mean = sum(weights) / len(weights)
         prepared = result.sentence
-        for k, (word, positions) in enumerate(zip(prepared.word_ids, prepared.words)):
-            span = prepared.batch.word_to_chars(0, word)
+        for k, (word, positions) in enumerate(zip(prepared.word_text, prepared.words)):
             rows.append({
-                "sentence_id": sentence_id, "word_index": word,
-                "word": "".join(stats.tokenize(prepared.text[span.start:span.end])),
-                "n_tokens": len(positions), "weight": weights[k], "normalised_weight": weights[k] / mean,
+                "sentence_id": sentence_id, "word_index": k, "word": word, "n_tokens": len(positions), "weight": weights[k], "normalised_weight": weights[k] / mean,
                 "completeness_error": error, "path_points": result.path_points, "evaluations": result.evaluations,
                 "truncated": truncated,
             })

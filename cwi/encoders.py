@@ -16,18 +16,37 @@ import numpy as np
 import torch
 from transformers import AutoModel
 
-__all__ = ["POOLINGS", "POOLING_FILE", "Encoder", "pool", "load_transformer", "weights_fingerprint"]
+__all__ = ["POOLINGS", "POOLING_FILE", "Encoder", "default_device", "pool", "load_transformer", "weights_fingerprint"]
 
-# SimCSE's names: "cls_before_pooler" is the [CLS] output without the MLP pooler.
-POOLINGS = ("mean", "cls")
+# SimCSE's names (its evaluation's ``--pooler``): "cls" is the [CLS] output through the
+# checkpoint's trained MLP pooler (dense + tanh), "cls_before_pooler" the [CLS] output
+# itself; "mean" averages every token of the attention mask (SimCSE's "avg", and
+# sentence-transformers' mean pooling).
+POOLINGS = ("mean", "cls", "cls_before_pooler")
 POOLING_FILE = "cwi_pooling.json"  # written beside the book's checkpoints
 WITH_POOLER = ("bert", "roberta", "mpnet")  # model types whose AutoModel adds a pooler head by default
 
 
+def default_device() -> torch.device:
+    """Where models run: ``$CWI_DEVICE`` if set (``cpu``, ``cuda:1``), else the first GPU torch sees, else the CPU."""
+    import os
+
+    chosen = os.environ.get("CWI_DEVICE")
+    if chosen:
+        return torch.device(chosen)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
-    """Sentence vectors from token vectors (B, T, d): masked mean or the first ([CLS]) token."""
-    if how == "cls":
+    """Sentence vectors from token vectors (B, T, d): masked mean or the first ([CLS]) token.
+
+    ``"cls"`` (through the pooler) needs the model's pooler head: :meth:`Encoder.forward` applies it.
+    """
+    if how == "cls_before_pooler":
         return hidden[:, 0]
+    if how == "cls":
+        raise ValueError("pooling 'cls' goes through the model's pooler head: use Encoder.forward, or "
+                         "'cls_before_pooler' for the [CLS] token vector itself")
     if how == "mean":
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
@@ -42,21 +61,28 @@ class Encoder:
     model, tokenizer
         A Hugging Face model (its forward takes ``inputs_embeds``) and fast tokenizer.
     pooling
-        ``"mean"`` or ``"cls"``.
+        One of :data:`POOLINGS`; ``"cls"`` needs a model loaded with its pooler
+        (``load_transformer(..., pooler=True)``).
     name
         How the model is called in tables and figures.
     max_length
         Sentences are truncated to this many tokens.
+    revision
+        The Hub commit the weights came from (``None`` for a local folder).
     """
 
-    def __init__(self, model, tokenizer, pooling: str, name: str, max_length: int = 128):
+    def __init__(self, model, tokenizer, pooling: str, name: str, max_length: int = 128, revision: str | None = None):
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r} for {name}: choose one of {POOLINGS}")
+        if pooling == "cls" and getattr(model, "pooler", None) is None:
+            raise ValueError(f"{name}: pooling 'cls' needs the model's pooler head, and it was loaded without one: "
+                             "load it with load_transformer(..., pooler=True), or choose 'cls_before_pooler'")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.name = name
         self.max_length = max_length
+        self.revision = revision
 
     @property
     def device(self) -> torch.device:
@@ -71,6 +97,8 @@ class Encoder:
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None) -> torch.Tensor:
         """Differentiable sentence embeddings from token ids or input embeddings (B, T, d)."""
         output = self.model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds)
+        if self.pooling == "cls":
+            return output.pooler_output
         return pool(output.last_hidden_state, attention_mask, self.pooling)
 
     def input_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -101,24 +129,41 @@ def weights_fingerprint(encoder: Encoder) -> str:
     return digest.hexdigest()
 
 
-def load_transformer(path_or_id: str | Path):
+def load_transformer(path_or_id: str | Path, pooler: bool = False, revision: str | None = None):
     """The bare transformer of a checkpoint, with eager attention (it has forward-mode rules).
 
-    The pooler head is never built: :func:`pool` works on the last hidden states,
-    and a checkpoint without pooler weights (the book's) would otherwise get a
-    randomly initialised one, different at every load.  Load reports are silenced.
+    Parameters
+    ----------
+    pooler
+        Build the pooler head and load its trained weights (pooling ``"cls"``).
+        Without it the head is never built: a checkpoint without pooler weights
+        (the book's, ``roberta-base``) would otherwise get a randomly initialised
+        one, different at every load.
+    revision
+        The Hub commit (or branch) to load; ``None`` for a folder or the default branch.
+
+    Raises
+    ------
+    ValueError
+        If `pooler` is asked for and the checkpoint ships no pooler weights.
     """
     from transformers import AutoConfig
     from transformers.utils import logging
 
-    model_type = AutoConfig.from_pretrained(path_or_id).model_type
-    extra = {"add_pooling_layer": False} if model_type in WITH_POOLER else {}
+    model_type = AutoConfig.from_pretrained(path_or_id, revision=revision).model_type
+    extra = {"add_pooling_layer": pooler} if model_type in WITH_POOLER else {}
     verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
     logging.set_verbosity_error()
     logging.disable_progress_bar()  # a "Loading weights" bar per model clutters the chapters
     try:
-        return AutoModel.from_pretrained(path_or_id, attn_implementation="eager", **extra)
+        model, info = AutoModel.from_pretrained(path_or_id, revision=revision, attn_implementation="eager",
+                                                output_loading_info=True, **extra)
     finally:
         logging.set_verbosity(verbosity)
         if bars:
             logging.enable_progress_bar()
+    untrained = [key for key in info["missing_keys"] if "pooler" in key]
+    if pooler and (untrained or getattr(model, "pooler", None) is None):
+        raise ValueError(f"{path_or_id} ships no trained pooler weights ({', '.join(untrained) or 'no pooler head'}): "
+                         "pooling 'cls' would use a random pooler; choose 'cls_before_pooler' or 'mean'")
+    return model

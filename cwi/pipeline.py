@@ -34,7 +34,8 @@ from .models import load_encoder as load_registered
 from .progress import Progress
 
 __all__ = [
-    "corpus_statistics", "load_encoder", "sts_scores", "word_weights", "profile_word_weights", "seed_model_name",
+    "corpus_statistics", "load_encoder", "sts_scores", "word_weights", "word_weight_block", "word_weight_blocks",
+    "profile_word_weights", "seed_model_name",
     "seed_encoders", "seed_word_weights", "trajectory",
     "correlation_results", "AdditiveRun", "contrastive_additive_encoder",
 ]
@@ -88,6 +89,57 @@ def load_encoder(name_or_path: str | Path, profile, pooling: str | None = None, 
     return load_registered(name_or_path, pooling, max_length)
 
 
+def _sample(encoder_name: str, dataset: str, profile, sentences_per_dataset: int | None) -> list[str]:
+    """The sentences of `dataset` that `encoder_name` is attributed on (nested samples)."""
+    settings = profile.attribution
+    count = settings.sentences(encoder_name) if sentences_per_dataset is None else sentences_per_dataset
+    return data.sample_sts_sentences(dataset, count, profile.seed)
+
+
+def word_weight_blocks(encoder_name: str, dataset: str, profile, sentences_per_dataset: int | None = None) -> int:
+    """How many blocks of ``attribution.block_sentences`` the word-weight table of `encoder_name` on `dataset` has."""
+    profile = config.get_profile(profile)
+    count = len(_sample(encoder_name, dataset, profile, sentences_per_dataset))
+    return -(-count // profile.attribution.block_sentences)
+
+
+def word_weight_block(encoder: Encoder, dataset: str, method: str, profile, block: int, progress: bool = False,
+                      sentences_per_dataset: int | None = None, compute: bool = True) -> pd.DataFrame | None:
+    """Block `block` of the word-weight table (:func:`word_weights`): its ``attribution.block_sentences`` sentences, cached.
+
+    A block is the unit the cache stores and :mod:`cwi.shards` distributes.  Its
+    key holds the model's weight fingerprint, pooling and ``max_length``, the
+    block's sentences and where it starts, the method and its settings, so
+    changing any of them recomputes.  With `compute` false, a block missing
+    from the cache gives ``None`` instead of being computed.
+    """
+    profile = config.get_profile(profile)
+    settings = profile.attribution
+    sample = _sample(encoder.name, dataset, profile, sentences_per_dataset)
+    start = block * settings.block_sentences
+    sentences = sample[start:start + settings.block_sentences]
+    if not sentences:
+        raise ValueError(f"block {block} of {encoder.name} on {dataset} is past its {len(sample)} sentences")
+    method_settings = settings.method_settings(method)
+    key = {
+        "model": encoder.name, "weights": weights_fingerprint(encoder), "pooling": encoder.pooling,
+        "max_length": encoder.max_length, "dataset": dataset, "sentences": cache.fingerprint_texts(sentences),
+        "first_sentence": start, "method": method, "baseline": settings.baseline, **method_settings,
+        "version": attribution.ALGORITHM_VERSION,
+    }
+    if not compute and not cache.artefact_path("word_weights", key, ".parquet").exists():
+        return None
+
+    def attribute():
+        frame = attribution.word_weights(encoder, sentences, method, baseline=settings.baseline, progress=progress,
+                                         memory_gb=settings.memory_gb, **method_settings)
+        frame.insert(1, "sentence", [sentences[i] for i in frame["sentence_id"]])
+        frame["sentence_id"] += start  # numbered within the whole sample
+        return frame
+
+    return cache.cached_frame("word_weights", key, attribute)
+
+
 def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress: bool = False,
                  sentences_per_dataset: int | None = None) -> pd.DataFrame:
     """Word weights (:func:`cwi.attribution.word_weights`) of `encoder` on the profile's sample of `dataset`, cached.
@@ -95,30 +147,18 @@ def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress:
     The sample is the profile's number for the model
     (:meth:`cwi.config.AttributionSettings.sentences`) unless
     `sentences_per_dataset` is given; samples are nested, so a smaller one is
-    the start of a larger one.  The key holds the model's weight fingerprint,
-    pooling and ``max_length``, the sentences, the method and its settings, so
-    changing any of them recomputes.  The frame gets a ``sentence`` column and
-    ``attrs`` with model, dataset and method.
+    the start of a larger one.  The table is the concatenation of its blocks
+    (:func:`word_weight_block`), each cached on its own: those computed by
+    ``python -m cwi attribute`` on a cluster are read, the others computed here.
+    The frame gets a ``sentence`` column and ``attrs`` with model, dataset and method.
     """
     profile = config.get_profile(profile)
-    settings = profile.attribution
-    count = settings.sentences(encoder.name) if sentences_per_dataset is None else sentences_per_dataset
-    sentences = data.sample_sts_sentences(dataset, count, profile.seed)
-    method_settings = settings.method_settings(method)
-    key = {
-        "model": encoder.name, "weights": weights_fingerprint(encoder), "pooling": encoder.pooling,
-        "max_length": encoder.max_length, "dataset": dataset, "sentences": cache.fingerprint_texts(sentences),
-        "method": method, "baseline": settings.baseline, **method_settings, "version": attribution.ALGORITHM_VERSION,
-    }
-
-    def compute():
-        frame = attribution.word_weights(encoder, sentences, method, baseline=settings.baseline, progress=progress,
-                                         memory_gb=settings.memory_gb, **method_settings)
-        frame.insert(1, "sentence", [sentences[i] for i in frame["sentence_id"]])
-        return frame
-
-    frame = cache.cached_frame("word_weights", key, compute)
-    frame.attrs.update({"model": encoder.name, "dataset": dataset, "method": method})
+    blocks = word_weight_blocks(encoder.name, dataset, profile, sentences_per_dataset)
+    frames = [word_weight_block(encoder, dataset, method, profile, b, progress, sentences_per_dataset)
+              for b in range(blocks)]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frame.attrs.update({"model": encoder.name, "dataset": dataset, "method": method,
+                        "cache_paths": [f.attrs["cache_path"] for f in frames]})
     return frame
 
 

@@ -93,11 +93,9 @@ class _Players:
 class _Game:
     """The encoder on coalitions of players of one sentence, each distinct coalition evaluated once."""
 
-    def __init__(self, encoder: Encoder, sentence: Prepared, groups: list[list[int]], memory_gb: float):
+    def __init__(self, encoder: Encoder, sentence: Prepared, membership: torch.Tensor, memory_gb: float):
         self.encoder, self.sentence = encoder, sentence
-        self.membership = torch.zeros(len(groups), sentence.length)
-        for m, positions in enumerate(groups):
-            self.membership[m, positions] = 1.0
+        self.membership = membership.float().to(sentence.inputs.device)  # (M, T) share of each token in each player
         self.mask = sentence.batch["attention_mask"]
         self.batch_size = rows_per_call(encoder, sentence.length, memory_gb, tangents=False)
         self.seen: dict[bytes, np.ndarray] = {}
@@ -107,26 +105,30 @@ class _Game:
         keys = [np.packbits(m).tobytes() for m in masks]
         new = {k: m for k, m in zip(keys, masks) if k not in self.seen}
         if new:
-            chosen = torch.as_tensor(np.stack(list(new.values())), dtype=torch.float32)
-            kept = (chosen @ self.membership).bool() | self.sentence.special  # (n, T)
+            chosen = torch.as_tensor(np.stack(list(new.values())), dtype=torch.float32, device=self.membership.device)
+            # A token is present in the share its present players hold (1 or 0 unless it straddles words).
+            present = torch.where(self.sentence.special, 1.0, chosen @ self.membership)  # (n, T)
             outputs = []
+            inputs, baseline = self.sentence.inputs, self.sentence.baseline
             with torch.no_grad():
-                for chunk in kept.split(self.batch_size):
-                    embeddings = torch.where(chunk.unsqueeze(-1), self.sentence.inputs, self.sentence.baseline)
+                for chunk in present.split(self.batch_size):
+                    share = chunk.unsqueeze(-1).to(inputs.dtype)
+                    embeddings = torch.where(share == 1, inputs,
+                                             torch.where(share == 0, baseline, baseline + share * (inputs - baseline)))
                     outputs.append(self.encoder.forward(inputs_embeds=embeddings,
                                                         attention_mask=self.mask.expand(len(chunk), -1)))
-            for key, output in zip(new, torch.cat(outputs).numpy()):
+            for key, output in zip(new, torch.cat(outputs).float().cpu().numpy()):
                 self.seen[key] = output
         return np.stack([self.seen[k] for k in keys])
 
 
-def _owen(encoder: Encoder, sentence: Prepared, groups: list[list[int]], clustering: np.ndarray,
+def _owen(encoder: Encoder, sentence: Prepared, membership: torch.Tensor, clustering: np.ndarray,
           max_evals: int | None, memory_gb: float) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Owen values of the players `groups` (token positions each) under `clustering`: (M, d), delta, evaluations."""
+    """Owen values of the players (rows of `membership`: each token's share) under `clustering`: (M, d), delta, evaluations."""
     import shap
 
-    n_players = len(groups)
-    game = _Game(encoder, sentence, groups, memory_gb)
+    n_players = len(membership)
+    game = _Game(encoder, sentence, membership, memory_gb)
     everyone, nobody = game(np.ones((1, n_players))), game(np.zeros((1, n_players)))
     delta = torch.as_tensor(everyone[0] - nobody[0])
     if n_players == 1:  # one player takes the whole difference: nothing for the explainer to split
@@ -141,18 +143,18 @@ def _owen(encoder: Encoder, sentence: Prepared, groups: list[list[int]], cluster
     return values, delta, len(game.seen)
 
 
-def sentence_tree(sentence: Prepared) -> np.ndarray:
-    """:func:`word_tree` of the words of `sentence` (an empty matrix for one word).
+def sentence_tree(sentence: Prepared, keep: list[int] | None = None) -> np.ndarray:
+    """:func:`word_tree` of the words of `sentence`, or of those indexed by `keep` (an empty matrix for one word).
 
     A word counts as attached to the one before (shap's rule for pieces of one
     written word) when no space separates them, it starts with a letter and the
     one before does not end with a non-word character.
     """
-    spans = [sentence.batch.word_to_chars(0, w) for w in sentence.word_ids]
-    words = [sentence.text[s.start:s.end] for s in spans]
+    spans = sentence.spans if keep is None else [sentence.spans[w] for w in keep]
+    words = [sentence.text[start:end] for start, end in spans]
     if len(words) == 1:
         return np.zeros((0, 4))
-    attached = [False] + [previous.end == span.start and re.match(r"[A-Za-z]", word) is not None
+    attached = [False] + [previous[1] == span[0] and re.match(r"[A-Za-z]", word) is not None
                           and re.match(r"^.*\W$", before) is None
                           for previous, span, word, before in zip(spans, spans[1:], words[1:], words)]
     return word_tree(words, attached)
@@ -183,7 +185,7 @@ def word_shap(encoder: Encoder, sentences: list[str], baseline: str = "pad", max
     results = []
     for text in sentences:
         sentence = prepare(encoder, text, baseline)
-        values, delta, evaluations = _owen(encoder, sentence, sentence.words, sentence_tree(sentence), max_evals,
+        values, delta, evaluations = _owen(encoder, sentence, sentence.membership, sentence_tree(sentence), max_evals,
                                            memory_gb)
         results.append(WordAttribution(values, delta, sentence, None, evaluations))
         if progress is not None:
@@ -197,8 +199,10 @@ def shap_values(encoder: Encoder, sentence: str, baseline: str = "pad", max_eval
 
     The players are the non-special tokens; each word's tokens form a subtree
     (merged left to right) under :func:`word_tree`, so the sum of a word's token
-    values equals its :func:`word_shap` value.  ``max_evals`` as there, with
-    ``3 T^2`` for T players by default.
+    values equals its :func:`word_shap` value.  A token that straddles words
+    (:func:`cwi.inputs.align_words`) is nested under the word holding its
+    largest share, and there the equality does not hold.  ``max_evals`` as
+    there, with ``3 T^2`` for T players by default.
 
     Returns
     -------
@@ -206,9 +210,14 @@ def shap_values(encoder: Encoder, sentence: str, baseline: str = "pad", max_eval
         (T, d) token vectors with zero rows for the special tokens, ``f(x) - f(x')``, the tokenizer output.
     """
     prepared = prepare(encoder, sentence, baseline)
-    tokens = [[p] for word in prepared.words for p in word]
-    clustering = nested_tree(sentence_tree(prepared), prepared.words)
-    values, delta, _ = _owen(encoder, prepared, tokens, clustering, max_evals, memory_gb)
+    owned = prepared.owned_tokens()
+    holders = [w for w, positions in enumerate(owned) if positions]  # a word may hold only shares of tokens
+    owned = [owned[w] for w in holders]
+    tokens = [p for word in owned for p in word]
+    clustering = nested_tree(sentence_tree(prepared, holders), owned)
+    players = torch.zeros(len(tokens), prepared.length)
+    players[range(len(tokens)), tokens] = 1.0
+    values, delta, _ = _owen(encoder, prepared, players, clustering, max_evals, memory_gb)
     full = torch.zeros(prepared.length, values.shape[1])
-    full[[p for (p,) in tokens]] = values
+    full[tokens] = values
     return Attribution(full, delta, prepared.batch)

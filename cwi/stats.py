@@ -41,6 +41,7 @@ from tokenizers import normalizers, pre_tokenizers
 
 __all__ = [
     "tokenize",
+    "word_spans",
     "EncodedCorpus",
     "encode_corpus",
     "word_statistics",
@@ -78,6 +79,30 @@ def tokenize(text: str) -> list[str]:
         return _ASCII_WORD.findall(text.lower())
     normalized = BERT_NORMALIZER.normalize_str(text)
     return [word for word, _ in BERT_PRE_TOKENIZER.pre_tokenize_str(normalized)]
+
+
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """The words of :func:`tokenize` with their character spans in `text` (not in its normalised form).
+
+    Returns
+    -------
+    list of (word, start, end)
+        ``word`` as :func:`tokenize` gives it (lower-cased, accents stripped) and
+        ``text[start:end]`` the characters it came from; the words are those of
+        ``tokenize(text)``, in order.  Attributions join the statistics through
+        these spans (:func:`cwi.inputs.align_words`).
+    """
+    if text.isascii() and text.isprintable():
+        return [(match.group().lower(), match.start(), match.end()) for match in _ASCII_WORD.finditer(text)]
+    from tokenizers import PreTokenizedString
+
+    # The normaliser removes and rewrites characters; a PreTokenizedString keeps
+    # each split's offsets in the original text through it.
+    pieces = PreTokenizedString(text)
+    pieces.normalize(BERT_NORMALIZER.normalize)
+    BERT_PRE_TOKENIZER.pre_tokenize(pieces)
+    return [(word, start, end)
+            for word, (start, end), _ in pieces.get_splits(offset_referential="original", offset_type="char")]
 
 
 @dataclass(frozen=True)

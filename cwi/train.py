@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .encoders import POOLING_FILE, load_transformer, pool
+from .encoders import POOLING_FILE, default_device, load_transformer, pool
 from .progress import Progress
 
 if TYPE_CHECKING:  # settings objects are plain inputs here; profiles are the pipeline's business
@@ -54,8 +54,8 @@ HISTORY_FILE = "cwi_history.json"
 
 
 def device() -> torch.device:
-    """The GPU when torch sees one, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """Where training runs: :func:`cwi.encoders.default_device` (``$CWI_DEVICE``, else a GPU if torch sees one)."""
+    return default_device()
 
 
 def _seed_everything(seed: int) -> None:

@@ -1,6 +1,9 @@
 """Shared test setup: an isolated artefact cache and the data folder."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # any test module imports huggingface_hub, which reads these once at import.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+# The Hub cache the tests see is their own (the `hub_cache` fixture fills it), never the user's.
+HF_HOME = Path(tempfile.mkdtemp(prefix="cwi-hf-home-"))
+os.environ["HF_HOME"] = str(HF_HOME)
+atexit.register(shutil.rmtree, HF_HOME, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -43,3 +50,15 @@ def tiny_encoder():
     config = BertConfig(vocab_size=minilm.tokenizer.vocab_size, hidden_size=16, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=32, attn_implementation="eager")
     return encoders.Encoder(BertModel(config), minilm.tokenizer, "mean", "tiny")
+
+
+@pytest.fixture(scope="session")
+def hub_cache(data_dir) -> Path:
+    """Every Hub model of the registry, tiny and random, in the Hub cache the tests' HF_HOME names.
+
+    ``cwi.models.load_encoder`` then loads them by their real ids, offline, with
+    the ordinary Hub code (``tests/hub_models.py`` says what each keeps of its original).
+    """
+    import hub_models
+
+    return hub_models.build_hub_cache(HF_HOME)

@@ -208,9 +208,8 @@ SENTENCES = ["Unbelievably, the café reopened.", "A man plays.", "Two dogs run 
 
 
 def token_sums(tiny, sentence, values):
-    """(W, d) sums of token rows per word, in word order."""
-    prepared = inputs.prepare(tiny, sentence)
-    return torch.stack([values[positions].sum(0) for positions in prepared.words])
+    """(W, d) token rows summed per word by their shares, in word order."""
+    return inputs.prepare(tiny, sentence).to_words(values)
 
 
 def test_word_tangents_equal_summed_token_vectors(tiny):

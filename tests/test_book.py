@@ -60,22 +60,17 @@ def prose(notebook: dict) -> str:
     return "\n".join(parts)
 
 
-def test_whole_book_runs_with_the_smoke_profile_and_renders(tmp_path, data_dir):
-    """`python -m cwi book --profile smoke` executes every TOC chapter, then renders HTML.
-
-    Then, as PySDM's tests read a notebook's values, the chapters' conclusions are
-    checked: no ``nan`` or ``None`` in what a reader reads, and the values each
-    chapter glued for the tests hold.
-    """
-    root = copy_book(tmp_path)
+def run_book(root: Path, profile: str, environment: dict | None = None) -> dict:
+    """`python -m cwi book --profile PROFILE` in `root`; check every chapter and page; return the glued values."""
     result = subprocess.run(
-        [sys.executable, "-m", "cwi", "--root", str(root), "book", "--profile", "smoke"],
-        capture_output=True, text=True, timeout=900,
+        [sys.executable, "-m", "cwi", "--root", str(root), "book", "--profile", profile],
+        capture_output=True, text=True, timeout=900, env=environment,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    values = {}
     for source in chapter_sources(root):
         notebook = json.loads(source.with_suffix(".ipynb").read_text())
-        assert notebook["metadata"]["papermill"]["parameters"] == {"profile": "smoke"}
+        assert notebook["metadata"]["papermill"]["parameters"] == {"profile": profile}
         outputs = [o for cell in notebook["cells"] if cell["cell_type"] == "code" for o in cell.get("outputs", [])]
         assert not [o for o in outputs if o.get("output_type") == "error"]
         assert any("image/png" in o.get("data", {}) for o in outputs), f"{source.name} drew no figure"
@@ -84,11 +79,40 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(tmp_path, data_dir):
         assert "Traceback" not in html.read_text()
         text = prose(notebook)
         assert not re.search(r"\b(nan|NaN|None)\b", text), f"{source.name} prints nan or None in its prose"
+        values[source.stem] = glued(notebook)
     assert (root / "_build" / "html" / "index.html").exists()
+    return values
 
+
+def test_whole_book_runs_in_the_paper_profiles_code_path(tmp_path, data_dir, hub_cache):
+    """`paper-dryrun`: the paper's models, as the Hub serves them (tiny, offline), through every chapter and the HTML.
+
+    Same code path as the ``paper`` profile (its models, poolings, Hub loading at
+    pinned revisions, every pair and both methods), at the smoke profile's sizes.
+    """
+    root = copy_book(tmp_path)
+    values = run_book(root, "paper-dryrun", {**os.environ, "HF_HOME": str(hub_cache), "HF_HUB_OFFLINE": "1"})
+    dryrun = config.get_profile("paper-dryrun")
+    present = analysis.present_pairs(models.PAIRS, dryrun.attribution.models)
+    assert {"bert-unsup", "bert-sup", "roberta-unsup", "roberta-sup", "minilm", "mpnet"} <= set(present)
+    correlations = values["05_correlations"]
+    assert correlations["headline_pairs"] == sorted(present)
+    assert correlations["headline_rows"] == len(present) * len(attribution.METHODS) * len(analysis.QUANTITIES)
+    expected = {m: dryrun.attribution.sentences(m) * len(dryrun.attribution.datasets) for m in dryrun.attribution.models}
+    assert values["04_attribution"]["sentences_by_model"] == expected
+    assert values["04_attribution"]["shap_efficiency_max"] < 1e-4
+
+
+def test_whole_book_runs_with_the_smoke_profile_and_renders(tmp_path, data_dir):
+    """`python -m cwi book --profile smoke` executes every TOC chapter, then renders HTML.
+
+    Then, as PySDM's tests read a notebook's values, the chapters' conclusions are
+    checked: no ``nan`` or ``None`` in what a reader reads, and the values each
+    chapter glued for the tests hold.
+    """
+    root = copy_book(tmp_path)
+    values = run_book(root, "smoke")
     smoke = config.get_profile("smoke")
-    notebooks = {source.stem: json.loads(source.with_suffix(".ipynb").read_text()) for source in chapter_sources(root)}
-    values = {stem: glued(notebook) for stem, notebook in notebooks.items()}
     present = analysis.present_pairs(models.PAIRS, smoke.attribution.models)
     correlations = values["05_correlations"]
     assert correlations["headline_rows"] == len(present) * len(attribution.METHODS) * len(analysis.QUANTITIES)

@@ -1,4 +1,4 @@
-"""cwi.config: the three profiles."""
+"""cwi.config: the profiles."""
 
 import dataclasses
 
@@ -7,8 +7,8 @@ import pytest
 from cwi import config
 
 
-def test_three_profiles_named_after_their_keys():
-    assert set(config.PROFILES) == {"smoke", "default", "paper"}
+def test_profiles_named_after_their_keys():
+    assert set(config.PROFILES) == {"smoke", "default", "paper", "paper-dryrun"}
     for name, profile in config.PROFILES.items():
         assert profile.name == name
         assert config.get_profile(name) is profile
@@ -102,8 +102,18 @@ def test_shared_names_agree_with_the_modules_that_use_them():
 
 
 def test_unknown_profile_lists_the_known_ones():
-    with pytest.raises(ValueError, match="default, paper, smoke"):
+    with pytest.raises(ValueError, match="default, paper, paper-dryrun, smoke"):
         config.get_profile("fast")
+
+
+def test_the_dry_run_is_the_paper_path_at_smoke_sizes():
+    paper, smoke, dryrun = (config.get_profile(n) for n in ("paper", "smoke", "paper-dryrun"))
+    assert dryrun.attribution.models == paper.attribution.models and dryrun.finetune.models == paper.finetune.models
+    assert set(config.PAPER_MODELS) <= set(dryrun.attribution.models)
+    assert (dryrun.seed, dryrun.corpus) == (paper.seed, paper.corpus)
+    assert dryrun.finetune.mlm == smoke.finetune.mlm and dryrun.stats == smoke.stats
+    assert dryrun.attribution.sentences_per_dataset == smoke.attribution.sentences_per_dataset
+    assert dryrun.attribution.datasets == smoke.attribution.datasets
 
 
 @pytest.mark.parametrize("name", sorted(config.PROFILES))

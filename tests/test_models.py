@@ -1,6 +1,8 @@
 """cwi.models and cwi.encoders: the registry, pooling, encoding and the differentiable forward."""
 
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -21,16 +23,66 @@ def test_unknown_model_lists_the_known_ones():
         models.load_encoder("bert-tiny")
 
 
-def test_hub_model_offline_names_the_id_and_the_offline_profiles():
-    with pytest.raises(models.ModelNotAvailableError, match="(?s)princeton-nlp/unsup-simcse-bert-base-uncased.*offline profiles"):
-        models.load_encoder("princeton-nlp/unsup-simcse-bert-base-uncased")
+def test_hub_model_offline_names_the_id_and_the_offline_profiles(monkeypatch):
+    # A Hub id that no cache holds (the hub_cache fixture holds the registry's).
+    monkeypatch.setitem(models.MODELS, "princeton-nlp/not-cached", models.ModelSpec("hub", "princeton-nlp/not-cached",
+                                                                                    "cls", True))
+    with pytest.warns(UserWarning, match="no pinned revision"):
+        with pytest.raises(models.ModelNotAvailableError, match="(?s)princeton-nlp/not-cached.*offline profiles"):
+            models.load_encoder("princeton-nlp/not-cached")
+
+
+HUB_MODELS = [name for name, spec in models.MODELS.items() if spec.kind == "hub"]
+
+
+@pytest.mark.parametrize("name", HUB_MODELS)
+def test_every_hub_model_loads_by_its_id_from_a_hub_shaped_cache(hub_cache, name):
+    """The registry's own Hub path loads each model's Hub layout offline, at its pinned revision, with its pooling."""
+    import hub_models
+    from safetensors.torch import load_file
+
+    spec = models.MODELS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore" if spec.revision is None else "error")  # pinned models load without a warning
+        encoder = models.load_encoder(name)
+    assert encoder.revision == hub_models.fixture_revision(name)
+    assert encoder.pooling == spec.pooling
+    snapshot = hub_cache / "hub" / f"models--{name.replace('/', '--')}" / "snapshots" / encoder.revision
+    stored = load_file(snapshot / "model.safetensors")
+    prefix = next(p for p in ("bert.", "roberta.", "mpnet.", "") if any(k.startswith(p + "embeddings") for k in stored))
+    weights = encoder.model.state_dict()
+    assert all(torch.equal(weights[key], stored[prefix + key]) for key in weights), "weights differ from the checkpoint"
+    batch = encoder.tokenize(["A man plays a guitar."])
+    with torch.no_grad():
+        out = encoder.model(**batch)
+        vector = encoder.forward(batch["input_ids"], batch["attention_mask"])[0]
+    expected = {"cls": out.pooler_output[0] if spec.pooling == "cls" else None,
+                "cls_before_pooler": out.last_hidden_state[0, 0],
+                "mean": out.last_hidden_state[0].mean(0)}[spec.pooling]
+    torch.testing.assert_close(vector, expected)
+
+
+def test_cls_pooling_needs_trained_pooler_weights(hub_cache):
+    encoder = models.load_encoder("princeton-nlp/sup-simcse-bert-base-uncased")
+    assert encoder.pooling == "cls" and encoder.model.pooler is not None  # SimCSE ships its trained MLP
+    with pytest.raises(ValueError, match="roberta-base ships no trained pooler.*cls_before_pooler"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            models.load_encoder("roberta-base", pooling="cls")
+
+
+def test_a_revision_is_a_commit_of_a_hub_model():
+    with pytest.raises(ValueError, match="40-hex commit"):
+        models.ModelSpec("hub", "org/model", "mean", False, revision="main")
+    with pytest.raises(ValueError, match="40-hex commit"):
+        models.ModelSpec("package", "pkg", "mean", False, revision="0" * 40)
 
 
 def test_pooling_by_hand():
     hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
     mask = torch.tensor([[1, 1, 0]])
     assert encoders.pool(hidden, mask, "mean").tolist() == [[2.0, 3.0]]
-    assert encoders.pool(hidden, mask, "cls").tolist() == [[1.0, 2.0]]
+    assert encoders.pool(hidden, mask, "cls_before_pooler").tolist() == [[1.0, 2.0]]
     with pytest.raises(ValueError, match="pooling"):
         encoders.pool(hidden, mask, "max")
 

@@ -1,0 +1,172 @@
+"""The profile's attribution in shards, on a Dask cluster: ``python -m cwi attribute``.
+
+The ``paper`` profile attributes 13 models x 7 datasets x 1,000 sentences with
+two methods: hours on one GPU.  Its word-weight tables are cut into independent
+shards, one per (model, dataset, method, block of ``attribution.block_sentences``
+sentences), each of them a block that :func:`cwi.pipeline.word_weight_block`
+computes and stores in the keyed cache.  :func:`run` sends the shards the cache
+lacks to Dask workers (a local cluster by default, any scheduler address for a
+cluster, dask-jobqueue's for SLURM) and waits; the book then reads every table
+from the cache, identical to a serial run, since the blocks are the same either
+way.  A finished shard is never recomputed; a failing one is retried, then
+reported by name with its error, after the others have finished.
+
+Workers need the cache folder (``CWI_CACHE_DIR``) and the data (``CWI_DATA_DIR``)
+at the same paths: on one machine they inherit them, on a cluster put both on a
+shared file system.  A worker takes one GPU: the Dask worker named ``k`` uses
+GPU ``k`` modulo the GPUs it sees (name the workers 0, 1, ... or set ``CWI_DEVICE``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pandas as pd
+
+from . import attribution, config, pipeline
+
+__all__ = ["Shard", "ShardsFailed", "plan", "compute", "run"]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One block of one word-weight table: the unit of distributed attribution."""
+
+    model: str
+    dataset: str
+    method: str
+    block: int
+
+    def __str__(self) -> str:
+        return f"{self.model} / {self.dataset} / {self.method} / block {self.block}"
+
+
+class ShardsFailed(RuntimeError):
+    """Some shards failed after their retries; ``failures`` maps each shard to its error."""
+
+    def __init__(self, failures: dict[Shard, str]):
+        self.failures = failures
+        listed = "\n".join(f"  {shard}: {error}" for shard, error in failures.items())
+        super().__init__(f"{len(failures)} shard(s) failed (the others are in the cache; rerun to retry these):\n"
+                         f"{listed}")
+
+
+def plan(profile, models: list[str] | None = None) -> list[Shard]:
+    """Every shard of the profile's word weights (``attribution.models`` unless `models`), model-major."""
+    profile = config.get_profile(profile)
+    settings = profile.attribution
+    return [Shard(model, dataset, method, block)
+            for model in (settings.models if models is None else models)
+            for dataset in settings.datasets
+            for method in attribution.METHODS
+            for block in range(pipeline.word_weight_blocks(model, dataset, profile))]
+
+
+@lru_cache(maxsize=4)
+def _encoder(profile_name: str, model: str):
+    """A worker keeps the models it loaded: shards of one model follow each other in the plan."""
+    import torch
+
+    if "CWI_DEVICE" not in os.environ and torch.cuda.is_available():
+        try:
+            from distributed import get_worker
+
+            index = int(get_worker().name)
+        except (ImportError, ValueError, TypeError):
+            index = 0  # not on a worker, or a worker without a number for a name
+        torch.cuda.set_device(index % torch.cuda.device_count())
+    return pipeline.load_encoder(model, profile_name)
+
+
+def compute(profile_name: str, shard: Shard, threads: int | None = None) -> float:
+    """Compute `shard` into the cache (a cache hit computes nothing) with `threads` torch threads; return its seconds.
+
+    The thread count decides how reductions are split, hence the last bit of a
+    float32 result: a shard computed with as many threads as a serial run is
+    identical to it, with another count equal to float32 rounding.
+    """
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    start = time.perf_counter()
+    pipeline.word_weight_block(_encoder(profile_name, shard.model), shard.dataset, shard.method, profile_name,
+                               shard.block)
+    return time.perf_counter() - start
+
+
+def _missing(profile, shards: list[Shard]) -> list[Shard]:
+    """The shards whose block the cache lacks (each model loaded once, to fingerprint its weights)."""
+    missing = []
+    for model in dict.fromkeys(shard.model for shard in shards):
+        encoder = pipeline.load_encoder(model, profile)  # trains the book's models here, once, if need be
+        missing += [shard for shard in shards if shard.model == model and pipeline.word_weight_block(
+            encoder, shard.dataset, shard.method, profile, shard.block, compute=False) is None]
+    return missing
+
+
+def run(profile, scheduler: str | None = None, workers: int = 2, models: list[str] | None = None,
+        retries: int = 1, torch_threads: int | None = None) -> pd.DataFrame:
+    """Compute every shard the cache lacks on a Dask cluster; return one row per shard of the plan.
+
+    Parameters
+    ----------
+    profile
+        A profile name (workers receive the name, and rebuild the profile).
+    scheduler
+        Address of a running Dask scheduler (``tcp://host:8786``); ``None``
+        starts a local cluster of `workers` processes.
+    models
+        Only these models' shards (default: the profile's ``attribution.models``).
+    retries
+        Further tries of a failing shard before it is reported.
+    torch_threads
+        Torch threads of each worker (default: a local cluster's cores shared
+        out; a remote worker's own setting).  With as many as a serial run, the
+        tables are identical to it (:func:`compute`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``shard``, ``status`` (``"cached"``, ``"computed"``), ``seconds`` (of computing).
+
+    Raises
+    ------
+    ShardsFailed
+        Naming every shard that failed after its retries, once all have run.
+    """
+    from distributed import Client, LocalCluster, as_completed
+
+    from .progress import Progress
+
+    name = config.get_profile(profile).name
+    if config.get_profile(name) is not config.get_profile(profile):
+        raise ValueError("workers rebuild the profile from its name: pass a registered profile, not a modified one")
+    shards = plan(name, models)
+    todo = set(_missing(name, shards))
+    rows = {shard: {"shard": str(shard), "status": "cached", "seconds": 0.0} for shard in shards}
+    failures: dict[Shard, str] = {}
+    if todo:
+        threads = torch_threads or (None if scheduler else max(1, (os.cpu_count() or 1) // workers))
+        cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                      dashboard_address=None)
+        with Client(scheduler or cluster) as client, Progress(len(todo), "shards", "shards", announce_start=True) as bar:
+            ordered = [shard for shard in shards if shard in todo]
+            futures = {client.submit(compute, name, shard, threads, retries=retries, pure=False): shard
+                       for shard in ordered}
+            for future in as_completed(futures):
+                shard = futures[future]
+                if future.status == "error":
+                    error = future.exception()
+                    failures[shard] = f"{type(error).__name__}: {error}"
+                else:
+                    rows[shard].update(status="computed", seconds=future.result())
+                bar.update()
+        if cluster is not None:
+            cluster.close()
+    if failures:
+        raise ShardsFailed(failures)
+    return pd.DataFrame(list(rows.values()))

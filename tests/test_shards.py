@@ -1,0 +1,63 @@
+"""Distributed attribution: shards on a local Dask cluster of 2 workers give the serial tables, and are cached."""
+
+import pandas as pd
+import pytest
+import torch
+
+from cwi import cache, config, pipeline, shards
+
+MODELS = ["book-mlm", "all-MiniLM-L6-v2"]  # a book model (trained for the profile) and a package one
+
+
+def test_the_plan_covers_every_block_of_every_table():
+    profile = config.get_profile("smoke")
+    plan = shards.plan(profile, MODELS)
+    settings = profile.attribution
+    assert len(plan) == len(set(plan)) == len(MODELS) * len(settings.datasets) * 2  # smoke: one block per table
+    assert str(plan[0]) == "book-mlm / stsb / ig / block 0"
+
+
+def test_a_table_is_its_blocks(data_dir, tiny_encoder):
+    from dataclasses import replace
+
+    profile = config.get_profile("smoke")
+    blocked = replace(profile, attribution=replace(profile.attribution, block_sentences=3))
+    whole = pipeline.word_weights(tiny_encoder, "stsb", "ig", profile)
+    parts = pipeline.word_weights(tiny_encoder, "stsb", "ig", blocked)
+    assert pipeline.word_weight_blocks("tiny", "stsb", blocked) == 2 and len(parts.attrs["cache_paths"]) == 2
+    assert parts["sentence_id"].tolist() == whole["sentence_id"].tolist()
+    pd.testing.assert_frame_equal(parts[["sentence_id", "sentence", "word"]], whole[["sentence_id", "sentence", "word"]])
+    pd.testing.assert_series_equal(parts["weight"], whole["weight"], rtol=1e-5)  # other batches: rounding only
+
+
+def test_two_workers_give_the_serial_tables_and_never_recompute(data_dir):
+    pipeline.profile_word_weights("smoke", models=MODELS)  # the book's model trained first, with the usual threads
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the serial run as each of 2 workers on 2 cores: reductions split alike
+    try:
+        clear_tables()
+        serial = pipeline.profile_word_weights("smoke", models=MODELS)
+    finally:
+        torch.set_num_threads(threads)
+    clear_tables()
+    report = shards.run("smoke", workers=2, models=MODELS, torch_threads=1)
+    assert (report["status"] == "computed").all() and len(report) == len(shards.plan("smoke", MODELS))
+    distributed = pipeline.profile_word_weights("smoke", models=MODELS)  # every block read from the cache
+    pd.testing.assert_frame_equal(distributed, serial, check_exact=True)
+    again = shards.run("smoke", workers=2, models=MODELS)
+    assert (again["status"] == "cached").all()
+
+
+def clear_tables():
+    """Remove the word-weight tables only: the trained models stay."""
+    for path in (cache.cache_dir() / "word_weights").glob("*"):
+        path.unlink()
+
+
+def test_a_failing_shard_is_reported_by_name(data_dir, monkeypatch):
+    plan = shards.plan("smoke", MODELS[:1])
+    broken = shards.Shard("book-mlm", "stsb", "ig", 7)  # past the table's one block
+    monkeypatch.setattr(shards, "plan", lambda profile, models=None: plan[:1] + [broken])
+    monkeypatch.setattr(shards, "_missing", lambda profile, wanted: list(wanted))
+    with pytest.raises(shards.ShardsFailed, match=r"book-mlm / stsb / ig / block 7: ValueError: block 7 .* past"):
+        shards.run("smoke", workers=2, models=MODELS[:1], retries=0)
