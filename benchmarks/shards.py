@@ -56,7 +56,8 @@ def main() -> None:
     print(f"profile {args.profile}: {len(report)} shards, {len(serial):,} word weights")
     print(f"serial (one process)         {serial_seconds:7.1f} s")
     print(f"{args.workers} Dask workers (local)      {distributed_seconds:7.1f} s  "
-          f"({report['seconds'].sum():.1f} s of worker time in the shards, model loading included; the rest is the cluster start)")
+          f"({report['seconds'].sum():.1f} s of worker time in the shards, model loading included; "
+          "the rest is the cluster start)")
     print(f"same tables: words {merged['word'].equals(serial['word'])}, "
           f"largest relative difference of a weight {difference.max():.1e}")
 

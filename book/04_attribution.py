@@ -109,14 +109,17 @@ attribution_settings
 # Every model of the profile, loaded once. In the offline profiles these are the
 # book's small BERT before and after SimCSE (trained in the Fine-tuning chapter,
 # loaded here from the checkpoint cache) and all-MiniLM-L6-v2, a contrastive
-# model whose pre-trained base is on the Hub only.
+# model whose pre-trained base is on the Hub only. A model from the Hugging Face
+# Hub shows the commit its weights came from; the tokenizer column says how its
+# tokens are aligned with the statistics' words (by characters, whatever the kind).
 
 # %%
 encoders = {name: pipeline.load_encoder(name, settings) for name in attribution_settings.models}
 pd.DataFrame([
     {"model": name, "contrastive": models.MODELS[name].contrastive, "pooling": e.pooling,
      "parameters": sum(p.numel() for p in e.model.parameters()), "d": e.model.config.hidden_size,
-     "max tokens": e.max_length}
+     "max tokens": e.max_length, "tokenizer": type(e.tokenizer.backend_tokenizer.model).__name__,
+     "Hub commit": (e.revision or "")[:12] or "(local)", "device": str(e.device)}
     for name, e in encoders.items()
 ]).style.hide(axis="index").format({"parameters": "{:,}"})
 

@@ -389,9 +389,10 @@ for pair_name, pair in pairs.items():
 hub_pairs = [name for name, pair in pairs.items() if models.MODELS[pair.finetuned].kind == "hub"]
 if hub_pairs:
     lines.append(
-        f"\nThe paper's own models are compared here ({', '.join(hub_pairs)}), loaded from the Hugging Face Hub "
-        "(at the commits `cwi.models.MODELS` pins, where it pins one). What this run still differs in: the paper's full sentence samples and its "
-        "exact settings where the paper does not state them (the `# PAPER:` marks in `cwi.config` say where)."
+        f"\nThe paper's own models are compared here ({', '.join(hub_pairs)}), loaded from the Hugging Face "
+        "Hub (at the commits `cwi.models.MODELS` pins, where it pins one). What this run still differs in: the "
+        "paper's full sentence samples and its exact settings where the paper does not state them (the `# PAPER:` "
+        "marks in `cwi.config` say where)."
     )
 else:
     lines.append(

@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             from .shards import ShardsFailed, run as run_shards
 
             try:
-                report = run_shards(args.profile, args.scheduler, args.workers, args.models)
+                report = run_shards(args.profile, args.scheduler, args.workers, args.models, announce=True)
             except ShardsFailed as err:
                 raise RuntimeError(str(err)) from None
             counts = report["status"].value_counts()

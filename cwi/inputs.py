@@ -181,7 +181,8 @@ def align_words(text: str, offsets: list[tuple[int, int]], special: list[bool]):
             membership[following[0] if following else len(words) - 1, t] = 1.0
     kept = [w for w in range(len(words)) if membership[w].any()]
     if len(kept) < len(words):
-        warnings.warn(f"the tokenizer gives no token to the word(s) {[words[w] for w in range(len(words)) if w not in kept]} "
+        dropped = [words[w] for w in range(len(words)) if w not in kept]
+        warnings.warn(f"the tokenizer gives no token to the word(s) {dropped} "
                       f"of {text[:60]!r} (it drops their characters): they are left out of this sentence's words",
                       stacklevel=3)
         words, spans, membership = [words[w] for w in kept], [spans[w] for w in kept], membership[kept]

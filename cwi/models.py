@@ -102,7 +102,8 @@ MODELS: dict[str, ModelSpec] = {
                                    revision="86b5e0934494bd15c9632b12f734a8a67f723594"),
     "princeton-nlp/unsup-simcse-bert-base-uncased": ModelSpec(
         "hub", "princeton-nlp/unsup-simcse-bert-base-uncased", "cls_before_pooler", True),
-    "princeton-nlp/sup-simcse-bert-base-uncased": ModelSpec("hub", "princeton-nlp/sup-simcse-bert-base-uncased", "cls", True),
+    "princeton-nlp/sup-simcse-bert-base-uncased": ModelSpec(
+        "hub", "princeton-nlp/sup-simcse-bert-base-uncased", "cls", True),
     "roberta-base": ModelSpec("hub", "roberta-base", "cls_before_pooler", False),
     "princeton-nlp/unsup-simcse-roberta-base": ModelSpec(
         "hub", "princeton-nlp/unsup-simcse-roberta-base", "cls_before_pooler", True),
@@ -163,7 +164,9 @@ def _from_path(path: Path, pooling: str | None, name: str, max_length: int) -> E
 
 def load_encoder(name_or_path: str | Path, pooling: str | None = None, max_length: int = 128,
                  name: str | None = None) -> Encoder:
-    """Load a registered package or Hub model by name, or a model folder by path, onto :func:`~cwi.encoders.default_device`.
+    """Load a registered package or Hub model by name, or a model folder by path, onto the default device.
+
+    The device is :func:`cwi.encoders.default_device` (``$CWI_DEVICE``, else a GPU if torch sees one).
 
     Parameters
     ----------

@@ -35,7 +35,7 @@ from .progress import Progress
 
 __all__ = [
     "corpus_statistics", "load_encoder", "sts_scores", "word_weights", "word_weight_block", "word_weight_blocks",
-    "profile_word_weights", "seed_model_name",
+    "word_weight_sample", "profile_word_weights", "seed_model_name",
     "seed_encoders", "seed_word_weights", "trajectory",
     "correlation_results", "AdditiveRun", "contrastive_additive_encoder",
 ]
@@ -89,8 +89,9 @@ def load_encoder(name_or_path: str | Path, profile, pooling: str | None = None, 
     return load_registered(name_or_path, pooling, max_length)
 
 
-def _sample(encoder_name: str, dataset: str, profile, sentences_per_dataset: int | None) -> list[str]:
-    """The sentences of `dataset` that `encoder_name` is attributed on (nested samples)."""
+def word_weight_sample(encoder_name: str, dataset: str, profile, sentences_per_dataset: int | None = None) -> list[str]:
+    """The sentences of `dataset` that `encoder_name` is attributed on (nested samples: see :func:`word_weights`)."""
+    profile = config.get_profile(profile)
     settings = profile.attribution
     count = settings.sentences(encoder_name) if sentences_per_dataset is None else sentences_per_dataset
     return data.sample_sts_sentences(dataset, count, profile.seed)
@@ -99,13 +100,13 @@ def _sample(encoder_name: str, dataset: str, profile, sentences_per_dataset: int
 def word_weight_blocks(encoder_name: str, dataset: str, profile, sentences_per_dataset: int | None = None) -> int:
     """How many blocks of ``attribution.block_sentences`` the word-weight table of `encoder_name` on `dataset` has."""
     profile = config.get_profile(profile)
-    count = len(_sample(encoder_name, dataset, profile, sentences_per_dataset))
+    count = len(word_weight_sample(encoder_name, dataset, profile, sentences_per_dataset))
     return -(-count // profile.attribution.block_sentences)
 
 
 def word_weight_block(encoder: Encoder, dataset: str, method: str, profile, block: int, progress: bool = False,
                       sentences_per_dataset: int | None = None, compute: bool = True) -> pd.DataFrame | None:
-    """Block `block` of the word-weight table (:func:`word_weights`): its ``attribution.block_sentences`` sentences, cached.
+    """Block `block` of a word-weight table (:func:`word_weights`): ``attribution.block_sentences`` sentences, cached.
 
     A block is the unit the cache stores and :mod:`cwi.shards` distributes.  Its
     key holds the model's weight fingerprint, pooling and ``max_length``, the
@@ -115,7 +116,7 @@ def word_weight_block(encoder: Encoder, dataset: str, method: str, profile, bloc
     """
     profile = config.get_profile(profile)
     settings = profile.attribution
-    sample = _sample(encoder.name, dataset, profile, sentences_per_dataset)
+    sample = word_weight_sample(encoder.name, dataset, profile, sentences_per_dataset)
     start = block * settings.block_sentences
     sentences = sample[start:start + settings.block_sentences]
     if not sentences:

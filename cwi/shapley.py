@@ -124,7 +124,10 @@ class _Game:
 
 def _owen(encoder: Encoder, sentence: Prepared, membership: torch.Tensor, clustering: np.ndarray,
           max_evals: int | None, memory_gb: float) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Owen values of the players (rows of `membership`: each token's share) under `clustering`: (M, d), delta, evaluations."""
+    """Owen values of the players under `clustering`: (M, d), delta, evaluations.
+
+    Row m of `membership` (M, T) holds player m's share of each token.
+    """
     import shap
 
     n_players = len(membership)

@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import attribution, config, pipeline
 
-__all__ = ["Shard", "ShardsFailed", "plan", "compute", "run"]
+__all__ = ["Shard", "ShardsFailed", "plan", "compute", "estimate", "run"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,42 @@ def compute(profile_name: str, shard: Shard, threads: int | None = None) -> floa
     return time.perf_counter() - start
 
 
+def estimate(profile, shards: list[Shard], sentences: int = 2) -> pd.DataFrame:
+    """Rough serial time of `shards` on this machine, from attributing `sentences` sentences per model and method.
+
+    Each model of `shards` attributes the first `sentences` of its first
+    dataset's sample with each method (uncached); the seconds per sentence times
+    the sentences its shards hold is the estimate.  Rough: sentences differ in
+    length and in the path points they need, and batching makes a long run
+    faster per sentence than a short one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model``, ``method``, ``seconds_per_sentence``, ``sentences`` (in `shards`), ``seconds``.
+    """
+    from . import data
+
+    profile = config.get_profile(profile)
+    settings = profile.attribution
+    rows = []
+    for model in dict.fromkeys(shard.model for shard in shards):
+        encoder = pipeline.load_encoder(model, profile)
+        sample = data.sample_sts_sentences(settings.datasets[0], sentences, profile.seed)
+        for method in attribution.METHODS:
+            start = time.perf_counter()
+            attribution.word_weights(encoder, sample, method, baseline=settings.baseline, memory_gb=settings.memory_gb,
+                                     **settings.method_settings(method))
+            per_sentence = (time.perf_counter() - start) / len(sample)
+            planned = sum(min(settings.block_sentences,
+                              len(pipeline.word_weight_sample(model, shard.dataset, profile))
+                              - shard.block * settings.block_sentences)
+                          for shard in shards if shard.model == model and shard.method == method)
+            rows.append({"model": model, "method": method, "seconds_per_sentence": per_sentence,
+                         "sentences": planned, "seconds": per_sentence * planned})
+    return pd.DataFrame(rows)
+
+
 def _missing(profile, shards: list[Shard]) -> list[Shard]:
     """The shards whose block the cache lacks (each model loaded once, to fingerprint its weights)."""
     missing = []
@@ -109,7 +145,7 @@ def _missing(profile, shards: list[Shard]) -> list[Shard]:
 
 
 def run(profile, scheduler: str | None = None, workers: int = 2, models: list[str] | None = None,
-        retries: int = 1, torch_threads: int | None = None) -> pd.DataFrame:
+        retries: int = 1, torch_threads: int | None = None, announce: bool = False) -> pd.DataFrame:
     """Compute every shard the cache lacks on a Dask cluster; return one row per shard of the plan.
 
     Parameters
@@ -123,6 +159,8 @@ def run(profile, scheduler: str | None = None, workers: int = 2, models: list[st
         Only these models' shards (default: the profile's ``attribution.models``).
     retries
         Further tries of a failing shard before it is reported.
+    announce
+        Before computing, print the shards to do and a rough time (:func:`estimate`).
     torch_threads
         Torch threads of each worker (default: a local cluster's cores shared
         out; a remote worker's own setting).  With as many as a serial run, the
@@ -149,11 +187,19 @@ def run(profile, scheduler: str | None = None, workers: int = 2, models: list[st
     todo = set(_missing(name, shards))
     rows = {shard: {"shard": str(shard), "status": "cached", "seconds": 0.0} for shard in shards}
     failures: dict[Shard, str] = {}
+    if todo and announce:
+        from .progress import duration
+
+        rough = estimate(name, [shard for shard in shards if shard in todo])["seconds"].sum()
+        print(f"{len(todo)} of {len(shards)} shards to compute; about {duration(rough)} of work on this machine "
+              f"(timed on 2 sentences per model and method), so about {duration(rough / workers)} on "
+              f"{'the cluster' if scheduler else f'{workers} local workers'} if each is as fast", flush=True)
     if todo:
         threads = torch_threads or (None if scheduler else max(1, (os.cpu_count() or 1) // workers))
         cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                       dashboard_address=None)
-        with Client(scheduler or cluster) as client, Progress(len(todo), "shards", "shards", announce_start=True) as bar:
+        with (Client(scheduler or cluster) as client,
+              Progress(len(todo), "shards", "shards", announce_start=True) as bar):
             ordered = [shard for shard in shards if shard in todo]
             futures = {client.submit(compute, name, shard, threads, retries=retries, pure=False): shard
                        for shard in ordered}

@@ -6,7 +6,7 @@ import torch
 
 from cwi import cache, config, pipeline, shards
 
-MODELS = ["book-mlm", "all-MiniLM-L6-v2"]  # a book model (trained for the profile) and a package one
+MODELS = ["book-mlm", "book-sup-simcse"]  # trained for the profile before any shard runs
 
 
 def test_the_plan_covers_every_block_of_every_table():
@@ -61,3 +61,14 @@ def test_a_failing_shard_is_reported_by_name(data_dir, monkeypatch):
     monkeypatch.setattr(shards, "_missing", lambda profile, wanted: list(wanted))
     with pytest.raises(shards.ShardsFailed, match=r"book-mlm / stsb / ig / block 7: ValueError: block 7 .* past"):
         shards.run("smoke", workers=2, models=MODELS[:1], retries=0)
+
+
+def test_the_estimate_counts_every_planned_sentence(data_dir):
+    from cwi import attribution
+
+    smoke = config.get_profile("smoke")
+    rough = shards.estimate(smoke, shards.plan(smoke, ["book-mlm"]))
+    assert sorted(rough["method"]) == sorted(attribution.METHODS)
+    assert (rough["sentences"] == smoke.attribution.sentences("book-mlm") * len(smoke.attribution.datasets)).all()
+    assert (rough["seconds"] > 0).all()
+    assert (rough["seconds"] == rough["seconds_per_sentence"] * rough["sentences"]).all()
