@@ -69,14 +69,14 @@ def text_masker_shap(encoder, sentence: str, baseline: str = "pad", batch_size: 
     n_tokens, mask = s.length, s.batch["attention_mask"]
 
     def model(ids):
-        ids = torch.as_tensor(np.asarray(ids, dtype=np.int64)).reshape(-1, n_tokens)
+        ids = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=encoder.device).reshape(-1, n_tokens)
         outputs = []
         with torch.no_grad():
             for chunk in ids.split(batch_size):
                 embeddings = torch.where((chunk == -1).unsqueeze(-1), s.baseline,
                                          encoder.input_embeddings(chunk.clamp(min=0)))
                 outputs.append(encoder.forward(inputs_embeds=embeddings, attention_mask=mask.expand(len(chunk), -1)))
-        return torch.cat(outputs).numpy()
+        return torch.cat(outputs).cpu().numpy()
 
     explainer = shap.explainers.Partition(model, shap.maskers.Text(encoder.tokenizer, mask_token=-1,
                                                                    output_type="token_ids"))

@@ -108,7 +108,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from cwi import config, pipeline, plotting, record, stats, theory
+from cwi import config, downloads, pipeline, plotting, record, stats, theory
 
 # %% tags=["parameters"]
 profile = "default"
@@ -273,7 +273,9 @@ def train_real(init):
 
 
 real_results = pd.DataFrame(real_fits(real_model, "random init, contrastive"))
-real_results.pivot_table(index="quantity", columns="norm", values="r2").style.format("{:.3f}")
+real_table = real_results.pivot_table(index="quantity", columns="norm", values="r2")
+display(real_table.style.format("{:.3f}"))
+downloads.csv_download(real_table, "theory_wikipedia_r2.csv", "these R²")
 
 # %% tags=["remove-input"]
 r2_ig = real_results.query("quantity == 'information gain' and norm == 'Euclidean'")["r2"].item()

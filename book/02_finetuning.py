@@ -40,7 +40,7 @@ from IPython.display import Markdown, display
 
 from myst_nb import glue
 
-from cwi import config, models, pipeline, plotting, record, runs, train
+from cwi import config, downloads, models, pipeline, plotting, record, runs, train
 
 # %% tags=["parameters"]
 profile = "default"
@@ -211,7 +211,8 @@ scores = pipeline.sts_scores(settings)  # cached: later chapters read these scor
 table = scores.pivot(index="model", columns="dataset", values="spearman").loc[list(finetune.models)]
 table = table[list(finetune.sts_datasets)]
 table["avg."] = table.mean(axis=1)
-table.style.format("{:.2f}")
+display(table.style.format("{:.2f}"))
+downloads.csv_download(table, "sts_test_spearman.csv", "the STS scores")
 
 # %% tags=["hide-input"]
 fig, (ax,) = plotting.figure(
@@ -247,6 +248,7 @@ glue("sts_by_seed", {kind: [float(v) for v in group["STS-B"]] for kind, group in
      display=False)
 display(seed_table.style.format(precision=2).hide(axis="index"))
 display(summary.style.format(precision=2).set_caption("Across seeds: mean and standard deviation"))
+display(downloads.csv_download(seed_table, "sts_by_seed.csv", "the scores per seed"))
 
 # %% tags=["remove-input"]
 base_stsb = by_seed.loc["book-mlm", "stsb"]

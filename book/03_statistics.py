@@ -44,7 +44,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 from scipy import stats as scistats
 
-from cwi import config, data, pipeline, plotting, record, stats
+from cwi import config, data, downloads, pipeline, plotting, record, stats
 
 # %% tags=["parameters"]
 profile = "default"
@@ -331,7 +331,9 @@ display(Markdown(
 
 # %%
 print(f"{len(table):,} words x {table.shape[1]} columns, cached as {table.attrs['cache_path']}")
-table.describe().T.style.format(precision=3)
+display(table.describe().T.style.format(precision=3))
+downloads.csv_download(table.nlargest(10_000, "count").rename_axis("word"), "word_statistics_top10k.csv",
+                       "the statistics of the 10,000 most frequent words")
 
 
 # %% [markdown]

@@ -92,7 +92,7 @@ from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 from scipy import stats as scistats
 
-from cwi import analysis, attribution, config, data, models, pipeline, plotting, record
+from cwi import analysis, attribution, config, data, downloads, models, pipeline, plotting, record
 
 # %% tags=["parameters"]
 profile = "default"
@@ -222,7 +222,9 @@ per_sentence = weights.groupby(["model", "method", "dataset", "sentence_id"]).ag
 summary = per_sentence.groupby(["model", "method"]).agg(
     sentences=("words", "size"), words=("words", "sum"), median_error=("error", "median"),
     max_error=("error", "max"), evaluations=("evaluations", "mean"), truncated=("truncated", "sum"))
-summary.style.format({"median_error": "{:.2e}", "max_error": "{:.2e}", "words": "{:,}", "evaluations": "{:,.0f}"})
+display(summary.style.format({"median_error": "{:.2e}", "max_error": "{:.2e}", "words": "{:,}",
+                              "evaluations": "{:,.0f}"}))
+downloads.csv_download(per_sentence, "attribution_per_sentence.csv", "the checks of every attributed sentence")
 
 # %% [markdown]
 # `evaluations` is the mean number of sequences the model ran per sentence: path

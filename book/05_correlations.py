@@ -53,7 +53,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 from scipy import stats as scistats
 
-from cwi import analysis, config, models, pipeline, plotting, record
+from cwi import analysis, config, downloads, models, pipeline, plotting, record
 
 # %% tags=["parameters"]
 profile = "default"
@@ -111,8 +111,9 @@ fit_seconds = time.perf_counter() - start
 display(Markdown(f"{len(results):,} settings fitted in {fit_seconds:.1f} s with {settings.analysis.n_bootstrap:,} "
                  f"bootstrap replicates each; the table (all {results.shape[1]} columns) is at `{results_path}`."))
 # The first rows, in the columns a reader compares; the file holds the intervals of both slopes, R², Spearman, counts.
-results[["pair", "dataset", "method", "quantity", "control", "beta_pre", "beta_fine", "delta", "delta_low",
-         "delta_high", "n_words", "verdict"]].head().style.hide(axis="index").format(precision=3)
+display(results[["pair", "dataset", "method", "quantity", "control", "beta_pre", "beta_fine", "delta", "delta_low",
+                 "delta_high", "n_words", "verdict"]].head().style.hide(axis="index").format(precision=3))
+downloads.csv_download(results, "correlation_results.csv", f"all {len(results):,} regressions")
 
 # %% [markdown]
 # ## The headline table
@@ -124,7 +125,8 @@ results[["pair", "dataset", "method", "quantity", "control", "beta_pre", "beta_f
 headline = analysis.headline(results, level=settings.analysis.level)
 glue("headline_rows", len(headline), display=False)  # read by the tests, as every glued value
 glue("headline_pairs", sorted(set(headline["pair"])), display=False)
-headline.style.hide(axis="index")
+display(headline.style.hide(axis="index"))
+downloads.csv_download(headline, "headline.csv", "the headline table")
 
 # %% tags=["remove-input"]
 paired = results[results["pretrained"].notna()]
@@ -245,7 +247,8 @@ seed_wide = seed_view.pivot_table(index=["pair", "method", "quantity"], columns=
                                   sort=False)
 seed_wide["verdict (all seeds)"] = (seed_view[seed_view["seed"] == "all"]
                                     .set_index(["pair", "method", "quantity"])["verdict"].map(analysis.VERDICTS))
-seed_wide
+display(seed_wide)
+downloads.csv_download(seed_results, "delta_beta_by_seed.csv", "Δβ per seed")
 
 # %% tags=["remove-input"]
 overall = seed_results[seed_results["seed"] == "all"]
@@ -276,9 +279,10 @@ display(Markdown(
 trajectories = pd.concat([pipeline.trajectory(settings, supervised).assign(run=label)
                           for label, supervised in (("unsup-SimCSE", False), ("sup-SimCSE", True))],
                          ignore_index=True)
-(trajectories.assign(stsb_dev=trajectories["stsb_dev"].map("{:.2f}".format))
- .pivot_table(index=["run", "step", "stsb_dev"], columns="quantity", values="beta", sort=False)
- .rename(columns=analysis.QUANTITIES).rename_axis(index={"stsb_dev": "STS-B dev"}).style.format("{:+.3f}"))
+display(trajectories.assign(stsb_dev=trajectories["stsb_dev"].map("{:.2f}".format))
+        .pivot_table(index=["run", "step", "stsb_dev"], columns="quantity", values="beta", sort=False)
+        .rename(columns=analysis.QUANTITIES).rename_axis(index={"stsb_dev": "STS-B dev"}).style.format("{:+.3f}"))
+downloads.csv_download(trajectories, "trajectory.csv", "the trajectory, with intervals")
 
 # %% tags=["hide-input"]
 fig, axes = plotting.figure(

@@ -54,7 +54,7 @@ import seaborn as sns
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from cwi import config, evaluation, pipeline, plotting, record, theory, weighting
+from cwi import config, downloads, evaluation, pipeline, plotting, record, theory, weighting
 
 # %% tags=["parameters"]
 profile = "default"
@@ -182,7 +182,8 @@ results = pd.concat({"static (GloVe 50-d)": static, "transformer": transformers.
                     names=["family", "encoder"])
 results["avg."] = results.mean(axis=1)
 results = results.sort_values(["avg."], ascending=False).sort_index(level=0, sort_remaining=False)
-results.style.format("{:.2f}").set_table_styles(TABLE_STYLE)
+display(results.style.format("{:.2f}").set_table_styles(TABLE_STYLE))
+downloads.csv_download(results, "weighting_sts_spearman.csv", "these scores")
 
 # %% tags=["hide-input"]
 fig, (ax,) = plotting.figure(

@@ -280,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     attribute.add_argument("--scheduler", help="address of a running Dask scheduler (default: a local cluster)")
     attribute.add_argument("--workers", type=int, default=2, help="processes of the local cluster (default 2)")
     attribute.add_argument("--models", nargs="+", help="only these models (default: attribution.models)")
+    attribute.add_argument("--torch-threads", type=int,
+                           help="torch threads per worker (default: the cores shared out locally; set it for a cluster)")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     # Chapters run with book/ as working directory: pin relative folders to ours first.
@@ -298,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             from .shards import ShardsFailed, run as run_shards
 
             try:
-                report = run_shards(args.profile, args.scheduler, args.workers, args.models, announce=True)
+                report = run_shards(args.profile, args.scheduler, args.workers, args.models,
+                                    torch_threads=args.torch_threads, announce=True)
             except ShardsFailed as err:
                 raise RuntimeError(str(err)) from None
             counts = report["status"].value_counts()

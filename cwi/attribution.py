@@ -144,7 +144,8 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", bas
         prepared = result.sentence
         for k, (word, positions) in enumerate(zip(prepared.word_text, prepared.words)):
             rows.append({
-                "sentence_id": sentence_id, "word_index": k, "word": word, "n_tokens": len(positions), "weight": weights[k], "normalised_weight": weights[k] / mean,
+                "sentence_id": sentence_id, "word_index": prepared.word_index[k], "word": word,
+                "n_tokens": len(positions), "weight": weights[k], "normalised_weight": weights[k] / mean,
                 "completeness_error": error, "path_points": result.path_points, "evaluations": result.evaluations,
                 "truncated": truncated,
             })

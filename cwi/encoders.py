@@ -136,7 +136,8 @@ def load_transformer(path_or_id: str | Path, pooler: bool = False, revision: str
     ----------
     pooler
         Build the pooler head and load its trained weights (pooling ``"cls"``).
-        Without it the head is never built: a checkpoint without pooler weights
+        Without it the head is never built (for the model types of
+        :data:`WITH_POOLER`; others are built as ``AutoModel`` builds them): a checkpoint without pooler weights
         (the book's, ``roberta-base``) would otherwise get a randomly initialised
         one, different at every load.
     revision

@@ -41,7 +41,8 @@ class Attribution(NamedTuple):
     delta
         (d,): ``f(x) - f(x')``, which the rows sum to for an exact, complete method.
     batch
-        The tokenizer output: ``batch.word_ids()`` aligns tokens with words.
+        The tokenizer output (its words are the tokenizer's own; :class:`Prepared`
+        holds the statistics' words).
     """
 
     values: torch.Tensor
@@ -56,7 +57,8 @@ class WordAttribution(NamedTuple):
     ----------
     values
         (W, d): the attribution vector of every word, in sentence order; a word's
-        vector is the sum of its tokens' vectors.
+        vector is the attribution of its tokens, each by the word's share of it
+        (:func:`align_words`).
     delta
         (d,): ``f(x) - f(x')``.
     sentence
@@ -89,8 +91,9 @@ class Prepared:
         (T,) token ids, and which of them are special tokens.
     inputs, baseline
         (T, e) input embeddings of the sentence and of its baseline.
-    word_text, spans
-        The words of ``cwi.stats.tokenize(text)``, in order, and their character spans in `text`.
+    word_text, spans, word_index
+        The words of ``cwi.stats.tokenize(text)`` that have tokens, in order, their
+        character spans in `text` and their positions in ``tokenize(text)``.
     membership
         (W, T) share of each token in each word (:func:`align_words`): a column
         sums to 1 for a token of the sentence's words, to 0 for a special token.
@@ -105,6 +108,7 @@ class Prepared:
     word_text: list[str]
     spans: list[tuple[int, int]]
     membership: torch.Tensor
+    word_index: list[int]
 
     @property
     def length(self) -> int:
@@ -127,7 +131,7 @@ class Prepared:
 
     def to_words(self, token_values: torch.Tensor) -> torch.Tensor:
         """(W, d) word vectors from (T, d) token vectors: each token's vector shared by its words' shares."""
-        return self.membership.to(token_values.dtype) @ token_values
+        return self.membership.to(token_values) @ token_values
 
 
 def align_words(text: str, offsets: list[tuple[int, int]], special: list[bool]):
@@ -155,9 +159,9 @@ def align_words(text: str, offsets: list[tuple[int, int]], special: list[bool]):
 
     Returns
     -------
-    words, spans, membership
-        The words and their spans (:func:`cwi.stats.word_spans`), and the (W, T)
-        float shares.
+    words, spans, membership, index
+        The words and their spans (:func:`cwi.stats.word_spans`), the (W, T)
+        float shares, and each word's position in ``cwi.stats.tokenize(text)``.
 
     A word that gets no token (the tokenizer dropped its characters) cannot be
     weighted: it is left out, with a warning that names it.
@@ -186,7 +190,7 @@ def align_words(text: str, offsets: list[tuple[int, int]], special: list[bool]):
                       f"of {text[:60]!r} (it drops their characters): they are left out of this sentence's words",
                       stacklevel=3)
         words, spans, membership = [words[w] for w in kept], [spans[w] for w in kept], membership[kept]
-    return words, spans, membership
+    return words, spans, membership, kept
 
 
 def baseline_embeddings(encoder: Encoder, input_ids: torch.Tensor, special: torch.Tensor, kind: str = "pad"):
@@ -211,17 +215,19 @@ def baseline_embeddings(encoder: Encoder, input_ids: torch.Tensor, special: torc
 def prepare(encoder: Encoder, text: str, baseline: str = "pad") -> Prepared:
     """Tokenise `text`, embed it and its baseline, and align its tokens with its words (:func:`align_words`)."""
     batch = encoder.tokenizer([text], padding=True, truncation=True, max_length=encoder.max_length,
-                              return_tensors="pt", return_offsets_mapping=True)
+                              return_tensors="pt", return_offsets_mapping=True, return_special_tokens_mask=True)
     offsets = batch.pop("offset_mapping")[0].tolist()
+    # The tokens the template added ([CLS], </s>): not get_special_tokens_mask, which also marks [UNK].
+    special = batch.pop("special_tokens_mask")[0].bool().to(encoder.device)
     batch = batch.to(encoder.device)
     ids = batch["input_ids"]
-    special = torch.tensor(encoder.tokenizer.get_special_tokens_mask(ids[0].tolist(), already_has_special_tokens=True),
-                           dtype=torch.bool, device=ids.device)
     with torch.no_grad():
         inputs = encoder.input_embeddings(ids)[0]
         base = baseline_embeddings(encoder, ids, special.unsqueeze(0), baseline)[0]
-    words, spans, membership = align_words(text, offsets, special.tolist())
-    return Prepared(text, batch, ids[0], special, inputs, base, words, spans, membership.to(inputs.device))
+    words, spans, membership, index = align_words(text, offsets, special.tolist())
+    if not words:
+        raise ValueError(f"no word of {text[:60]!r} has a token of {encoder.name}'s tokenizer: nothing to attribute")
+    return Prepared(text, batch, ids[0], special, inputs, base, words, spans, membership.to(inputs.device), index)
 
 
 def pad(encoder: Encoder, sentences: list[Prepared]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -248,6 +254,9 @@ def memory_budget(encoder: Encoder, memory_gb: float | None = None) -> float:
         return memory_gb
     if encoder.device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(encoder.device)
+        # Memory torch's allocator holds but no tensor uses is free to us too: count it, so the
+        # budget does not shrink after the first call.
+        free += torch.cuda.memory_reserved(encoder.device) - torch.cuda.memory_allocated(encoder.device)
         return free / 2 / 2**30
     return MEMORY_GB
 

@@ -307,4 +307,4 @@ def integrated_gradients_captum(encoder: Encoder, sentence: str, steps: int = 20
                            method="gausslegendre")[0].sum(-1)
         for k in range(dims)
     ]
-    return torch.stack(columns, dim=1).detach()
+    return torch.stack(columns, dim=1).detach().cpu()

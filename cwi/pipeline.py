@@ -35,7 +35,7 @@ from .progress import Progress
 
 __all__ = [
     "corpus_statistics", "load_encoder", "sts_scores", "word_weights", "word_weight_block", "word_weight_blocks",
-    "word_weight_sample", "profile_word_weights", "seed_model_name",
+    "word_weight_sample", "encoder_fingerprint", "profile_word_weights", "seed_model_name",
     "seed_encoders", "seed_word_weights", "trajectory",
     "correlation_results", "AdditiveRun", "contrastive_additive_encoder",
 ]
@@ -104,15 +104,30 @@ def word_weight_blocks(encoder_name: str, dataset: str, profile, sentences_per_d
     return -(-count // profile.attribution.block_sentences)
 
 
+def encoder_fingerprint(encoder: Encoder) -> str:
+    """sha256 of an encoder's weights and of its tokenizer (its vocabulary, normaliser, pre-tokenizer, template).
+
+    Word weights depend on both: the tokenizer decides the tokens and, through
+    their offsets, the words.  Hashing BERT-base's weights takes about half a
+    second, so callers compute it once per encoder and pass it on.
+    """
+    import hashlib
+
+    tokenizer = hashlib.sha256(encoder.tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+    return hashlib.sha256(f"{weights_fingerprint(encoder)}:{tokenizer}".encode()).hexdigest()
+
+
 def word_weight_block(encoder: Encoder, dataset: str, method: str, profile, block: int, progress: bool = False,
-                      sentences_per_dataset: int | None = None, compute: bool = True) -> pd.DataFrame | None:
+                      sentences_per_dataset: int | None = None, compute: bool = True,
+                      fingerprint: str | None = None) -> pd.DataFrame | None:
     """Block `block` of a word-weight table (:func:`word_weights`): ``attribution.block_sentences`` sentences, cached.
 
     A block is the unit the cache stores and :mod:`cwi.shards` distributes.  Its
-    key holds the model's weight fingerprint, pooling and ``max_length``, the
-    block's sentences and where it starts, the method and its settings, so
-    changing any of them recomputes.  With `compute` false, a block missing
-    from the cache gives ``None`` instead of being computed.
+    key holds the model's weights and tokenizer (`fingerprint`, computed if not
+    given: :func:`encoder_fingerprint`), pooling and ``max_length``, the block's
+    sentences and where it starts, the method and its settings, so changing any
+    of them recomputes.  With `compute` false, a block missing from the cache
+    gives ``None`` instead of being computed.
     """
     profile = config.get_profile(profile)
     settings = profile.attribution
@@ -123,7 +138,7 @@ def word_weight_block(encoder: Encoder, dataset: str, method: str, profile, bloc
         raise ValueError(f"block {block} of {encoder.name} on {dataset} is past its {len(sample)} sentences")
     method_settings = settings.method_settings(method)
     key = {
-        "model": encoder.name, "weights": weights_fingerprint(encoder), "pooling": encoder.pooling,
+        "model": encoder.name, "weights": fingerprint or encoder_fingerprint(encoder), "pooling": encoder.pooling,
         "max_length": encoder.max_length, "dataset": dataset, "sentences": cache.fingerprint_texts(sentences),
         "first_sentence": start, "method": method, "baseline": settings.baseline, **method_settings,
         "version": attribution.ALGORITHM_VERSION,
@@ -155,8 +170,9 @@ def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress:
     """
     profile = config.get_profile(profile)
     blocks = word_weight_blocks(encoder.name, dataset, profile, sentences_per_dataset)
-    frames = [word_weight_block(encoder, dataset, method, profile, b, progress, sentences_per_dataset)
-              for b in range(blocks)]
+    fingerprint = encoder_fingerprint(encoder)
+    frames = [word_weight_block(encoder, dataset, method, profile, b, progress, sentences_per_dataset,
+                                fingerprint=fingerprint) for b in range(blocks)]
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     frame.attrs.update({"model": encoder.name, "dataset": dataset, "method": method,
                         "cache_paths": [f.attrs["cache_path"] for f in frames]})

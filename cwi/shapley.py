@@ -204,7 +204,8 @@ def shap_values(encoder: Encoder, sentence: str, baseline: str = "pad", max_eval
     (merged left to right) under :func:`word_tree`, so the sum of a word's token
     values equals its :func:`word_shap` value.  A token that straddles words
     (:func:`cwi.inputs.align_words`) is nested under the word holding its
-    largest share, and there the equality does not hold.  ``max_evals`` as
+    largest share, which changes the game: in a sentence with such a token the
+    equality does not hold.  ``max_evals`` as
     there, with ``3 T^2`` for T players by default.
 
     Returns

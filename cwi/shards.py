@@ -7,8 +7,9 @@ sentences), each of them a block that :func:`cwi.pipeline.word_weight_block`
 computes and stores in the keyed cache.  :func:`run` sends the shards the cache
 lacks to Dask workers (a local cluster by default, any scheduler address for a
 cluster, dask-jobqueue's for SLURM) and waits; the book then reads every table
-from the cache, identical to a serial run, since the blocks are the same either
-way.  A finished shard is never recomputed; a failing one is retried, then
+from the cache, identical to a serial run with as many torch threads per
+process, since the blocks are the same either way (with another thread count,
+equal to float32 rounding).  A finished shard is never recomputed; a failing one is retried, then
 reported by name with its error, after the others have finished.
 
 Workers need the cache folder (``CWI_CACHE_DIR``) and the data (``CWI_DATA_DIR``)
@@ -67,7 +68,7 @@ def plan(profile, models: list[str] | None = None) -> list[Shard]:
 
 @lru_cache(maxsize=4)
 def _encoder(profile_name: str, model: str):
-    """A worker keeps the models it loaded: shards of one model follow each other in the plan."""
+    """A worker keeps the models it loaded, with their fingerprints: shards of one model follow each other."""
     import torch
 
     if "CWI_DEVICE" not in os.environ and torch.cuda.is_available():
@@ -78,12 +79,17 @@ def _encoder(profile_name: str, model: str):
         except (ImportError, ValueError, TypeError):
             index = 0  # not on a worker, or a worker without a number for a name
         torch.cuda.set_device(index % torch.cuda.device_count())
-    return pipeline.load_encoder(model, profile_name)
+    encoder = pipeline.load_encoder(model, profile_name)
+    return encoder, pipeline.encoder_fingerprint(encoder)
 
 
-def compute(profile_name: str, shard: Shard, threads: int | None = None) -> float:
+def compute(profile_name: str, shard: Shard, fingerprint: str, threads: int | None = None) -> float:
     """Compute `shard` into the cache (a cache hit computes nothing) with `threads` torch threads; return its seconds.
 
+    `fingerprint` is the model the driver planned with
+    (:func:`cwi.pipeline.encoder_fingerprint`): a worker that kept an older
+    load of it (a book model retrained since) loads it again, and one that
+    cannot get those weights fails the shard rather than store another model's.
     The thread count decides how reductions are split, hence the last bit of a
     float32 result: a shard computed with as many threads as a serial run is
     identical to it, with another count equal to float32 rounding.
@@ -93,8 +99,14 @@ def compute(profile_name: str, shard: Shard, threads: int | None = None) -> floa
 
         torch.set_num_threads(threads)
     start = time.perf_counter()
-    pipeline.word_weight_block(_encoder(profile_name, shard.model), shard.dataset, shard.method, profile_name,
-                               shard.block)
+    encoder, loaded = _encoder(profile_name, shard.model)
+    if loaded != fingerprint:
+        _encoder.cache_clear()
+        encoder, loaded = _encoder(profile_name, shard.model)
+    if loaded != fingerprint:
+        raise ValueError(f"this worker loads other weights for {shard.model} than the run planned with: "
+                         "check that workers share CWI_CACHE_DIR and the Hugging Face cache with the driver")
+    pipeline.word_weight_block(encoder, shard.dataset, shard.method, profile_name, shard.block, fingerprint=fingerprint)
     return time.perf_counter() - start
 
 
@@ -134,14 +146,16 @@ def estimate(profile, shards: list[Shard], sentences: int = 2) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _missing(profile, shards: list[Shard]) -> list[Shard]:
-    """The shards whose block the cache lacks (each model loaded once, to fingerprint its weights)."""
-    missing = []
+def _missing(profile, shards: list[Shard]) -> tuple[list[Shard], dict[str, str]]:
+    """The shards whose block the cache lacks, and each model's fingerprint (every model loaded once, here)."""
+    missing, fingerprints = [], {}
     for model in dict.fromkeys(shard.model for shard in shards):
         encoder = pipeline.load_encoder(model, profile)  # trains the book's models here, once, if need be
+        fingerprints[model] = pipeline.encoder_fingerprint(encoder)
         missing += [shard for shard in shards if shard.model == model and pipeline.word_weight_block(
-            encoder, shard.dataset, shard.method, profile, shard.block, compute=False) is None]
-    return missing
+            encoder, shard.dataset, shard.method, profile, shard.block, compute=False,
+            fingerprint=fingerprints[model]) is None]
+    return missing, fingerprints
 
 
 def run(profile, scheduler: str | None = None, workers: int = 2, models: list[str] | None = None,
@@ -163,8 +177,9 @@ def run(profile, scheduler: str | None = None, workers: int = 2, models: list[st
         Before computing, print the shards to do and a rough time (:func:`estimate`).
     torch_threads
         Torch threads of each worker (default: a local cluster's cores shared
-        out; a remote worker's own setting).  With as many as a serial run, the
-        tables are identical to it (:func:`compute`).
+        out; on a remote cluster, Dask's own default, which is 1: set it).
+        With as many as a serial run, the tables are identical to it
+        (:func:`compute`).
 
     Returns
     -------
@@ -184,35 +199,38 @@ def run(profile, scheduler: str | None = None, workers: int = 2, models: list[st
     if config.get_profile(name) is not config.get_profile(profile):
         raise ValueError("workers rebuild the profile from its name: pass a registered profile, not a modified one")
     shards = plan(name, models)
-    todo = set(_missing(name, shards))
+    missing, fingerprints = _missing(name, shards)
+    todo = set(missing)
     rows = {shard: {"shard": str(shard), "status": "cached", "seconds": 0.0} for shard in shards}
     failures: dict[Shard, str] = {}
     if todo and announce:
         from .progress import duration
 
         rough = estimate(name, [shard for shard in shards if shard in todo])["seconds"].sum()
+        spread = "" if scheduler else f", so about {duration(rough / workers)} on {workers} local workers"
         print(f"{len(todo)} of {len(shards)} shards to compute; about {duration(rough)} of work on this machine "
-              f"(timed on 2 sentences per model and method), so about {duration(rough / workers)} on "
-              f"{'the cluster' if scheduler else f'{workers} local workers'} if each is as fast", flush=True)
+              f"(timed on 2 sentences per model and method){spread}", flush=True)
     if todo:
         threads = torch_threads or (None if scheduler else max(1, (os.cpu_count() or 1) // workers))
         cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                       dashboard_address=None)
-        with (Client(scheduler or cluster) as client,
-              Progress(len(todo), "shards", "shards", announce_start=True) as bar):
-            ordered = [shard for shard in shards if shard in todo]
-            futures = {client.submit(compute, name, shard, threads, retries=retries, pure=False): shard
-                       for shard in ordered}
-            for future in as_completed(futures):
-                shard = futures[future]
-                if future.status == "error":
-                    error = future.exception()
-                    failures[shard] = f"{type(error).__name__}: {error}"
-                else:
-                    rows[shard].update(status="computed", seconds=future.result())
-                bar.update()
-        if cluster is not None:
-            cluster.close()
+        try:
+            with (Client(scheduler or cluster) as client,
+                  Progress(len(todo), "shards", "shards", announce_start=True) as bar):
+                ordered = [shard for shard in shards if shard in todo]
+                futures = {client.submit(compute, name, shard, fingerprints[shard.model], threads, retries=retries,
+                                         pure=False): shard for shard in ordered}
+                for future in as_completed(futures):
+                    shard = futures[future]
+                    if future.status == "error":
+                        error = future.exception()
+                        failures[shard] = f"{type(error).__name__}: {error}"
+                    else:
+                        rows[shard].update(status="computed", seconds=future.result())
+                    bar.update()
+        finally:
+            if cluster is not None:
+                cluster.close()
     if failures:
         raise ShardsFailed(failures)
     return pd.DataFrame(list(rows.values()))

@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # any test module imports huggingface_hub, which reads these once at import.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+# The tests' expectations are CPU ones (tensors built on the CPU, exact equalities): models stay there.
+os.environ["CWI_DEVICE"] = "cpu"
 # The Hub cache the tests see is their own (the `hub_cache` fixture fills it), never the user's.
 HF_HOME = Path(tempfile.mkdtemp(prefix="cwi-hf-home-"))
 os.environ["HF_HOME"] = str(HF_HOME)

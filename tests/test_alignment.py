@@ -69,8 +69,8 @@ def test_align_words_by_hand():
     # Tokens: [CLS], "don", "'t" (straddles "'" and "t"), a bare space piece, "go", [SEP].
     offsets = [(0, 0), (0, 3), (3, 5), (5, 6), (6, 8), (0, 0)]
     special = [True, False, False, False, False, True]
-    words, spans, membership = inputs.align_words("don't go", offsets, special)
-    assert words == ["don", "'", "t", "go"] and spans == [(0, 3), (3, 4), (4, 5), (6, 8)]
+    words, spans, membership, index = inputs.align_words("don't go", offsets, special)
+    assert words == ["don", "'", "t", "go"] and spans == [(0, 3), (3, 4), (4, 5), (6, 8)] and index == [0, 1, 2, 3]
     expected = torch.tensor([[0, 1, 0, 0, 0, 0],
                              [0, 0, 0.5, 0, 0, 0],
                              [0, 0, 0.5, 0, 0, 0],
@@ -80,8 +80,18 @@ def test_align_words_by_hand():
 
 def test_a_word_without_tokens_is_left_out_with_a_warning():
     with pytest.warns(UserWarning, match=r"no token to the word\(s\) \['b'\]"):
-        words, _, membership = inputs.align_words("a b", [(0, 1)], [False])
-    assert words == ["a"] and membership.tolist() == [[1.0]]
+        words, _, membership, index = inputs.align_words("a b", [(0, 1)], [False])
+    assert words == ["a"] and membership.tolist() == [[1.0]] and index == [0]
+
+
+def test_an_unknown_word_is_a_word_not_a_special_token(tiny):
+    """[UNK] is in a tokenizer's special ids; a word that comes out as [UNK] is still weighted, in its place."""
+    encoder = tiny["wordpiece"]
+    sentence = "I love \U0001F984 and \u2603 ok"
+    assert encoder.tokenizer.unk_token in encoder.tokenizer.tokenize(sentence)
+    table = attribution.word_weights(encoder, [sentence], method="ig", points=(9, 17))
+    assert table["word"].tolist() == stats.tokenize(sentence)
+    assert table["word_index"].tolist() == list(range(len(stats.tokenize(sentence))))
 
 
 def test_word_spans_are_the_tokenize_words():
@@ -141,7 +151,28 @@ def test_word_weights_keep_completeness_on_every_tokenizer(tiny, family):
     assert ig["word"].tolist() == [w for case in CASES for w in stats.tokenize(case)]
     assert shap["word"].tolist() == [w for case in CASES[:3] for w in stats.tokenize(case)]
     assert (ig.groupby("sentence_id")["completeness_error"].first() < 0.05).all()
-    assert (shap["completeness_error"] < 1e-5).all()  # SHAP is efficient with shared tokens too
+    assert (shap["completeness_error"] < 1e-5).all()
+
+
+@pytest.mark.parametrize("family", ["bpe", "sentencepiece"])
+def test_shared_tokens_give_the_exact_shapley_values_of_a_linear_model(tokenizers, family):
+    """On a linear encoder a word's exact Shapley vector is its shares of its tokens' exact vectors: IG and SHAP get it."""
+    from test_attribution import BagOfWords
+
+    torch.manual_seed(2)
+    linear = encoders.Encoder(BagOfWords(len(tokenizers[family])), tokenizers[family], "mean", "bag")
+    sentence = next(case for case in CASES if any((column > 0).sum() > 1 for column in
+                                                  inputs.prepare(linear, case).membership.T))
+    prepared = inputs.prepare(linear, sentence)
+    with torch.no_grad():
+        exact_tokens = linear.model.linear(prepared.inputs - prepared.baseline) / prepared.length
+    exact = prepared.to_words(exact_tokens)
+    shap = attribution.word_shap(linear, [sentence])[0].values
+    ig = attribution.word_integrated_gradients(linear, [sentence], points=3, rule="gauss-legendre")[0].values
+    assert (shap - exact).abs().max().item() < 1e-6
+    assert (ig - exact).abs().max().item() < 1e-6
+    owner_only = prepared.membership.gt(0).float() @ exact_tokens  # a rule without shares would give this
+    assert (owner_only - exact).abs().max().item() > 1e-4, "the sentence has no shared token to test"
 
 
 def test_a_long_sentence_is_cut_after_a_whole_word(tiny):

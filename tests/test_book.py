@@ -36,6 +36,7 @@ def copy_book(destination: Path) -> Path:
     for name in ["_config.yml", "_toc.yml", "jupytext.toml"]:
         shutil.copy(ROOT / name, destination / name)
     shutil.copytree(ROOT / "book", destination / "book", ignore=shutil.ignore_patterns("*.ipynb", "_build"))
+    shutil.copytree(ROOT / "_static", destination / "_static")
     return destination
 
 
@@ -60,6 +61,18 @@ def prose(notebook: dict) -> str:
     return "\n".join(parts)
 
 
+def downloads_in(page: str) -> dict:
+    """The CSV tables a rendered page offers (``cwi.downloads.csv_download``), by file name."""
+    import base64
+    import io
+
+    import pandas as pd
+
+    links = re.findall(r'class="cwi-download" download="([^"]+)" href="data:text/csv;charset=utf-8;base64,([^"]+)"',
+                       page)
+    return {name: pd.read_csv(io.StringIO(base64.b64decode(data).decode())) for name, data in links}
+
+
 def run_book(root: Path, profile: str, environment: dict | None = None) -> dict:
     """`python -m cwi book --profile PROFILE` in `root`; check every chapter and page; return the glued values."""
     result = subprocess.run(
@@ -76,7 +89,9 @@ def run_book(root: Path, profile: str, environment: dict | None = None) -> dict:
         assert any("image/png" in o.get("data", {}) for o in outputs), f"{source.name} drew no figure"
         html = root / "_build" / "html" / "book" / f"{source.stem}.html"
         assert html.exists(), f"{html} not rendered"
-        assert "Traceback" not in html.read_text()
+        page = html.read_text()
+        assert "Traceback" not in page
+        assert downloads_in(page), f"{source.stem} offers no table to download"
         text = prose(notebook)
         assert not re.search(r"\b(nan|NaN|None)\b", text), f"{source.name} prints nan or None in its prose"
         values[source.stem] = glued(notebook)
@@ -117,6 +132,9 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(tmp_path, data_dir):
     correlations = values["05_correlations"]
     assert correlations["headline_rows"] == len(present) * len(attribution.METHODS) * len(analysis.QUANTITIES)
     assert correlations["headline_pairs"] == sorted(present)
+    offered = downloads_in((root / "_build" / "html" / "book" / "05_correlations.html").read_text())
+    assert len(offered["headline.csv"]) == correlations["headline_rows"]  # the download is the table shown
+    assert sorted(offered["headline.csv"]["pair"].unique()) == correlations["headline_pairs"]
     finetuning = values["02_finetuning"]
     for kind, search in finetuning["search"].items():  # the recipe is the dev argmax of the search shown
         assert search["chosen"] == max(range(len(search["stsb_dev"])), key=search["stsb_dev"].__getitem__), kind

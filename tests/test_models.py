@@ -56,9 +56,12 @@ def test_every_hub_model_loads_by_its_id_from_a_hub_shaped_cache(hub_cache, name
     with torch.no_grad():
         out = encoder.model(**batch)
         vector = encoder.forward(batch["input_ids"], batch["attention_mask"])[0]
-    expected = {"cls": out.pooler_output[0] if spec.pooling == "cls" else None,
-                "cls_before_pooler": out.last_hidden_state[0, 0],
-                "mean": out.last_hidden_state[0].mean(0)}[spec.pooling]
+    first = out.last_hidden_state[0, 0]
+    if spec.pooling == "cls":  # SimCSE's MLP: tanh(W h_[CLS] + b) with the checkpoint's weights
+        dense = prefix + "pooler.dense."
+        expected = torch.tanh(stored[dense + "weight"] @ first + stored[dense + "bias"])
+    else:
+        expected = {"cls_before_pooler": first, "mean": out.last_hidden_state[0].mean(0)}[spec.pooling]
     torch.testing.assert_close(vector, expected)
 
 

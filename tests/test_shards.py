@@ -58,7 +58,8 @@ def test_a_failing_shard_is_reported_by_name(data_dir, monkeypatch):
     plan = shards.plan("smoke", MODELS[:1])
     broken = shards.Shard("book-mlm", "stsb", "ig", 7)  # past the table's one block
     monkeypatch.setattr(shards, "plan", lambda profile, models=None: plan[:1] + [broken])
-    monkeypatch.setattr(shards, "_missing", lambda profile, wanted: list(wanted))
+    real_missing = shards._missing
+    monkeypatch.setattr(shards, "_missing", lambda profile, wanted: (list(wanted), real_missing(profile, plan[:1])[1]))
     with pytest.raises(shards.ShardsFailed, match=r"book-mlm / stsb / ig / block 7: ValueError: block 7 .* past"):
         shards.run("smoke", workers=2, models=MODELS[:1], retries=0)
 
@@ -71,4 +72,3 @@ def test_the_estimate_counts_every_planned_sentence(data_dir):
     assert sorted(rough["method"]) == sorted(attribution.METHODS)
     assert (rough["sentences"] == smoke.attribution.sentences("book-mlm") * len(smoke.attribution.datasets)).all()
     assert (rough["seconds"] > 0).all()
-    assert (rough["seconds"] == rough["seconds_per_sentence"] * rough["sentences"]).all()
