@@ -112,8 +112,12 @@ def encoder_fingerprint(encoder: Encoder) -> str:
     second, so callers compute it once per encoder and pass it on.
     """
     import hashlib
+    import json
 
-    tokenizer = hashlib.sha256(encoder.tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+    # Truncation and padding are call settings the tokenizer keeps from its last use, not what it is.
+    state = {key: value for key, value in json.loads(encoder.tokenizer.backend_tokenizer.to_str()).items()
+             if key not in ("truncation", "padding")}
+    tokenizer = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
     return hashlib.sha256(f"{weights_fingerprint(encoder)}:{tokenizer}".encode()).hexdigest()
 
 

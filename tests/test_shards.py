@@ -72,3 +72,10 @@ def test_the_estimate_counts_every_planned_sentence(data_dir):
     assert sorted(rough["method"]) == sorted(attribution.METHODS)
     assert (rough["sentences"] == smoke.attribution.sentences("book-mlm") * len(smoke.attribution.datasets)).all()
     assert (rough["seconds"] > 0).all()
+
+
+def test_the_fingerprint_ignores_what_a_call_left_in_the_tokenizer(tiny_encoder):
+    """Tokenizing with padding and truncation leaves them set on the tokenizer: the cache key must not see it."""
+    before = pipeline.encoder_fingerprint(tiny_encoder)
+    tiny_encoder.tokenize(["a sentence to pad and to truncate", "short"])
+    assert pipeline.encoder_fingerprint(tiny_encoder) == before
