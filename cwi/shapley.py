@@ -96,6 +96,9 @@ class _Game:
     def __init__(self, encoder: Encoder, sentence: Prepared, membership: torch.Tensor, memory_gb: float):
         self.encoder, self.sentence = encoder, sentence
         self.membership = membership.float().to(sentence.inputs.device)  # (M, T) share of each token in each player
+        # Shares strictly between 0 and 1 exist only where a token straddles words: without any, a
+        # coalition keeps or drops whole tokens, which a plain selection does more cheaply.
+        self.fractional = bool(((self.membership > 0) & (self.membership < 1)).any())
         self.mask = sentence.batch["attention_mask"]
         self.batch_size = rows_per_call(encoder, sentence.length, memory_gb, tangents=False)
         self.seen: dict[bytes, np.ndarray] = {}
@@ -113,8 +116,11 @@ class _Game:
             with torch.no_grad():
                 for chunk in present.split(self.batch_size):
                     share = chunk.unsqueeze(-1).to(inputs.dtype)
-                    embeddings = torch.where(share == 1, inputs,
-                                             torch.where(share == 0, baseline, baseline + share * (inputs - baseline)))
+                    if self.fractional:
+                        embeddings = torch.where(share == 1, inputs, torch.where(
+                            share == 0, baseline, baseline + share * (inputs - baseline)))
+                    else:
+                        embeddings = torch.where(share.bool(), inputs, baseline)
                     outputs.append(self.encoder.forward(inputs_embeds=embeddings,
                                                         attention_mask=self.mask.expand(len(chunk), -1)))
             for key, output in zip(new, torch.cat(outputs).float().cpu().numpy()):
