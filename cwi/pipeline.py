@@ -161,7 +161,7 @@ def word_weight_block(encoder: Encoder, dataset: str, method: str, profile, bloc
 
 
 def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress: bool = False,
-                 sentences_per_dataset: int | None = None) -> pd.DataFrame:
+                 sentences_per_dataset: int | None = None, fingerprint: str | None = None) -> pd.DataFrame:
     """Word weights (:func:`cwi.attribution.word_weights`) of `encoder` on the profile's sample of `dataset`, cached.
 
     The sample is the profile's number for the model
@@ -171,10 +171,12 @@ def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress:
     (:func:`word_weight_block`), each cached on its own: those computed by
     ``python -m cwi attribute`` on a cluster are read, the others computed here.
     The frame gets a ``sentence`` column and ``attrs`` with model, dataset and method.
+    `fingerprint` (:func:`encoder_fingerprint`) saves hashing the weights again
+    when the caller already did.
     """
     profile = config.get_profile(profile)
     blocks = word_weight_blocks(encoder.name, dataset, profile, sentences_per_dataset)
-    fingerprint = encoder_fingerprint(encoder)
+    fingerprint = fingerprint or encoder_fingerprint(encoder)
     frames = [word_weight_block(encoder, dataset, method, profile, b, progress, sentences_per_dataset,
                                 fingerprint=fingerprint) for b in range(blocks)]
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -207,10 +209,11 @@ def profile_word_weights(profile, encoders: dict[str, Encoder] | None = None,
     with Progress(tables, "word weights", "tables", announce_start=True) as bar:
         for name in models:
             encoder = encoders.get(name) or load_encoder(name, profile)
+            fingerprint = encoder_fingerprint(encoder)  # once per model, not per table
             for dataset in settings.datasets:
                 for method in methods:
                     bar.set_postfix(last=f"{name} {dataset} {method}")
-                    frame = word_weights(encoder, dataset, method, profile)
+                    frame = word_weights(encoder, dataset, method, profile, fingerprint=fingerprint)
                     frames.append(frame.assign(model=name, dataset=dataset, method=method))
                     bar.update()
     columns = ["model", "dataset", "method"]
@@ -278,7 +281,9 @@ def trajectory(profile, supervised: bool) -> pd.DataFrame:
         for step, dev in scores.items():
             encoder = load_registered(run.checkpoint(step), MODELS[f"book-{kind}"].pooling,
                                       name=f"book-{kind} step {step}")
-            frames = [word_weights(encoder, dataset, "ig", profile, sentences_per_dataset=settings.trajectory_sentences)
+            fingerprint = encoder_fingerprint(encoder)
+            frames = [word_weights(encoder, dataset, "ig", profile, sentences_per_dataset=settings.trajectory_sentences,
+                                   fingerprint=fingerprint)
                       .assign(model=encoder.name, dataset=dataset, method="ig") for dataset in settings.datasets]
             frame = analysis.attach_statistics(pd.concat(frames, ignore_index=True), table, profile.stats.min_count)
             usable = frame[frame["status"] == "ok"]
