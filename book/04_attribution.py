@@ -92,7 +92,7 @@ from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 from scipy import stats as scistats
 
-from cwi import analysis, attribution, config, data, downloads, models, pipeline, plotting, record
+from cwi import analysis, attribution, config, data, downloads, interactive, models, pipeline, plotting, record
 
 # %% tags=["parameters"]
 profile = "default"
@@ -348,11 +348,33 @@ display(Markdown(
 # %% [markdown]
 # ## Explore
 #
-# Type a sentence, pick two models and a method. In JupyterLab the widget below
-# recomputes on every change; in the HTML book it is inert, and the output under
-# it is the explorer's view for its default inputs.
+# Pick a dataset, a sentence, two models and a method: the words coloured by
+# their normalised weight (hover a word for its value) and a bar chart of both
+# models' weights. The explorer holds the weights computed above, so it works in
+# the HTML book without a kernel, as in JupyterLab.
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
+names = list(encoders)
+# It opens on the first pair of the profile: a pre-trained model and its contrastive twin.
+twins = [pair for pair in analysis.present_pairs(models.PAIRS, names).values() if pair.pretrained]
+opening = (twins[0].pretrained, twins[0].finetuned) if twins else (names[0], names[-1])
+explored = interactive.explorer_sample(weights, per_dataset=attribution_settings.explorer_sentences)
+display(interactive.sentence_explorer(explored, *opening))
+offered = explored.groupby(["dataset", "sentence"]).ngroups  # a sentence is its text: samples number their own
+glue("explorer_sentences", int(offered), display=False)
+display(Markdown(
+    f"The explorer offers {offered:,} sentences: "
+    + ("every attributed sentence." if len(explored) == len(weights) else
+       f"the first {attribution_settings.explorer_sentences} of each dataset, those attributed by the most models first.")
+))
+
+# %% [markdown]
+# ### Your own sentence (JupyterLab)
+#
+# In JupyterLab, type any sentence: the widget below attributes it on the spot
+# with both models. It needs a running kernel, so the HTML book leaves it out.
+
+# %% tags=["hide-input", "remove-output"]
 def compare(sentence: str, first: str, second: str, method: str) -> None:
     """Coloured words and a bar chart of the normalised weights of two models on one sentence."""
     tables = {
@@ -373,20 +395,16 @@ def compare(sentence: str, first: str, second: str, method: str) -> None:
     plt.show()
 
 
-names = list(encoders)
 controls = {
     "sentence": widgets.Text(value="A woman is slicing an onion in the kitchen.", description="sentence",
                              layout=widgets.Layout(width="40em"), continuous_update=False),
-    "first": widgets.Dropdown(options=names, value=names[0], description="model 1"),
-    "second": widgets.Dropdown(options=names, value=names[-1], description="model 2"),
+    "first": widgets.Dropdown(options=names, value=opening[0], description="model 1"),
+    "second": widgets.Dropdown(options=names, value=opening[1], description="model 2"),
     "method": widgets.ToggleButtons(options=list(attribution.METHODS), value="ig", description="method"),
 }
 explorer = widgets.interactive_output(compare, controls)
 display(widgets.VBox([widgets.HBox([controls["sentence"], controls["method"]]),
                       widgets.HBox([controls["first"], controls["second"]]), explorer]))
-
-# %% tags=["remove-input"]
-compare(**{name: control.value for name, control in controls.items()})
 
 # %% [markdown]
 # ## What the Correlations chapter receives

@@ -53,7 +53,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 from scipy import stats as scistats
 
-from cwi import analysis, config, downloads, models, pipeline, plotting, record
+from cwi import analysis, config, downloads, interactive, models, pipeline, plotting, record
 
 # %% tags=["parameters"]
 profile = "default"
@@ -167,16 +167,41 @@ plotting.pair_panels(
 plt.show()
 
 # %% [markdown]
+# ### Word by word
+#
+# The same comparison for single words: each dot is one word occurrence
+# (a seeded sample, the same words for both models of a pair), each line the
+# least-squares fit on every word. Hover a dot for the word, its statistic and
+# both models' weights; switch the pair and the statistic above the plot.
+
+# %% tags=["remove-input"]
+display(interactive.hover_scatter(usable[usable["method"] == "ig"], pairs,
+                                  {q: f"{label}, nats" for q, label in analysis.QUANTITIES.items()},
+                                  seed=settings.seed))
+
+# %% [markdown]
 # ## Δβ across all settings
 #
-# A forest plot of every paired setting: one row per dataset, one panel per
-# pair and method, colour for the quantity, marker for the control.
+# A forest plot of every pair, pooled over datasets: one panel per quantity
+# and method, one row per pair, colour for the control.
 
 # %% tags=["hide-input"]
 plotting.forest(
-    paired, list(settings.attribution.datasets) + ["all"], analysis.QUANTITIES, analysis.CONTROLS,
-    f"Δβ (fine-tuned minus pre-trained slope, per SD of the quantity) with {level} sentence-bootstrap intervals. "
-    "Right of the dashed line: the fine-tuned model weights the quantity more.",
+    paired, analysis.QUANTITIES, analysis.CONTROLS,
+    f"Δβ (fine-tuned minus pre-trained slope, per SD of the quantity), all datasets pooled, with {level} "
+    "sentence-bootstrap intervals. Right of the dashed line: the fine-tuned model weights the quantity more.",
+)
+plt.show()
+
+# %% [markdown]
+# Dataset by dataset, without covariates: one row per pair and method, one
+# column per dataset.
+
+# %% tags=["hide-input"]
+plotting.delta_grid(
+    paired, list(settings.attribution.datasets) + ["all"], analysis.QUANTITIES, "none",
+    f"Δβ per dataset (no covariates); red: the fine-tuned model weights the quantity more, blue: less. Bold: the "
+    f"{level} interval excludes 0.",
 )
 plt.show()
 

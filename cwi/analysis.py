@@ -200,12 +200,16 @@ def compare_pair(pretrained: pd.DataFrame | None, finetuned: pd.DataFrame, quant
     """Slopes of both models of a pair on the same words, and delta beta with its paired interval.
 
     `pretrained` and `finetuned` are word tables of one dataset selection and
-    method; words are matched on (dataset, sentence_id, word_index).  Without a
-    pre-trained model only the fine-tuned slope is returned.  `keep_boot` adds
-    ``delta_boot``, the bootstrap replicates of delta beta.
+    method; words are matched on (dataset, sentence, word_index), the sentence's
+    text, so models attributed on samples of different sizes (whose
+    ``sentence_id`` numbers differ) pair the sentences they share; tables without
+    a ``sentence`` column match on ``sentence_id``.  Without a pre-trained model
+    only the fine-tuned slope is returned.  `keep_boot` adds ``delta_boot``, the
+    bootstrap replicates of delta beta.
     """
-    keys = ["dataset", "sentence_id", "word_index"]
-    columns = keys + [quantity, *covariates, "normalised_weight"]
+    by_text = "sentence" in finetuned and (pretrained is None or "sentence" in pretrained)
+    keys = ["dataset", "sentence" if by_text else "sentence_id", "word_index"]
+    columns = list(dict.fromkeys(keys + ["sentence_id", quantity, *covariates, "normalised_weight"]))
     if pretrained is None:
         fit = fit_slopes(finetuned[columns], quantity, ["normalised_weight"], covariates, n_boot, seed, level=level)
         beta, interval = fit["beta"], fit["interval"]

@@ -321,7 +321,9 @@ class AttributionSettings:
         not named in `sentences_by_model`.
     sentences_by_model
         ``(model, sentences per dataset)`` pairs for models that get another
-        number.  Samples are nested: a smaller one is the start of a larger one.
+        number.  Samples are nested: a smaller one is a subset of a larger one
+        (in dataset order, so its ``sentence_id`` numbers differ; pairs match
+        words by sentence text).
     path_points
         Integrated Gradients' adaptive rule: an increasing sequence of rule sizes;
         each (model, sentence) keeps the first whose completeness error is under
@@ -342,8 +344,8 @@ class AttributionSettings:
         Gauss-Legendre points of the one-sentence check of forward mode against captum.
     trajectory_sentences
         Sentences per dataset attributed (Integrated Gradients) at every snapshot
-        of a SimCSE run, for the trajectory of the weighting (the start of the
-        nested sample).
+        of a SimCSE run, for the trajectory of the weighting (a smaller sample
+        of the same seeded draw).
     memory_gb
         Memory of one vectorised call.  It changes how sentences are batched, not
         the results (equal to 1e-6, tested), so it is not part of the cache keys.
@@ -354,6 +356,10 @@ class AttributionSettings:
         and ``python -m cwi attribute`` distributes over a cluster
         (:mod:`cwi.shards`).  Blocks are attributed on their own, so this is
         part of the cache keys (through each block's sentences).
+    explorer_sentences
+        Sentences per dataset the chapter's explorer offers (those attributed by
+        the most models first): they travel inside the HTML page, so this keeps
+        it light in profiles that attribute thousands.
     """
 
     models: tuple[str, ...] = OFFLINE_MODELS
@@ -374,6 +380,7 @@ class AttributionSettings:
     trajectory_sentences: int = 20
     memory_gb: float | None = None
     block_sentences: int = 100
+    explorer_sentences: int = 60
 
     def __post_init__(self):
         _require(set(self.datasets) <= set(STS_DATASETS),
@@ -381,7 +388,7 @@ class AttributionSettings:
         _require(self.baseline in BASELINES, f"AttributionSettings.baseline must be one of {BASELINES}, "
                                              f"got {self.baseline!r}")
         _positive(self, "sentences_per_dataset", "shap_max_evals", "baseline_sentences", "completeness_target",
-                  "captum_check_steps", "trajectory_sentences", "memory_gb", "block_sentences")
+                  "captum_check_steps", "trajectory_sentences", "memory_gb", "block_sentences", "explorer_sentences")
         for model, count in self.sentences_by_model:
             _require(count is None or count > 0, f"AttributionSettings.sentences_by_model gives {model} {count} "
                                                  "sentences: use a positive number or None (all)")

@@ -167,7 +167,7 @@ def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress:
     The sample is the profile's number for the model
     (:meth:`cwi.config.AttributionSettings.sentences`) unless
     `sentences_per_dataset` is given; samples are nested, so a smaller one is
-    the start of a larger one.  The table is the concatenation of its blocks
+    a subset of a larger one (numbered by its own ``sentence_id``).  The table is the concatenation of its blocks
     (:func:`word_weight_block`), each cached on its own: those computed by
     ``python -m cwi attribute`` on a cluster are read, the others computed here.
     The frame gets a ``sentence`` column and ``attrs`` with model, dataset and method.
@@ -260,7 +260,7 @@ def trajectory(profile, supervised: bool) -> pd.DataFrame:
     At every snapshot (step 0 is the masked-LM base): its STS-B dev score, and
     the slope beta of the normalised Integrated Gradients weight on each
     quantity of :data:`cwi.analysis.QUANTITIES` (no covariates, all datasets
-    pooled, with its sentence-bootstrap interval) on the first
+    pooled, with its sentence-bootstrap interval) on a sample of
     ``attribution.trajectory_sentences`` sentences of each dataset.
 
     Returns

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-__all__ = ["use_book_style", "figure", "binned_median", "coloured_words", "pair_panels", "forest"]
+__all__ = ["use_book_style", "figure", "binned_median", "coloured_words", "pair_panels", "forest", "delta_grid"]
 
 
 def use_book_style() -> None:
@@ -110,31 +110,78 @@ def pair_panels(frame, pairs: dict, quantity: str, label: str, caption: str, bin
     return fig
 
 
-def forest(results, order: list[str], quantities: dict[str, str], controls, caption: str):
-    """Forest plot of delta beta: one panel per pair and method, one row per dataset of `order`.
+def forest(results, quantities: dict[str, str], controls, caption: str, dataset: str = "all"):
+    """Forest plot of delta beta on `dataset`: one panel per quantity and method, one row per pair.
 
     `results` has the columns of :func:`cwi.analysis.pair_table`; colour marks
-    the quantity (labels from `quantities`), the marker the control.
+    the control.  Panels share the x axis (slopes are per SD of the quantity),
+    so a row reads across methods and quantities alike.
     """
-    panels = results[["pair", "method"]].drop_duplicates().to_records(index=False)
-    fig, axes = figure(caption, ncols=len(panels), width=4.8,
-                       height=0.45 * len(order) * len(quantities) / 1.5 + 1.5)
-    markers = dict(zip(controls, ["o", "s", "^", "D", "v"]))
-    offsets = np.linspace(-0.35, 0.35, len(quantities) * len(controls))
-    for ax, (pair_name, method) in zip(axes, panels):
-        chosen = results[(results["pair"] == pair_name) & (results["method"] == method)]
-        k = 0
-        for qi, quantity in enumerate(quantities):
-            for control in controls:
-                rows = (chosen[(chosen["quantity"] == quantity) & (chosen["control"] == control)]
-                        .set_index("dataset").reindex(order))
-                y = np.arange(len(order)) + offsets[k]
-                ax.errorbar(rows["delta"], y, xerr=[rows["delta"] - rows["delta_low"], rows["delta_high"] - rows["delta"]],
-                            fmt=markers[control], color=f"C{qi}", ms=3.5, lw=0.8,
-                            label=f"{quantities[quantity]}, {control}")
-                k += 1
-        ax.axvline(0, color="grey", ls="--", lw=0.8)
-        ax.set(yticks=range(len(order)), yticklabels=order, title=f"{pair_name}, {method.upper()}", xlabel="Δβ")
-        ax.invert_yaxis()
-    axes[-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    chosen = results[results["dataset"] == dataset]
+    pairs = list(dict.fromkeys(chosen["pair"]))
+    methods = list(dict.fromkeys(chosen["method"]))
+    fig, axes = plt.subplots(len(quantities), len(methods), squeeze=False, sharex=True, sharey=True,
+                             figsize=(3.6 * len(methods), (0.38 * len(pairs) + 0.9) * len(quantities)),
+                             layout="constrained")
+    offsets = np.linspace(-0.25, 0.25, len(controls)) if len(controls) > 1 else [0.0]
+    for row, (quantity, label) in enumerate(quantities.items()):
+        for column, method in enumerate(methods):
+            ax = axes[row, column]
+            for k, control in enumerate(controls):
+                rows = (chosen[(chosen["quantity"] == quantity) & (chosen["method"] == method)
+                               & (chosen["control"] == control)].set_index("pair").reindex(pairs))
+                ax.errorbar(rows["delta"], np.arange(len(pairs)) + offsets[k],
+                            xerr=[rows["delta"] - rows["delta_low"], rows["delta_high"] - rows["delta"]],
+                            fmt="o", color=f"C{k}", ms=3.5, lw=1, label=control)
+            ax.axvline(0, color="grey", ls="--", lw=0.8)
+            ax.set_title(f"{label}, {method.upper()}", fontsize=9)
+            ax.set_yticks(range(len(pairs)), pairs, fontsize=8)
+            ax.tick_params(axis="x", labelsize=8)
+            if row == len(quantities) - 1:
+                ax.set_xlabel("Δβ")
+    axes[0, 0].invert_yaxis()
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), title="control", loc="outside upper center",
+               ncols=len(controls), fontsize=8)
+    fig.supxlabel(textwrap.fill(caption, width=int(17 * 3.6 * len(methods))), x=0.01, ha="left", fontsize=9,
+                  style="italic")
+    return fig
+
+
+def delta_grid(results, order: list[str], quantities: dict[str, str], control: str, caption: str):
+    """Delta beta of every pair and method (rows) on every dataset (columns), one panel per quantity.
+
+    Cells are coloured by delta beta (red: the fine-tuned model weights the
+    quantity more) and print it, in bold where the interval excludes 0.
+    """
+    chosen = results[results["control"] == control]
+    rows = list(dict.fromkeys(chosen["pair"] + " " + chosen["method"].str.upper()))
+    if chosen.empty:
+        raise ValueError(f"delta_grid: no result with control {control!r}")
+    finite = np.abs(chosen["delta"].to_numpy(float))
+    finite = finite[np.isfinite(finite)]
+    limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    ncols = 2 if len(quantities) > 1 else 1
+    nrows = -(-len(quantities) // ncols)
+    fig, axes = figure(caption, ncols=ncols, nrows=nrows, width=0.42 * len(order) + 2.4,
+                       height=0.24 * len(rows) + 0.9)
+    for ax, (quantity, label) in zip(axes, quantities.items()):
+        table = (chosen[chosen["quantity"] == quantity]
+                 .assign(row=lambda t: t["pair"] + " " + t["method"].str.upper()))
+        delta = table.pivot_table(index="row", columns="dataset", values="delta").reindex(index=rows, columns=order)
+        clear = (table.assign(clear=((table["delta_low"] > 0) | (table["delta_high"] < 0)).astype(float))
+                 .pivot_table(index="row", columns="dataset", values="clear", aggfunc="first")
+                 .reindex(index=rows, columns=order))
+        ax.imshow(delta.to_numpy(float), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+        for i, j in np.ndindex(delta.shape):
+            value = delta.iat[i, j]
+            if np.isfinite(value):
+                ax.text(j, i, f"{value:+.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if abs(value) > 0.6 * limit else "black",
+                        fontweight="bold" if clear.iat[i, j] == 1 else "normal")
+        ax.set_xticks(range(len(order)), order, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(rows)), rows, fontsize=7)
+        ax.grid(False)
+        ax.set_title(label, fontsize=9)
+    for ax in axes[len(quantities):]:
+        ax.set_visible(False)
     return fig

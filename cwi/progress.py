@@ -3,13 +3,14 @@
 A chapter runs in a Jupyter kernel that papermill starts: what its cells print
 goes into the notebook, not to the terminal of ``python -m cwi book``.  The
 runner therefore names a file in ``CWI_PROGRESS_FILE`` and prints every line
-written to it (:func:`cwi.__main__.run_chapter`).  :class:`Progress` is a tqdm
-bar for the notebook that also appends a line such as
+written to it (:func:`cwi.__main__.run_chapter`).  :class:`Progress` appends a
+line such as
 
     masked-LM: 1,200/3,000 steps (40%), loss 4.210, 2.1 steps/s, 14 min left
 
 to that file every `every` seconds; :func:`announce` writes one line at once.
-Without ``CWI_PROGRESS_FILE`` (a chapter opened in JupyterLab) only the bar shows.
+Without ``CWI_PROGRESS_FILE`` (a chapter opened in JupyterLab) it is a tqdm bar
+in the notebook instead.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def announce(message: str) -> None:
 
 
 class Progress:
-    """A counted loop: a tqdm bar where `show_bar`, and a line to the runner every `every` seconds.
+    """A counted loop: a line to the runner every `every` seconds, or a tqdm bar where no runner reads them.
 
     Parameters
     ----------
@@ -51,7 +52,8 @@ class Progress:
     unit
         The units' name (``"steps"``, ``"sentences"``).
     show_bar
-        Show a tqdm bar (in the notebook).
+        Show a tqdm bar in the notebook, unless a runner reads the lines (a bar
+        papermill saves is a dead widget in the HTML book).
     every
         Seconds between lines; the last line is written when the loop closes, if it
         ran at least that long.
@@ -64,7 +66,8 @@ class Progress:
         from tqdm.auto import tqdm
 
         self.total, self.what, self.unit, self.every = total, what, unit, every
-        self.bar = tqdm(total=total, desc=what, unit=f" {unit}", disable=not show_bar)
+        under_runner = bool(os.environ.get(ENVIRONMENT))
+        self.bar = tqdm(total=total, desc=what, unit=f" {unit}", disable=not show_bar or under_runner)
         self.done, self.postfix = 0, ""
         self.start = self.last = time.perf_counter()
         if announce_start:

@@ -182,3 +182,17 @@ def test_across_seeds_averages_the_seeds_and_widens_with_their_spread():
         tight.loc["all", "delta_high"] - tight.loc["all", "delta_low"])
     assert wide.loc["all", "delta_low"] < -0.05 and wide.loc["all", "verdict"] == "unclear"
     assert wide.loc["all", "seed_sd"] == pytest.approx(np.std(wide.loc[["0", "1", "2"], "delta"], ddof=1))
+
+
+def test_a_pair_matches_its_words_by_sentence_text_whatever_each_sample_numbers_them():
+    """Samples of different sizes number the same sentence differently (the smaller is a subset, not a prefix)."""
+    pre, fine = synthetic_words(slope=0.2, delta=0.15)
+    pre, fine = (frame.assign(sentence="sentence " + frame["sentence_id"].astype(str)) for frame in (pre, fine))
+    reference = analysis.compare_pair(pre, fine, "information_gain", n_boot=300)
+    subset = fine[fine["sentence_id"] % 2 == 0]  # every other sentence, numbered 0, 1, 2, ... in its own sample
+    renumbered = subset.assign(sentence_id=subset["sentence_id"] // 2)
+    shared = pre[pre["sentence_id"] % 2 == 0]
+    assert analysis.compare_pair(pre, renumbered, "information_gain", n_boot=300) == pytest.approx(
+        analysis.compare_pair(shared, subset, "information_gain", n_boot=300), nan_ok=True)
+    assert analysis.compare_pair(pre, renumbered, "information_gain", n_boot=300)["n_sentences"] == 100
+    assert reference["n_sentences"] == 200

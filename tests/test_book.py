@@ -118,15 +118,21 @@ def test_whole_book_runs_in_the_paper_profiles_code_path(tmp_path, data_dir, hub
     assert values["04_attribution"]["shap_efficiency_max"] < 1e-4
 
 
-def test_whole_book_runs_with_the_smoke_profile_and_renders(tmp_path, data_dir):
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory, data_dir) -> tuple[Path, dict]:
+    """`python -m cwi book --profile smoke`, once for this module: the book's root and the glued values."""
+    root = copy_book(tmp_path_factory.mktemp("smoke-book"))
+    return root, run_book(root, "smoke")
+
+
+def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     """`python -m cwi book --profile smoke` executes every TOC chapter, then renders HTML.
 
     Then, as PySDM's tests read a notebook's values, the chapters' conclusions are
     checked: no ``nan`` or ``None`` in what a reader reads, and the values each
     chapter glued for the tests hold.
     """
-    root = copy_book(tmp_path)
-    values = run_book(root, "smoke")
+    root, values = smoke_book
     smoke = config.get_profile("smoke")
     present = analysis.present_pairs(models.PAIRS, smoke.attribution.models)
     correlations = values["05_correlations"]
@@ -151,10 +157,114 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(tmp_path, data_dir):
     assert attributions["captum_difference"] < 1e-4 and attributions["shap_efficiency_max"] < 1e-4
     expected = {m: smoke.attribution.sentences(m) * len(smoke.attribution.datasets) for m in smoke.attribution.models}
     assert attributions["sentences_by_model"] == expected
+    most = max(smoke.attribution.sentences(m) for m in smoke.attribution.models)
+    offered = min(smoke.attribution.explorer_sentences, most) * len(smoke.attribution.datasets)
+    assert attributions["explorer_sentences"] == offered
     weighting = values["06_weighting"]
     assert weighting["sif_a"] in smoke.weighting.sif_a_grid
     assert weighting["static_encoders"] == 6 * len(smoke.weighting.remove_components)
     assert weighting["versus_sif"]["low"] <= weighting["versus_sif"]["delta"] <= weighting["versus_sif"]["high"]
+
+
+# What a reader of a page would notice, measured in the browser. The text check reads prose, tables
+# and captions, not code, settings reprs (`None` is a value there) or the interactive views' data
+# (sentences of the STS sets contain the word "None").
+READ_PAGE = r"""(() => {
+  const main = document.querySelector("article.bd-article") || document.querySelector("main");
+  const right = main.getBoundingClientRect().right + 2;
+  const prose = [...main.querySelectorAll("p, li, h1, h2, h3, table, figure, img, .cell_output")]
+    .filter((e) => (e.getBoundingClientRect().right > right || e.scrollWidth > e.clientWidth + 2)
+                   && (!e.closest(".cell_output") || e.matches(".cell_output") && e.getBoundingClientRect().right > right))
+    .map((e) => `${e.tagName}: ${e.textContent.slice(0, 60)}`);
+  const skipped = "pre, code, script, style, details, .cell_input, .cwi-interactive";
+  const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT,
+    {acceptNode: (n) => n.parentElement.closest(skipped) ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+  const pieces = [];
+  while (walker.nextNode()) pieces.push(walker.currentNode.nodeValue);
+  return {
+    page_overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    overflowing: prose,
+    broken_images: [...document.images].filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.src.slice(0, 80)),
+    figures: main.querySelectorAll(".cell_output img").length,
+    inactive: main.querySelectorAll(".cwi-inactive").length,  // a view whose script did not run
+    bad_text: [...pieces.join(" ").matchAll(/.{0,40}\b(nan|NaN|None|Loading widget)\b.{0,40}/g)].map((m) => m[0]),
+  };
+})()"""
+
+# One change of a select, then what the explorer shows.
+EXPLORER_AFTER = r"""((role, index) => {
+  const view = document.querySelector(".cwi-explorer");
+  if (role) {
+    const select = view.querySelector(`select[data-role=${role}]`);
+    select.selectedIndex = index;
+    select.dispatchEvent(new Event("change"));
+  }
+  return {shown: view.dataset.shown, words: view.querySelector("[data-role=words]").innerText,
+          bars: [...view.querySelectorAll("[data-role=bars] rect")].map((r) => r.getAttribute("height")).join(),
+          options: Object.fromEntries([...view.querySelectorAll("select")].map((s) => [s.dataset.role, s.options.length]))};
+})"""
+
+DOT_TO_HOVER = r"""(() => {
+  const view = document.querySelector(".cwi-scatter");
+  view.scrollIntoView({block: "start"});
+  const dots = view.querySelectorAll("circle"), dot = dots[Math.floor(dots.length / 2)];
+  const box = dot.getBoundingClientRect();
+  return {x: box.x + box.width / 2, y: box.y + box.height / 2, word: dot.dataset.word, dots: dots.length};
+})()"""
+
+# Jupyter Book 1's template declares sphinx-thebe's settings twice on every page: not the book's error.
+TEMPLATE_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
+
+
+def test_every_page_reads_well_in_chromium(smoke_book):
+    """The built HTML in headless Chromium, offline, as a reader meets it, at a laptop's and a narrow width.
+
+    No page scrolls sideways and no prose runs past the text column (wide tables
+    and charts scroll inside their output); every image loaded; no ``nan``,
+    ``None`` or ``Loading widget`` in the text; no script error; the explorer
+    redraws on every new selection and the scatter names the word under the
+    pointer, with no kernel.
+    """
+    from browser import Browser, find_chromium
+
+    binary = find_chromium()
+    if binary is None:
+        message = "Chromium not found (apt install chromium, or set CWI_CHROMIUM): the HTML is not checked in a browser"
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail(message)
+        pytest.skip(message)
+    root, _ = smoke_book
+    html = root / "_build" / "html" / "book"
+    pages = sorted(html.glob("*.html"))
+    assert {page.stem for page in pages} >= {source.stem for source in chapter_sources(root)}
+    for width in (1280, 820):
+        with Browser(binary, width=width) as browser:
+            for page in pages:
+                browser.open(page.as_uri())
+                seen = browser.evaluate(READ_PAGE)
+                where = f"{page.name} at {width} px"
+                assert seen["page_overflow"] <= 0, f"{where} scrolls sideways by {seen['page_overflow']} px"
+                assert not seen["overflowing"], f"{where}: past the text column: {seen['overflowing']}"
+                assert not seen["broken_images"], f"{where}: images not loaded: {seen['broken_images']}"
+                assert not seen["bad_text"], f"{where}: {seen['bad_text']}"
+                assert seen["inactive"] == 0, f"{where}: an interactive view's script did not run"
+                if page.stem in {source.stem for source in chapter_sources(root)}:
+                    assert seen["figures"] > 0, f"{where} shows no figure"
+            browser.open((html / "04_attribution.html").as_uri())
+            views = [browser.evaluate(f"{EXPLORER_AFTER}(null, 0)")]
+            assert views[0]["options"]["sentence"] > 1 and views[0]["options"]["method"] == len(attribution.METHODS)
+            for role, index in [("sentence", 1), ("method", 1), ("first", 1), ("dataset", 1)]:
+                views.append(browser.evaluate(f"{EXPLORER_AFTER}({json.dumps(role)}, {index})"))
+                before, after = views[-2], views[-1]
+                assert after["shown"] != before["shown"], f"the explorer ignored a new {role}"
+                assert after["bars"] and after["bars"] != before["bars"], f"the bars did not change with the {role}"
+            browser.open((html / "05_correlations.html").as_uri())
+            dot = browser.evaluate(DOT_TO_HOVER)
+            browser.hover(dot["x"], dot["y"])
+            tip = browser.evaluate('document.querySelector(".cwi-scatter [data-role=tip]").textContent')
+            assert dot["dots"] > 0 and tip.startswith(dot["word"] + "  ("), (dot, tip)
+            errors = [e for e in browser.errors if not any(known in e for known in TEMPLATE_ERRORS)]
+            assert not errors, f"script errors at {width} px: {errors}"
 
 
 def test_the_book_build_fails_on_a_broken_reference(tmp_path):
@@ -240,6 +350,11 @@ def test_progress_lines_say_what_how_far_and_how_long(tmp_path, monkeypatch):
     assert "done in" in lines[-1]
     assert progress.duration(30) == "30 s" and progress.duration(600) == "10 min"
     assert progress.duration(3900) == "1 h 05 min"
+    with progress.Progress(1, "quiet") as bar:  # under a runner the lines replace the notebook's bar,
+        assert bar.bar.disable  # which papermill would save as a dead widget in the HTML book
+    monkeypatch.delenv("CWI_PROGRESS_FILE")
+    with progress.Progress(1, "shown") as bar:
+        assert not bar.bar.disable
 
 
 def test_jupyterlab_opens_chapters_as_notebooks(tmp_path):

@@ -30,8 +30,16 @@ def test_pair_panels_and_forest_draw_one_panel_per_pair():
     pairs = {"pair": models.ModelPair("pre", "fine"), "single": models.ModelPair(None, "alone")}
     fig = plotting.pair_panels(words, pairs, "information_gain", "info gain", "A caption.", bins=5)
     assert [ax.get_title() for ax in fig.axes] == ["pair", "single"]
-    rows = [{"pair": "pair", "method": m, "dataset": d, "quantity": q, "control": c, "delta": 0.1,
-             "delta_low": 0.0, "delta_high": 0.2}
-            for m in ("ig", "shap") for d in ("stsb", "all") for q in analysis.QUANTITIES for c in analysis.CONTROLS]
-    fig = plotting.forest(pd.DataFrame(rows), ["stsb", "all"], analysis.QUANTITIES, analysis.CONTROLS, "Caption.")
-    assert [ax.get_title() for ax in fig.axes] == ["pair, IG", "pair, SHAP"]
+    rows = [{"pair": p, "method": m, "dataset": d, "quantity": q, "control": c, "delta": 0.1,
+             "delta_low": 0.0 if p == "pair" else 0.05, "delta_high": 0.2}
+            for p in ("pair", "other") for m in ("ig", "shap") for d in ("stsb", "all")
+            for q in analysis.QUANTITIES for c in analysis.CONTROLS]
+    fig = plotting.forest(pd.DataFrame(rows), analysis.QUANTITIES, analysis.CONTROLS, "Caption.")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [f"{label}, {m}" for label in analysis.QUANTITIES.values() for m in ("IG", "SHAP")]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["pair", "other"]  # a row per pair
+    fig = plotting.delta_grid(pd.DataFrame(rows), ["stsb", "all"], analysis.QUANTITIES, "none", "Caption.")
+    panel = fig.axes[0]
+    assert [t.get_text() for t in panel.get_yticklabels()] == ["pair IG", "pair SHAP", "other IG", "other SHAP"]
+    bold = [t.get_fontweight() for t in panel.texts]  # the interval of "other" excludes 0, that of "pair" touches it
+    assert bold == ["normal"] * 4 + ["bold"] * 4
