@@ -129,20 +129,25 @@ class TerminalProgress:
                     self._say(f"still running, {duration(time.perf_counter() - self.start)} so far")
 
 
-def hide_parameter_cells(notebook: Path) -> None:
-    """Tag the chapter's own ``parameters`` cell ``remove-cell`` in the executed notebook.
+def finish_executed_notebook(notebook: Path) -> None:
+    """Tag the chapter's own ``parameters`` cell ``remove-cell``, and sign the executed notebook.
 
     papermill adds the values the chapter ran with in an ``injected-parameters``
     cell below it; the book shows that one only, so the HTML states the profile
-    it was built with, once.
+    it was built with, once.  Signing records in Jupyter's notary, as ``jupyter
+    trust`` does, that the outputs come from this machine's own run, so
+    JupyterLab runs their scripts (the interactive views of :mod:`cwi.interactive`)
+    when the chapter is opened; an unsigned notebook shows them inactive.
     """
     import nbformat
+    from nbformat.sign import NotebookNotary
 
     executed = nbformat.read(notebook, as_version=4)
     for cell in executed.cells:
         tags = cell.metadata.setdefault("tags", [])
         if "parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
+    NotebookNotary().sign(executed)
     nbformat.write(executed, notebook)
 
 
@@ -181,7 +186,7 @@ def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
                 kernel_name="python3",
                 progress_bar=progress,
             )
-        hide_parameter_cells(notebook)
+        finish_executed_notebook(notebook)
     except papermill.PapermillExecutionError as err:
         # Count code cells in the source: papermill's injected parameters cell shifts its own count.
         code = [cell.source for cell in paired.cells if cell.cell_type == "code"]

@@ -39,7 +39,7 @@ def _above_nine(fd: int) -> int:
 class Browser:
     """One headless Chromium with one page; :meth:`open` a URL, then :meth:`evaluate` JavaScript in it.
 
-    Every host name resolves to nothing (the book must work offline), and the
+    Every host name but this machine resolves to nothing (the book must work offline), and the
     page's uncaught JavaScript exceptions collect in :attr:`errors`.
     """
 
@@ -58,8 +58,8 @@ class Browser:
                 self._process = subprocess.Popen(
                     ["/bin/bash", "-c", f'exec "$@" 3<&{to_browser_read} 4>&{from_browser_write}', "bash", binary,
                      "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe", "--no-first-run",
-                     "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={self._profile}",
-                     f"--window-size={width},{height}", "about:blank"],
+                     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+                     f"--user-data-dir={self._profile}", f"--window-size={width},{height}", "about:blank"],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
                     pass_fds=(to_browser_read, from_browser_write), start_new_session=True)
         except Exception:
@@ -186,7 +186,8 @@ def readme_screenshots(html: Path, out: Path, width: int = 1280) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     # book.png: the window, scrolled to the Correlations chapter's headline table (the page's chrome included).
     shots = [("05_correlations.html", "#the-headline-table", "book.png"),
-             ("04_attribution.html", ".cwi-explorer", "explorer.png"), ("05_correlations.html", ".cwi-scatter", "scatter.png")]
+             ("04_attribution.html", ".cwi-explorer", "explorer.png"),
+             ("05_correlations.html", ".cwi-scatter", "scatter.png")]
     binary = find_chromium()
     if binary is None:
         raise SystemExit("Chromium not found: apt install chromium, or set CWI_CHROMIUM")
@@ -196,7 +197,8 @@ def readme_screenshots(html: Path, out: Path, width: int = 1280) -> list[Path]:
             if selector == ".cwi-scatter":  # show a word's tooltip, as a reader hovering would
                 browser.hover(*browser.evaluate("""(() => {
                     document.querySelector(".cwi-scatter").scrollIntoView({block: "start"});  // as screenshot() will
-                    const dots = document.querySelectorAll(".cwi-scatter circle"), dot = dots[Math.floor(dots.length / 3)];
+                    const dots = document.querySelectorAll(".cwi-scatter circle");
+                    const dot = dots[Math.floor(dots.length / 3)];
                     const r = dot.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2];})()"""))
             if name == "book.png":
                 browser.evaluate(f"document.querySelector({json.dumps(selector)}).scrollIntoView({{block: 'start'}})")

@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbformat.sign import NotebookNotary
 from scipy import stats as scistats
 
 from cwi import analysis, attribution, config, models, pipeline
@@ -33,7 +35,7 @@ def test_chapters_declare_a_parameters_cell():
 
 
 def copy_book(destination: Path) -> Path:
-    for name in ["_config.yml", "_toc.yml", "jupytext.toml"]:
+    for name in ["_config.yml", "_toc.yml"]:
         shutil.copy(ROOT / name, destination / name)
     shutil.copytree(ROOT / "book", destination / "book", ignore=shutil.ignore_patterns("*.ipynb", "_build"))
     shutil.copytree(ROOT / "_static", destination / "_static")
@@ -133,6 +135,9 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     chapter glued for the tests hold.
     """
     root, values = smoke_book
+    notary = NotebookNotary()  # signed, so JupyterLab runs the interactive views' scripts
+    assert all(notary.check_signature(nbformat.read(source.with_suffix(".ipynb"), as_version=4))
+               for source in chapter_sources(root))
     smoke = config.get_profile("smoke")
     present = analysis.present_pairs(models.PAIRS, smoke.attribution.models)
     correlations = values["05_correlations"]
@@ -166,6 +171,23 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert weighting["versus_sif"]["low"] <= weighting["versus_sif"]["delta"] <= weighting["versus_sif"]["high"]
 
 
+def test_after_a_run_a_chapter_opens_in_jupyterlab_with_its_outputs_trusted(smoke_book):
+    """JupyterLab's Jupytext contents manager opens the .py with the outputs of the newer executed .ipynb.
+
+    Without ``outdated_text_notebook_margin`` in book/jupytext.toml Jupytext
+    refuses the pair ("... is more recent than ..."); without the runner's
+    signature the interactive views' scripts would not run.
+    """
+    from jupytext.sync_contentsmanager import TextFileContentsManager
+
+    root, _ = smoke_book
+    manager = TextFileContentsManager(root_dir=str(root / "book"))  # as `python -m cwi lab` roots JupyterLab
+    cells = [cell for cell in manager.get("04_attribution.py")["content"].cells if cell.cell_type == "code"]
+    views = [output for cell in cells for output in cell.get("outputs", [])
+             if "cwi-explorer" in output.get("data", {}).get("text/html", "")]
+    assert len(views) == 1 and all(cell.metadata.get("trusted") for cell in cells)
+
+
 # What a reader of a page would notice, measured in the browser. The text check reads prose, tables
 # and captions, not code, settings reprs (`None` is a value there) or the interactive views' data
 # (sentences of the STS sets contain the word "None").
@@ -174,7 +196,8 @@ READ_PAGE = r"""(() => {
   const right = main.getBoundingClientRect().right + 2;
   const prose = [...main.querySelectorAll("p, li, h1, h2, h3, table, figure, img, .cell_output")]
     .filter((e) => (e.getBoundingClientRect().right > right || e.scrollWidth > e.clientWidth + 2)
-                   && (!e.closest(".cell_output") || e.matches(".cell_output") && e.getBoundingClientRect().right > right))
+                   && (!e.closest(".cell_output")
+                       || e.matches(".cell_output") && e.getBoundingClientRect().right > right))
     .map((e) => `${e.tagName}: ${e.textContent.slice(0, 60)}`);
   const skipped = "pre, code, script, style, details, .cell_input, .cwi-interactive";
   const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT,
@@ -184,7 +207,8 @@ READ_PAGE = r"""(() => {
   return {
     page_overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
     overflowing: prose,
-    broken_images: [...document.images].filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.src.slice(0, 80)),
+    broken_images: [...document.images].filter((i) => !(i.complete && i.naturalWidth > 0))
+      .map((i) => i.src.slice(0, 80)),
     figures: main.querySelectorAll(".cell_output img").length,
     inactive: main.querySelectorAll(".cwi-inactive").length,  // a view whose script did not run
     bad_text: [...pieces.join(" ").matchAll(/.{0,40}\b(nan|NaN|None|Loading widget)\b.{0,40}/g)].map((m) => m[0]),
@@ -201,7 +225,8 @@ EXPLORER_AFTER = r"""((role, index) => {
   }
   return {shown: view.dataset.shown, words: view.querySelector("[data-role=words]").innerText,
           bars: [...view.querySelectorAll("[data-role=bars] rect")].map((r) => r.getAttribute("height")).join(),
-          options: Object.fromEntries([...view.querySelectorAll("select")].map((s) => [s.dataset.role, s.options.length]))};
+          options: Object.fromEntries([...view.querySelectorAll("select")]
+            .map((s) => [s.dataset.role, s.options.length]))};
 })"""
 
 DOT_TO_HOVER = r"""(() => {
