@@ -43,7 +43,7 @@ window.cwiInteractive = window.cwiInteractive || (function () {
         const box = el("span", {class: "cwi-word", title: w === null ? "no weight" : fixed(w, 2)}, word);
         if (w !== null) {
           box.style.background = colour(data, w);
-          box.style.color = w / data.vmax > 0.6 ? "white" : "black";
+          box.style.color = w / data.vmax > data.whiteAbove ? "white" : "black";
         }
         text.append(box);
       });

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import plotting
+
 __all__ = ["sentence_explorer", "hover_scatter", "explorer_sample"]
 
 COLOURS = ("#0173b2", "#de8f05")  # seaborn's colorblind C0 and C1, as in the static figures
@@ -116,9 +118,10 @@ def sentence_explorer(weights: pd.DataFrame, first: str, second: str, vmax: floa
             values[f"{model}|{method}"] = _rounded(column)
         sentences.append({"d": datasets.index(dataset), "t": str(sentence),
                           "w": [str(w) for w in words["word"]], "v": values})
-    palette = matplotlib.colormaps[cmap](np.linspace(0, 0.85, 32))  # the range coloured_words uses
+    palette = matplotlib.colormaps[cmap](np.linspace(0, plotting.WEIGHT_COLOUR_TOP, 32))  # as coloured_words
     data = {"models": models, "methods": list(dict.fromkeys(weights["method"])), "datasets": datasets,
-            "first": first, "second": second, "vmax": vmax, "colours": list(COLOURS),
+            "first": first, "second": second, "vmax": vmax, "whiteAbove": plotting.WHITE_TEXT_ABOVE,
+            "colours": list(COLOURS),
             "palette": [matplotlib.colors.to_hex(c) for c in palette], "sentences": sentences}
     controls = "".join(_select(role, label) for role, label in
                        [("dataset", "dataset"), ("method", "method"), ("first", "model 1"), ("second", "model 2")])

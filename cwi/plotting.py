@@ -18,18 +18,18 @@ def use_book_style() -> None:
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "figure.autolayout": False})
 
 
-def figure(caption: str, ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3.8):
-    """A figure of ``nrows x ncols`` panels with `caption` written under it.
+def figure(caption: str, ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3.8, **share):
+    """A figure of ``nrows x ncols`` panels of `width` x `height` inches with `caption` written under it.
 
     The caption is part of the image, so it reads the same in JupyterLab and in
-    the rendered book.
+    the rendered book.  `share` (``sharex``, ``sharey``) goes to ``plt.subplots``.
 
     Returns
     -------
-    (matplotlib.figure.Figure, numpy.ndarray of Axes)
+    (matplotlib.figure.Figure, numpy.ndarray of Axes, row by row)
     """
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained"
+        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained", **share
     )
     # supxlabel takes part in the constrained layout, so the caption never overlaps.
     wrapped = textwrap.fill(caption, width=int(17 * width * ncols))
@@ -59,6 +59,12 @@ def binned_median(x: np.ndarray, y: np.ndarray, bins: int = 20) -> tuple[np.ndar
     return np.array(centres), np.array(medians)
 
 
+# Word colours (coloured_words and the explorer of cwi.interactive): `vmax` maps to this point of the
+# colour map, whose darkest end is too dark to read a word on; white text above this share of `vmax`.
+WEIGHT_COLOUR_TOP = 0.85
+WHITE_TEXT_ABOVE = 0.6
+
+
 def coloured_words(words, weights, vmax: float = 3.0, cmap: str = "OrRd", label: str | None = None) -> str:
     """HTML of `words` on backgrounds coloured by `weights` (white at 0, darkest at `vmax` and above).
 
@@ -71,12 +77,12 @@ def coloured_words(words, weights, vmax: float = 3.0, cmap: str = "OrRd", label:
     words, weights = list(words), np.asarray(weights, dtype=float)
     if len(words) != len(weights):
         raise ValueError(f"{len(words)} words but {len(weights)} weights")
-    colours = matplotlib.colormaps[cmap](np.clip(weights / vmax, 0, 1) * 0.85)
+    colours = matplotlib.colormaps[cmap](np.clip(weights / vmax, 0, 1) * WEIGHT_COLOUR_TOP)
     # Word boxes joined by spaces, in a div that wraps: a sentence longer than the text width
     # continues on the next line instead of being cut off by the page's output area.
     spans = [
         f'<span title="{w:.2f}" style="display:inline-block;background:{matplotlib.colors.to_hex(c)};'
-        f'padding:1px 3px;border-radius:3px;margin:1px;color:{"white" if w / vmax > 0.6 else "black"}">'
+        f'padding:1px 3px;border-radius:3px;margin:1px;color:{"white" if w / vmax > WHITE_TEXT_ABOVE else "black"}">'
         f'{html.escape(str(word))}</span>'
         for word, w, c in zip(words, weights, colours)
     ]
@@ -120,13 +126,12 @@ def forest(results, quantities: dict[str, str], controls, caption: str, dataset:
     chosen = results[results["dataset"] == dataset]
     pairs = list(dict.fromkeys(chosen["pair"]))
     methods = list(dict.fromkeys(chosen["method"]))
-    fig, axes = plt.subplots(len(quantities), len(methods), squeeze=False, sharex=True, sharey=True,
-                             figsize=(3.6 * len(methods), (0.38 * len(pairs) + 0.9) * len(quantities)),
-                             layout="constrained")
+    fig, axes = figure(caption, ncols=len(methods), nrows=len(quantities), width=3.6, height=0.38 * len(pairs) + 0.9,
+                       sharex=True, sharey=True)
     offsets = np.linspace(-0.25, 0.25, len(controls)) if len(controls) > 1 else [0.0]
     for row, (quantity, label) in enumerate(quantities.items()):
         for column, method in enumerate(methods):
-            ax = axes[row, column]
+            ax = axes[row * len(methods) + column]
             for k, control in enumerate(controls):
                 rows = (chosen[(chosen["quantity"] == quantity) & (chosen["method"] == method)
                                & (chosen["control"] == control)].set_index("pair").reindex(pairs))
@@ -139,11 +144,9 @@ def forest(results, quantities: dict[str, str], controls, caption: str, dataset:
             ax.tick_params(axis="x", labelsize=8)
             if row == len(quantities) - 1:
                 ax.set_xlabel("Δβ")
-    axes[0, 0].invert_yaxis()
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), title="control", loc="outside upper center",
+    axes[0].invert_yaxis()  # shared: every panel lists the pairs top down
+    fig.legend(*axes[0].get_legend_handles_labels(), title="control", loc="outside upper center",
                ncols=len(controls), fontsize=8)
-    fig.supxlabel(textwrap.fill(caption, width=int(17 * 3.6 * len(methods))), x=0.01, ha="left", fontsize=9,
-                  style="italic")
     return fig
 
 
@@ -154,9 +157,10 @@ def delta_grid(results, order: list[str], quantities: dict[str, str], control: s
     quantity more) and print it, in bold where the interval excludes 0.
     """
     chosen = results[results["control"] == control]
-    rows = list(dict.fromkeys(chosen["pair"] + " " + chosen["method"].str.upper()))
     if chosen.empty:
         raise ValueError(f"delta_grid: no result with control {control!r}")
+    chosen = chosen.assign(row=chosen["pair"] + " " + chosen["method"].str.upper())
+    rows = list(dict.fromkeys(chosen["row"]))
     finite = np.abs(chosen["delta"].to_numpy(float))
     finite = finite[np.isfinite(finite)]
     limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
@@ -165,8 +169,7 @@ def delta_grid(results, order: list[str], quantities: dict[str, str], control: s
     fig, axes = figure(caption, ncols=ncols, nrows=nrows, width=0.42 * len(order) + 2.4,
                        height=0.24 * len(rows) + 0.9)
     for ax, (quantity, label) in zip(axes, quantities.items()):
-        table = (chosen[chosen["quantity"] == quantity]
-                 .assign(row=lambda t: t["pair"] + " " + t["method"].str.upper()))
+        table = chosen[chosen["quantity"] == quantity]
         delta = table.pivot_table(index="row", columns="dataset", values="delta").reindex(index=rows, columns=order)
         clear = (table.assign(clear=((table["delta_low"] > 0) | (table["delta_high"] < 0)).astype(float))
                  .pivot_table(index="row", columns="dataset", values="clear", aggfunc="first")
