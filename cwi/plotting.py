@@ -164,10 +164,9 @@ def delta_grid(results, order: list[str], quantities: dict[str, str], control: s
     finite = np.abs(chosen["delta"].to_numpy(float))
     finite = finite[np.isfinite(finite)]
     limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    ncols = 2 if len(quantities) > 1 else 1
-    nrows = -(-len(quantities) // ncols)
-    fig, axes = figure(caption, ncols=ncols, nrows=nrows, width=0.42 * len(order) + 2.4,
-                       height=0.24 * len(rows) + 0.9)
+    # Panels stacked, not side by side: a figure wider than the text column is scaled down until
+    # its cell labels cannot be read.
+    fig, axes = figure(caption, nrows=len(quantities), width=0.5 * len(order) + 2.4, height=0.26 * len(rows) + 1.0)
     for ax, (quantity, label) in zip(axes, quantities.items()):
         table = chosen[chosen["quantity"] == quantity]
         delta = table.pivot_table(index="row", columns="dataset", values="delta").reindex(index=rows, columns=order)
@@ -178,13 +177,11 @@ def delta_grid(results, order: list[str], quantities: dict[str, str], control: s
         for i, j in np.ndindex(delta.shape):
             value = delta.iat[i, j]
             if np.isfinite(value):
-                ax.text(j, i, f"{value:+.2f}", ha="center", va="center", fontsize=6,
+                ax.text(j, i, f"{value:+.2f}", ha="center", va="center", fontsize=7,
                         color="white" if abs(value) > 0.6 * limit else "black",
                         fontweight="bold" if clear.iat[i, j] == 1 else "normal")
         ax.set_xticks(range(len(order)), order, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(rows)), rows, fontsize=7)
         ax.grid(False)
         ax.set_title(label, fontsize=9)
-    for ax in axes[len(quantities):]:
-        ax.set_visible(False)
     return fig
