@@ -73,9 +73,9 @@ pd.DataFrame(
 # **Pooling.** Mean pooling for both models of the pair. PAPER: unsupervised SimCSE
 # trains with the [CLS] vector and an MLP; a masked-LM checkpoint has no trained
 # [CLS] objective (no next-sentence prediction here), so [CLS] would handicap the
-# pre-trained side of the comparison. SimCSE's training-time MLP is one of the
-# settings searched below, over the mean-pooled vector and dropped afterwards
-# (SimCSE's `mlp_only_train`).
+# pre-trained side of the comparison. Unsupervised SimCSE trains through
+# SimCSE's training-time MLP over the mean-pooled vector, dropped afterwards
+# (SimCSE's `mlp_only_train`; the `mlp_head` setting).
 #
 # **Word vectors.** With `word_vectors="glove"`, the input embedding of every
 # vocabulary entry that is a whole word starts from its GloVe 6B 50-d vector
@@ -115,6 +115,21 @@ display(Markdown(
 # checkpoint (the base, step 0, is scored but never kept). The candidate whose
 # kept snapshot scores best is the recipe (`cwi.runs.search`, `chosen`);
 # the test splits are read only in the next section, after every choice is made.
+#
+# **What the grid holds.** Unsupervised SimCSE's positive pair is a sentence seen
+# through two dropout masks, and the temperature sets how sharply the loss
+# separates it from the other sentences of the batch. The `default` profile
+# searches those two, from SimCSE's own values (dropout 0.1, temperature 0.05) up,
+# and fixes the learning rate and the MLP head, which an earlier grid of this book
+# searched on dev. `benchmarks/recipe_search.py` runs a wider dev-only grid
+# (batch size, learning rate, [CLS] pooling), best on a GPU, for anyone who wants
+# to question the narrowing. The grids and the settings they start from:
+
+# %%
+finetune.unsup_search, finetune.sup_search
+
+# %%
+finetune.unsup, finetune.sup
 
 # %%
 start = time.perf_counter()
