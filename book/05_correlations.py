@@ -252,13 +252,12 @@ by_method.style.format("{:+.3f}")
 # %%
 seed_frame = analysis.attach_statistics(pipeline.seed_word_weights(settings), table, min_count)
 both_frames = pd.concat([frame, seed_frame], ignore_index=True)
-seeds = settings.finetune.seed_list(settings.seed)
 seed_results = []
 for pair_name in ("book-unsup", "book-sup"):
     if pair_name not in pairs:
         continue
     pair = pairs[pair_name]
-    names = {seeds[0]: pair.finetuned} | {s: pipeline.seed_model_name(pair.finetuned, s) for s in seeds[1:]}
+    names = pipeline.seed_model_names(pair.finetuned, settings)
     seed_results.append(analysis.across_seeds(both_frames, pair.pretrained, names, settings.analysis.n_bootstrap,
                                               settings.seed, settings.analysis.level).assign(pair=pair_name))
 seed_results = pd.concat(seed_results, ignore_index=True)
@@ -282,7 +281,7 @@ flips = (single.groupby(["pair", "method", "quantity"])["delta"].agg(lambda d: (
 glue("seed_deltas", {f"{r.pair}/{r.method}/{r.quantity}/{r.seed}": float(r.delta) for r in seed_results.itertuples()},
      display=False)
 display(Markdown(
-    f"Over {len(seeds)} seeds, **{(overall['verdict'] == 'more').sum()} of {len(overall)}** pair x method x "
+    f"Over {settings.finetune.seeds} seeds, **{(overall['verdict'] == 'more').sum()} of {len(overall)}** pair x method x "
     f"quantity settings keep a Δβ interval above 0 and {(overall['verdict'] == 'less').sum()} below 0 once the "
     f"seed-to-seed spread is included; in {int(flips.sum())} of them the seeds disagree on the sign of Δβ. "
     f"The median standard deviation of Δβ between seeds is {overall['seed_sd'].median():.3f}, against a median "

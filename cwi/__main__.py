@@ -162,6 +162,7 @@ def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
     """
     import jupytext
     import papermill
+    from traitlets.config import Config
 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
@@ -185,6 +186,9 @@ def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
                 cwd=str(source.parent),
                 kernel_name="python3",
                 progress_bar=progress,
+                # Local Unix sockets: TCP without keys makes every kernel print an
+                # eavesdropping warning into the runner's terminal, and is less private.
+                config=Config({"KernelManager": {"transport": "ipc"}}),
             )
         finish_executed_notebook(notebook)
     except papermill.PapermillExecutionError as err:

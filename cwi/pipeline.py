@@ -35,7 +35,7 @@ from .progress import Progress
 
 __all__ = [
     "corpus_statistics", "load_encoder", "sts_scores", "word_weights", "word_weight_block", "word_weight_blocks",
-    "word_weight_sample", "encoder_fingerprint", "profile_word_weights", "seed_model_name",
+    "word_weight_sample", "encoder_fingerprint", "profile_word_weights", "seed_model_name", "seed_model_names",
     "seed_encoders", "seed_word_weights", "trajectory",
     "correlation_results", "AdditiveRun", "contrastive_additive_encoder",
 ]
@@ -226,6 +226,17 @@ def seed_model_name(model: str, seed: int) -> str:
     return f"{model} (seed {seed})"
 
 
+def seed_model_names(model: str, profile) -> dict[int, str]:
+    """Every contrastive seed of the book model `model` and what tables call it.
+
+    The first seed's model is the registered `model` itself; the later ones are
+    named by :func:`seed_model_name`.
+    """
+    profile = config.get_profile(profile)
+    first, *later = profile.finetune.seed_list(profile.seed)
+    return {first: model} | {seed: seed_model_name(model, seed) for seed in later}
+
+
 def seed_encoders(profile) -> dict[str, Encoder]:
     """The book's SimCSE models of every contrastive seed but the first, by :func:`seed_model_name`.
 
@@ -236,8 +247,7 @@ def seed_encoders(profile) -> dict[str, Encoder]:
     encoders = {}
     for model in ("book-unsup-simcse", "book-sup-simcse"):
         spec = MODELS[model]
-        for seed in profile.finetune.seed_list(profile.seed)[1:]:
-            name = seed_model_name(model, seed)
+        for seed, name in list(seed_model_names(model, profile).items())[1:]:
             encoders[name] = load_registered(runs.book_checkpoint(spec.location, profile, seed), spec.pooling,
                                              name=name)
     return encoders

@@ -102,7 +102,9 @@ def _mlm_key(profile: config.Profile, data_folder: str) -> dict:
     return key
 
 
+@lru_cache(maxsize=1)
 def _word_vectors(name: str | None):
+    """The start vectors of the masked-LM's word embeddings (once per process: the key and the training read them)."""
     if name is None:
         return None
     from .theory import load_glove

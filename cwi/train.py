@@ -166,7 +166,17 @@ def save_checkpoint(folder: Path, model, tokenizer, record: dict, pooling: str =
     :func:`cwi.cache.atomic_write` calls it on a staging folder, so a
     checkpoint appears whole or not at all.
     """
-    model.save_pretrained(folder)
+    from transformers.utils import logging as transformers_logging
+
+    # transformers draws a "Writing model shards" bar per save: in a notebook, a widget
+    # per snapshot that the rendered book cannot draw. Training reports its own progress.
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(folder)
+    finally:
+        if bars:
+            transformers_logging.enable_progress_bar()
     tokenizer.save_pretrained(folder)
     (folder / POOLING_FILE).write_text(json.dumps({"pooling": pooling}))
     (folder / HISTORY_FILE).write_text(json.dumps(record))

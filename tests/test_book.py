@@ -82,12 +82,19 @@ def run_book(root: Path, profile: str, environment: dict | None = None) -> dict:
         capture_output=True, text=True, timeout=900, env=environment,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # The kernels' own log lines (such as TCP's eavesdropping warning) stay out of the terminal.
+    assert "[IPKernelApp] WARNING" not in result.stdout + result.stderr
     values = {}
     for source in chapter_sources(root):
         notebook = json.loads(source.with_suffix(".ipynb").read_text())
         assert notebook["metadata"]["papermill"]["parameters"] == {"profile": profile}
         outputs = [o for cell in notebook["cells"] if cell["cell_type"] == "code" for o in cell.get("outputs", [])]
         assert not [o for o in outputs if o.get("output_type") == "error"]
+        # A widget (a library's progress bar, say) is dead in the HTML, which loads no widget code.
+        shown = [c for c in notebook["cells"] if "remove-output" not in c["metadata"].get("tags", [])]
+        widgets = ["".join(c["source"]) for c in shown for o in c.get("outputs", [])
+                   if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        assert not widgets, f"{source.name} shows widgets the HTML cannot draw, in: {widgets[0][:200]}"
         assert any("image/png" in o.get("data", {}) for o in outputs), f"{source.name} drew no figure"
         html = root / "_build" / "html" / "book" / f"{source.stem}.html"
         assert html.exists(), f"{html} not rendered"

@@ -216,3 +216,21 @@ def test_two_seeds_give_different_weights_and_one_seed_the_same(data_dir, tmp_pa
     assert not np.allclose(words_a, words_b)
     with pytest.raises(ValueError, match="contrastive seeds"):
         runs.book_checkpoint("unsup-simcse", SMOKE, seed=999)
+
+
+def test_every_seed_has_one_name_and_the_first_is_the_registered_model():
+    """The Fine-tuning and Correlations chapters read a seed's tables under these names."""
+    profile = dataclasses.replace(SMOKE, seed=7, finetune=dataclasses.replace(SMOKE.finetune, seeds=3))
+    names = pipeline.seed_model_names("book-sup-simcse", profile)
+    assert names == {7: "book-sup-simcse", 8: "book-sup-simcse (seed 8)", 9: "book-sup-simcse (seed 9)"}
+    assert len(set(names.values())) == 3
+
+
+def test_a_saved_checkpoint_draws_no_progress_bar(tiny_encoder, tmp_path, capfd):
+    """transformers' "Writing model shards" bar would be one dead widget per snapshot in the book."""
+    from transformers.utils import logging as transformers_logging
+
+    train.save_checkpoint(tmp_path / "checkpoint", tiny_encoder.model, tiny_encoder.tokenizer, {"kind": "test"})
+    assert "Writing model shards" not in capfd.readouterr().err
+    assert (tmp_path / "checkpoint" / train.HISTORY_FILE).exists()
+    assert transformers_logging.is_progress_bar_enabled()  # put back for the user's own saves
