@@ -32,6 +32,7 @@
 
 # %% tags=["remove-cell"]
 import time
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -126,10 +127,10 @@ display(Markdown(
 # to question the narrowing. The grids and the settings they start from:
 
 # %%
-finetune.unsup_search, finetune.sup_search
-
-# %%
-finetune.unsup, finetune.sup
+grids = pd.DataFrame([asdict(finetune.unsup), asdict(finetune.sup)], index=["unsupervised", "supervised"]).astype(object)
+grids.insert(0, "searched", [" x ".join(f"{field} {values}" for field, values in grid) or "nothing"
+                             for grid in (finetune.unsup_search, finetune.sup_search)])
+grids.T
 
 # %%
 start = time.perf_counter()
