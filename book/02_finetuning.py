@@ -127,7 +127,8 @@ display(Markdown(
 # to question the narrowing. The grids and the settings they start from:
 
 # %%
-grids = pd.DataFrame([asdict(finetune.unsup), asdict(finetune.sup)], index=["unsupervised", "supervised"]).astype(object)
+grids = pd.DataFrame([asdict(finetune.unsup), asdict(finetune.sup)], index=["unsupervised", "supervised"])
+grids = grids.astype(object)  # each row keeps its own types when shown transposed
 grids.insert(0, "searched", [" x ".join(f"{field} {values}" for field, values in grid) or "nothing"
                              for grid in (finetune.unsup_search, finetune.sup_search)])
 grids.T

@@ -281,8 +281,8 @@ flips = (single.groupby(["pair", "method", "quantity"])["delta"].agg(lambda d: (
 glue("seed_deltas", {f"{r.pair}/{r.method}/{r.quantity}/{r.seed}": float(r.delta) for r in seed_results.itertuples()},
      display=False)
 display(Markdown(
-    f"Over {settings.finetune.seeds} seeds, **{(overall['verdict'] == 'more').sum()} of {len(overall)}** pair x method x "
-    f"quantity settings keep a Δβ interval above 0 and {(overall['verdict'] == 'less').sum()} below 0 once the "
+    f"Over {settings.finetune.seeds} seeds, **{(overall['verdict'] == 'more').sum()} of {len(overall)}** pair x "
+    f"method x quantity settings keep a Δβ interval above 0 and {(overall['verdict'] == 'less').sum()} below 0 once the "
     f"seed-to-seed spread is included; in {int(flips.sum())} of them the seeds disagree on the sign of Δβ. "
     f"The median standard deviation of Δβ between seeds is {overall['seed_sd'].median():.3f}, against a median "
     f"interval width of {(single['delta_high'] - single['delta_low']).median():.3f} for one seed's sentences."

@@ -1,6 +1,7 @@
 """cwi.config: the profiles."""
 
 import dataclasses
+import math
 
 import pytest
 
@@ -85,12 +86,17 @@ def test_settings_refuse_what_cannot_run():
 
 
 def test_the_search_grid_is_every_combination_of_its_values():
+    import itertools
+
     default = config.get_profile("default").finetune
-    candidates = default.candidates(supervised=False)
-    grid = dict(default.unsup_search)
-    assert len(candidates) == len(grid["lr"]) * len(grid["mlp_head"])
-    assert {(c.lr, c.mlp_head) for c in candidates} == {(lr, m) for lr in grid["lr"] for m in grid["mlp_head"]}
-    assert all(c.steps == default.unsup.steps and c.temperature == default.unsup.temperature for c in candidates)
+    for supervised, base, grid in ((False, default.unsup, dict(default.unsup_search)),
+                                   (True, default.sup, dict(default.sup_search))):
+        candidates = default.candidates(supervised)
+        assert len(grid) >= 1 and len(candidates) == math.prod(len(values) for values in grid.values())
+        searched = {tuple(getattr(c, field) for field in grid) for c in candidates}
+        assert searched == set(itertools.product(*grid.values()))
+        fixed = {k: v for k, v in dataclasses.asdict(base).items() if k not in grid}  # every other setting is the base's
+        assert all({k: v for k, v in dataclasses.asdict(c).items() if k not in grid} == fixed for c in candidates)
     assert default.seed_list(7) == [7, 8, 9][: default.seeds] and default.seeds >= 3
 
 
