@@ -57,7 +57,7 @@ def score(job: tuple) -> dict:
     import numpy as np
     import torch
 
-    from cwi import config, data, evaluation, runs, train
+    from cwi import config, evaluation, runs, train
     from cwi.encoders import Encoder
 
     profile_name, supervised, candidate, base, threads = job
@@ -70,8 +70,8 @@ def score(job: tuple) -> dict:
     steps = settings.steps
     snapshots = tuple(s for s in (25, 50, 100, 200, 300, 500, 1_000, 1_500, 2_000) if s < steps) + (steps,)
     settings = replace(settings, snapshots=snapshots)
-    dev = evaluation.sts_pairs("stsb", "dev", profile.finetune.sts_max_pairs)
-    examples = data.snli_triplets() if supervised else data.load_corpus(profile.corpus, settings.corpus_limit)
+    dev = runs.dev_rows(profile)
+    examples = runs.training_examples(profile, supervised, settings)
     base = Path(base) if base else runs.mlm_checkpoint(profile)
 
     def snapshot(step, model, tokenizer):

@@ -29,7 +29,8 @@ from . import cache, config, data, evaluation, train
 from .encoders import Encoder
 from .models import MODELS
 
-__all__ = ["Run", "mlm_checkpoint", "simcse_run", "search", "chosen", "seed_runs", "book_checkpoint", "BOOK_NAMES"]
+__all__ = ["Run", "mlm_checkpoint", "dev_rows", "training_examples", "simcse_run", "search", "chosen", "seed_runs",
+           "book_checkpoint", "BOOK_NAMES"]
 
 # Checkpoint names of the book's models (the ``location`` of their registry entries).
 BOOK_NAMES = ("mlm", "unsup-simcse", "sup-simcse")
@@ -80,8 +81,14 @@ class Run:
         return folder
 
 
-def _dev_rows(profile: config.Profile) -> pd.DataFrame:
+def dev_rows(profile: config.Profile) -> pd.DataFrame:
+    """The STS-B dev pairs every SimCSE snapshot of `profile` is scored on."""
     return evaluation.sts_pairs("stsb", "dev", profile.finetune.sts_max_pairs)
+
+
+def training_examples(profile: config.Profile, supervised: bool, settings: config.SimCSESettings) -> list:
+    """What SimCSE trains on: SNLI triplets (supervised), or the profile's corpus up to ``settings.corpus_limit``."""
+    return data.snli_triplets() if supervised else data.load_corpus(profile.corpus, settings.corpus_limit)
 
 
 @lru_cache(maxsize=8)
@@ -137,10 +144,10 @@ def simcse_run(profile, supervised: bool, settings: config.SimCSESettings, seed:
     profile = config.get_profile(profile)
     base = mlm_checkpoint(profile)
     kind = "sup-simcse" if supervised else "unsup-simcse"
-    examples = data.snli_triplets() if supervised else data.load_corpus(profile.corpus, settings.corpus_limit)
+    examples = training_examples(profile, supervised, settings)
     pooling = MODELS[f"book-{kind}"].pooling
     settings = _with_last_step(settings)
-    dev = _dev_rows(profile)
+    dev = dev_rows(profile)
     key = {"kind": kind, "version": train.TRAIN_VERSION, "base": base.name, "settings": asdict(settings),
            "seed": seed, "pooling": pooling,
            "dev_sha256": cache.fingerprint_texts([*dev["sentence1"], *dev["sentence2"], *dev["score"].astype(str)]),
