@@ -2,15 +2,19 @@
 
     CWI_DATA_DIR=../shared/data python benchmarks/train.py [--profile default] [--steps 20]
 
-For masked-LM and unsupervised SimCSE, on the same batch of Wikipedia sentences
-and the model of the profile:
+For masked-LM and unsupervised SimCSE on the same batch of Wikipedia sentences,
+and supervised SimCSE on a batch of SNLI triplets, with the model of the profile:
 
 * ``training step``: what ``cwi.train`` runs per step (tokenize, mask, forward,
   loss, backward, clip, AdamW, schedule);
 * ``raw forward+backward``: the same model's forward, loss and backward on the
   already tokenized batch, nothing else: the bound a training loop can reach;
 * ``naive masked-LM``: ``BertForMaskedLM(labels=...)``, which projects every
-  position onto the vocabulary rather than the masked ones only.
+  position onto the vocabulary rather than the masked ones only;
+* ``training step, bf16 autocast``: the training step under
+  ``torch.autocast(dtype=torch.bfloat16)``, a lever the book does not pull
+  (it changes every number it trains, and is slower where the CPU has no
+  bfloat16 instructions): this row says what it would buy on this machine.
 
 Tokens per second count the non-padding tokens. Peak memory is the process's
 maximum resident set size (and the GPU's peak allocation when one is used).
@@ -39,13 +43,21 @@ def timed(step, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def in_bf16(step):
+    """`step` under bfloat16 autocast on the training device."""
+    def wrapped():
+        with torch.autocast(train.device().type, dtype=torch.bfloat16):
+            step()
+    return wrapped
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="default", choices=sorted(config.PROFILES))
     parser.add_argument("--steps", type=int, default=20, help="timed repetitions per case")
     args = parser.parse_args()
     settings = config.get_profile(args.profile).finetune
-    mlm, unsup = settings.mlm, settings.unsup
+    mlm, unsup, sup = settings.mlm, settings.unsup, settings.sup
     torch.manual_seed(0)
 
     sentences = data.load_wiki(limit=20_000)
@@ -77,7 +89,8 @@ def main() -> None:
 
     rows = [("masked-LM", "training step", timed(full_step, args.steps)),
             ("masked-LM", "raw forward+backward", timed(raw_step, args.steps)),
-            ("masked-LM", "naive masked-LM (all positions)", timed(naive_step, args.steps))]
+            ("masked-LM", "naive masked-LM (all positions)", timed(naive_step, args.steps)),
+            ("masked-LM", "training step, bf16 autocast", timed(in_bf16(full_step), args.steps))]
 
     # Unsupervised SimCSE on the same transformer (mean pooling, duplicated batch).
     encoder = model.bert
@@ -96,16 +109,37 @@ def main() -> None:
         encoder.zero_grad(set_to_none=True)
 
     rows += [("unsup-SimCSE", "training step", timed(sim_full, args.steps)),
-             ("unsup-SimCSE", "raw forward+backward", timed(sim_raw, args.steps))]
+             ("unsup-SimCSE", "raw forward+backward", timed(sim_raw, args.steps)),
+             ("unsup-SimCSE", "training step, bf16 autocast", timed(in_bf16(sim_full), args.steps))]
+
+    # Supervised SimCSE: (premise, entailed, contradicting) triplets, the last as hard negatives.
+    triplets = data.snli_triplets()[: sup.batch_size]
+    parts = [tokenizer(list(texts), padding=True, truncation=True, max_length=sup.max_length,
+                       return_tensors="pt").to(train.device()) for texts in zip(*triplets)]
+    sup_tokens = sum(int(part["attention_mask"].sum()) for part in parts)
+
+    def sup_full():
+        train.simcse_step(encoder, tokenizer, sim_optimizer, schedule, triplets, sup, supervised=True)
+
+    def sup_raw():
+        pooled = [encoders.pool(encoder(**part).last_hidden_state, part["attention_mask"], "mean") for part in parts]
+        train.simcse_loss(*pooled[:2], sup.temperature, pooled[2]).backward()
+        encoder.zero_grad(set_to_none=True)
+
+    rows += [("sup-SimCSE", "training step", timed(sup_full, args.steps)),
+             ("sup-SimCSE", "raw forward+backward", timed(sup_raw, args.steps)),
+             ("sup-SimCSE", "training step, bf16 autocast", timed(in_bf16(sup_full), args.steps))]
 
     parameters = sum(p.numel() for p in model.parameters())
     print(f"profile {args.profile}: {parameters / 1e6:.2f} M parameters, device {train.device()}, "
           f"torch threads {torch.get_num_threads()}")
     print(f"masked-LM batch: {mlm.batch_size} sentences, {tokens} tokens; "
-          f"SimCSE batch: 2 x {unsup.batch_size} sentences, {sim_tokens} tokens\n")
+          f"unsup-SimCSE batch: 2 x {unsup.batch_size} sentences, {sim_tokens} tokens; "
+          f"sup-SimCSE batch: {sup.batch_size} triplets, {sup_tokens} tokens\n")
     raw = {objective: seconds for objective, case, seconds in rows if case == "raw forward+backward"}
+    counts = {"masked-LM": tokens, "unsup-SimCSE": sim_tokens, "sup-SimCSE": sup_tokens}
     for objective, case, seconds in rows:
-        n = tokens if objective == "masked-LM" else sim_tokens
+        n = counts[objective]
         print(f"{objective:<13} {case:<32} {seconds * 1000:8.1f} ms/step {n / seconds:10,.0f} tokens/s  "
               f"{raw[objective] / seconds:5.2f} x raw")
     print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

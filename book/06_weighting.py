@@ -194,7 +194,8 @@ fig, (ax,) = plotting.figure(
 long = results.drop(columns="avg.").stack().rename("spearman").reset_index()
 order = results.index.get_level_values("encoder")
 sns.barplot(data=long, y="encoder", x="spearman", hue="family", order=order, errorbar=None, ax=ax, alpha=0.6)
-sns.stripplot(data=long, y="encoder", x="spearman", order=order, color="0.2", size=3.5, ax=ax)
+# No jitter: seaborn draws it from numpy's global generator, so the figure would change between runs.
+sns.stripplot(data=long, y="encoder", x="spearman", order=order, color="0.2", size=3.5, jitter=False, ax=ax)
 ax.set(xlabel="Spearman x100", ylabel="")
 ax.legend(title="", loc="lower right", fontsize=8);
 

@@ -68,7 +68,7 @@ class Progress:
         self.total, self.what, self.unit, self.every = total, what, unit, every
         under_runner = bool(os.environ.get(ENVIRONMENT))
         self.bar = tqdm(total=total, desc=what, unit=f" {unit}", disable=not show_bar or under_runner)
-        self.done, self.postfix = 0, ""
+        self.done, self.postfix, self.reported = 0, "", None
         self.start = self.last = time.perf_counter()
         if announce_start:
             announce(f"{what}: {total:,} {unit} to do")
@@ -100,11 +100,12 @@ class Progress:
 
     def _report(self) -> None:
         announce(self.line())
-        self.last = time.perf_counter()
+        self.last, self.reported = time.perf_counter(), self.done
 
     def close(self) -> None:
         self.bar.close()
-        if time.perf_counter() - self.start >= self.every:
+        # The last line, unless the last update just wrote it (the same count twice in a row).
+        if time.perf_counter() - self.start >= self.every and self.reported != self.done:
             self._report()
 
     def __enter__(self):

@@ -133,13 +133,14 @@ def mlm_checkpoint(profile) -> Path:
     return target
 
 
-def simcse_run(profile, supervised: bool, settings: config.SimCSESettings, seed: int) -> Run:
+def simcse_run(profile, supervised: bool, settings: config.SimCSESettings, seed: int, label: str | None = None) -> Run:
     """One SimCSE run from the profile's masked-LM base, trained on a miss.
 
     A checkpoint is saved, and scored on STS-B dev, before the first update
     and after every step of ``settings.snapshots`` and the last; the run folder
     appears whole or not at all.  Keyed by the base, the settings, the seed and
-    the training data.
+    the training data.  `label` names the run in the terminal's progress lines
+    (default: its kind); it is not part of the key.
     """
     profile = config.get_profile(profile)
     base = mlm_checkpoint(profile)
@@ -162,7 +163,8 @@ def simcse_run(profile, supervised: bool, settings: config.SimCSESettings, seed:
                                   {"kind": kind, "step": step, "seed": seed, "base": str(base)}, pooling)
             return {"stsb_dev": evaluation.encoder_spearman(Encoder(model, tokenizer, pooling, kind), dev)}
 
-        _, _, record = train.train_simcse(base, examples, settings, supervised, seed, pooling, snapshot=snapshot)
+        _, _, record = train.train_simcse(base, examples, settings, supervised, seed, pooling, snapshot=snapshot,
+                                          label=label)
         (folder / RUN_FILE).write_text(json.dumps(record))
 
     cache.atomic_write(target, fit, folder=True)
@@ -189,9 +191,12 @@ def search(profile, supervised: bool) -> pd.DataFrame:
     finetune = profile.finetune
     grid = finetune.sup_search if supervised else finetune.unsup_search
     fields = [field for field, _ in grid]
+    candidates = finetune.candidates(supervised)
     rows = []
-    for settings in finetune.candidates(supervised):
-        run = simcse_run(profile, supervised, settings, finetune.seed_list(profile.seed)[0])
+    for number, settings in enumerate(candidates, 1):
+        values = " ".join(f"{field}={_shown(getattr(settings, field))}" for field in fields)
+        label = _label(supervised, f"{number}/{len(candidates)} {values}".rstrip())
+        run = simcse_run(profile, supervised, settings, finetune.seed_list(profile.seed)[0], label)
         scores = run.dev_scores()
         rows.append({**{field: getattr(settings, field) for field in fields}, "best_step": run.best_step,
                      "stsb_dev": scores[run.best_step], **{f"dev@{step}": value for step, value in scores.items()}})
@@ -212,7 +217,18 @@ def seed_runs(profile, supervised: bool) -> list[Run]:
     """The chosen recipe trained with every seed of the profile (the first is the search's own run)."""
     profile = config.get_profile(profile)
     settings = chosen(profile, supervised)
-    return [simcse_run(profile, supervised, settings, seed) for seed in profile.finetune.seed_list(profile.seed)]
+    return [simcse_run(profile, supervised, settings, seed, _label(supervised, f"seed {seed}"))
+            for seed in profile.finetune.seed_list(profile.seed)]
+
+
+def _label(supervised: bool, detail: str) -> str:
+    """What the terminal's progress lines call a run: ``unsup-SimCSE 3/6 dropout=0.2 temperature=0.05``."""
+    return f"{'sup' if supervised else 'unsup'}-SimCSE {detail}"
+
+
+def _shown(value) -> str:
+    """A setting as a reader types it: 3e-05, not 0.00003."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def book_checkpoint(name: str, profile, seed: int | None = None) -> Path:

@@ -354,7 +354,7 @@ def simcse_step(model, tokenizer, optimizer, schedule, chosen: list, settings: S
 
 
 def train_simcse(base: Path, examples: list, settings: SimCSESettings, supervised: bool, seed: int = 0,
-                 pooling: str = "mean", progress: bool = True, snapshot=None):
+                 pooling: str = "mean", progress: bool = True, snapshot=None, label: str | None = None):
     """Fine-tune the checkpoint `base` with SimCSE; return (model, tokenizer, record).
 
     Unsupervised: `examples` are sentences, each encoded twice in training mode,
@@ -368,7 +368,8 @@ def train_simcse(base: Path, examples: list, settings: SimCSESettings, supervise
     the model in evaluation mode before the first update (step 0) and after each
     step of ``settings.snapshots``; what it returns is stored in the record's
     ``snapshots`` under that step.  The trajectory and the dev-set choice of
-    the pipeline are built on it.
+    the pipeline are built on it.  `label` names the run in its progress lines
+    (default: ``unsup-SimCSE`` or ``sup-SimCSE``).
     """
     from transformers import AutoTokenizer
 
@@ -393,7 +394,7 @@ def train_simcse(base: Path, examples: list, settings: SimCSESettings, supervise
     losses, snapshots = [], {}
     take(0)
     model.train()  # dropout on: it makes the positive pairs of unsupervised SimCSE
-    with Progress(settings.steps, f"{'sup' if supervised else 'unsup'}-SimCSE", show_bar=progress,
+    with Progress(settings.steps, label or f"{'sup' if supervised else 'unsup'}-SimCSE", show_bar=progress,
                   announce_start=True) as bar:
         for step in range(1, settings.steps + 1):
             start = ((step - 1) * settings.batch_size) % len(order)

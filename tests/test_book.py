@@ -380,7 +380,8 @@ def test_progress_lines_say_what_how_far_and_how_long(tmp_path, monkeypatch):
     lines = log.read_text().splitlines()
     assert lines[0].startswith("training: 4 steps to do")
     assert lines[1].startswith("training: 2/4 steps (50%), loss 1.000,") and lines[1].endswith("left")
-    assert "done in" in lines[-1]
+    assert lines[2].startswith("training: 4/4 steps (100%)") and "done in" in lines[2]
+    assert len(lines) == 3  # closing after the last update's line repeats nothing
     assert progress.duration(30) == "30 s" and progress.duration(600) == "10 min"
     assert progress.duration(3900) == "1 h 05 min"
     with progress.Progress(1, "quiet") as bar:  # under a runner the lines replace the notebook's bar,

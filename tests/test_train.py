@@ -234,3 +234,18 @@ def test_a_saved_checkpoint_draws_no_progress_bar(tiny_encoder, tmp_path, capfd)
     assert "Writing model shards" not in capfd.readouterr().err
     assert (tmp_path / "checkpoint" / train.HISTORY_FILE).exists()
     assert transformers_logging.is_progress_bar_enabled()  # put back for the user's own saves
+
+
+def test_the_terminal_names_each_search_candidate_and_seed(data_dir, tmp_path, monkeypatch):
+    """A search of many minutes tells its terminal which candidate of how many is training, with which values."""
+    log = tmp_path / "progress.log"
+    monkeypatch.setenv("CWI_PROGRESS_FILE", str(log))
+    grid = (("temperature", (0.07, 0.09)),)  # values no other test trains: these runs are cache misses
+    profile = dataclasses.replace(SMOKE, finetune=dataclasses.replace(SMOKE.finetune, sup_search=grid, seeds=2))
+    runs.search(profile, supervised=True)
+    runs.seed_runs(profile, supervised=True)
+    starts = [line for line in log.read_text().splitlines() if line.endswith("steps to do")]
+    steps = profile.finetune.sup.steps
+    assert starts == [f"sup-SimCSE 1/2 temperature=0.07: {steps} steps to do",
+                      f"sup-SimCSE 2/2 temperature=0.09: {steps} steps to do",
+                      f"sup-SimCSE seed {SMOKE.seed + 1}: {steps} steps to do"]  # the first seed is the search's run
