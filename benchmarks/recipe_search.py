@@ -129,9 +129,11 @@ def score_base(job: tuple) -> dict:
 
 def print_table(table: pd.DataFrame, grid: dict, key: str) -> pd.DataFrame:
     """Sort by `key` (best first) and print; floats of the grid keep their own form (3e-05, not 0.00)."""
+    from cwi.runs import setting_text
+
     table = table.sort_values(key, ascending=False)
     for field in grid:
-        table[field] = table[field].map(lambda value: f"{value:g}" if isinstance(value, float) else str(value))
+        table[field] = table[field].map(setting_text)
     with pd.option_context("display.width", 250, "display.max_columns", 60, "display.max_colwidth", 200,
                            "display.float_format", "{:.2f}".format):
         print(table.drop(columns=[c for c in table.columns if c.startswith("loss@")]).to_string(index=False))

@@ -30,7 +30,7 @@ from .encoders import Encoder
 from .models import MODELS
 
 __all__ = ["Run", "mlm_checkpoint", "dev_rows", "training_examples", "simcse_run", "search", "chosen", "seed_runs",
-           "book_checkpoint", "BOOK_NAMES"]
+           "setting_text", "book_checkpoint", "BOOK_NAMES"]
 
 # Checkpoint names of the book's models (the ``location`` of their registry entries).
 BOOK_NAMES = ("mlm", "unsup-simcse", "sup-simcse")
@@ -194,7 +194,7 @@ def search(profile, supervised: bool) -> pd.DataFrame:
     candidates = finetune.candidates(supervised)
     rows = []
     for number, settings in enumerate(candidates, 1):
-        values = " ".join(f"{field}={_shown(getattr(settings, field))}" for field in fields)
+        values = " ".join(f"{field}={setting_text(getattr(settings, field))}" for field in fields)
         label = _label(supervised, f"{number}/{len(candidates)} {values}".rstrip())
         run = simcse_run(profile, supervised, settings, finetune.seed_list(profile.seed)[0], label)
         scores = run.dev_scores()
@@ -226,8 +226,8 @@ def _label(supervised: bool, detail: str) -> str:
     return f"{'sup' if supervised else 'unsup'}-SimCSE {detail}"
 
 
-def _shown(value) -> str:
-    """A setting as a reader types it: 3e-05, not 0.00003."""
+def setting_text(value) -> str:
+    """A setting as a reader types it: 3e-05, not 0.00003 (search labels and tables)."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
