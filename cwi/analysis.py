@@ -1,33 +1,48 @@
-"""Regressions of word weights on word statistics, with sentence-bootstrap intervals.
+"""Regressions of word weights on word statistics, with sentence-bootstrap draws shared by every fit.
 
 The Correlations chapter asks whether a contrastively fine-tuned encoder weights
 informative words more than its pre-trained twin.  For one model and one word
 quantity q (information gain, raw or corrected either way, or self-information) it fits
 
-    normalised weight = a + beta * z(q) [+ covariates] + noise,
+    normalised weight = a + beta * q / s_q [+ covariates] + noise,
 
-with ``z(q)`` the quantity standardised over the words of the fit, so beta is the
-change in normalised weight per standard deviation of q.  Words of one sentence
-share the sentence's normalisation and are not independent, so intervals come
-from a bootstrap that resamples *sentences*.  For a pair of models the same
-resampled sentences give both slopes, hence a paired interval for
-``delta beta = beta(fine-tuned) - beta(pre-trained)`` on the same words.
+with ``s_q`` the standard deviation of q over the profile's usable word
+occurrences (:func:`quantity_scales`): one scale per quantity, the same in every
+dataset, control and pair, so slopes are comparable across them.  Beside beta,
+the Pearson correlation r of weight and quantity: beta changes when fine-tuning
+only *spreads* the weights (w -> 1 + k (w - 1) multiplies beta by k), r only
+when the weights *follow* the quantity more or less closely.
 
-Every fit works on per-sentence sufficient statistics (``X'X`` and ``X'y``), so
-a bootstrap replicate costs one weighted sum and one small solve.
+Words of one sentence share the sentence's normalisation and are not
+independent, so intervals come from a bootstrap that resamples *sentences*,
+within each dataset (the datasets are fixed strata of the design).  The
+resampling counts are drawn once (:class:`SentenceBootstrap`) and every fit
+reads the counts of its sentences, so all fits are paired: the two models of a
+pair, every seed of a fine-tuned model, every method and quantity.  A
+difference, or a mean over several fits, is then one more statistic of the
+same draws, and :mod:`cwi.inference` can adjust a whole family of them at once.
+
+Every fit works on per-sentence sufficient statistics (``X'X``, ``X'y``,
+``y'y``), so a bootstrap replicate costs one weighted sum and one small solve.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy import stats as scistats
 
 __all__ = [
-    "QUANTITIES", "COVARIATES", "CONTROLS", "VERDICTS", "attach_statistics", "missing_statistics", "fit_slopes",
-    "regress", "compare_pair", "across_seeds", "present_pairs", "pair_table", "headline", "verdict", "reading",
-    "within_sentence_spearman",
+    "ANALYSIS_VERSION", "QUANTITIES", "COVARIATES", "CONTROLS", "VERDICTS", "attach_statistics", "missing_statistics",
+    "quantity_scales", "SentenceBootstrap", "Fit", "fit_models", "verdict", "present_pairs", "PairFits",
+    "pair_table", "t_interval", "seed_table", "interval_text", "headline", "within_sentence_spearman",
 ]
+
+# Bump when what the regressions compute changes (it is part of the results' cache key).
+ANALYSIS_VERSION = 2
 
 # Labels spell out "information gain": "IG" in this book is Integrated Gradients.
 QUANTITIES = {
@@ -37,8 +52,10 @@ QUANTITIES = {
     "self_information": "self-information",
 }
 COVARIATES = ("log_frequency", "characters", "n_tokens", "position")
-CONTROLS = ("none", "covariates", "no stopwords")
-# What a delta-beta interval says (the codes of the results table's ``verdict`` column).
+# "sentence effects": weight and quantity demeaned within each sentence, so beta is the
+# within-sentence association only (a sentence fixed effect).
+CONTROLS = ("none", "covariates", "no stopwords", "sentence effects")
+# What an interval of a difference says (the codes of the results tables' ``verdict`` columns).
 VERDICTS = {
     "more": "fine-tuned weights it more",
     "less": "fine-tuned weights it less",
@@ -86,82 +103,233 @@ def missing_statistics(frame: pd.DataFrame) -> pd.DataFrame:
     return counts
 
 
-def _design(frame: pd.DataFrame, quantity: str, covariates) -> np.ndarray:
-    """Columns: intercept, the standardised quantity, the standardised covariates."""
-    columns = [frame[quantity], *(frame[c] for c in covariates)]
-    standardised = [(c - c.mean()) / (c.std(ddof=0) or 1.0) for c in (col.astype(float) for col in columns)]
-    return np.column_stack([np.ones(len(frame)), *standardised])
+def _sentence_column(frame: pd.DataFrame) -> str:
+    """Sentences are matched by their text where tables carry it (samples of different sizes number them apart)."""
+    return "sentence" if "sentence" in frame else "sentence_id"
 
 
-def fit_slopes(frame: pd.DataFrame, quantity: str, targets: list[str], covariates=(), n_boot: int = 1000,
-               seed: int = 0, groups: list[str] | None = None, level: float = 0.95) -> dict:
-    """OLS slopes of each column of `targets` on the standardised `quantity`, bootstrapped by sentence.
+def _word_keys(frame: pd.DataFrame) -> list[str]:
+    return ["dataset", _sentence_column(frame), "word_index"]
+
+
+def quantity_scales(frame: pd.DataFrame) -> dict[str, float]:
+    """Standard deviation of each quantity over the distinct usable word occurrences of `frame`.
+
+    Each word occurrence counts once, however many models and methods
+    attributed it, so the scale is a property of the profile's sentences, not of
+    a fit: a slope per this SD means the same in every dataset, control and pair.
+    """
+    usable = frame[frame["status"] == "ok"].drop_duplicates(_word_keys(frame))
+    if len(usable) < 2:
+        raise ValueError("need at least two word occurrences with usable statistics to scale the quantities")
+    return {quantity: float(usable[quantity].std(ddof=0)) or 1.0 for quantity in QUANTITIES}
+
+
+class SentenceBootstrap:
+    """Sentence-resampling counts drawn once, within each dataset, and shared by every fit.
 
     Parameters
     ----------
     frame
-        One row per word, without missing values in the columns used.
-    targets
-        Response columns sharing the same words (one per model of a pair).
-    covariates
-        Columns added as standardised regressors.
-    groups
-        Columns naming a sentence (resampling unit); default ``dataset`` and ``sentence_id``.
+        Word rows (columns ``dataset`` and ``sentence`` or ``sentence_id``):
+        every sentence that any fit will use.
+    n_boot
+        Replicates.
+    seed
+        Seed of the draws.
 
-    Returns
-    -------
-    dict
-        ``beta`` (len(targets),), ``boot`` (n_boot, len(targets)) bootstrap slopes,
-        ``r2``, ``rho`` (Spearman of each target with the quantity), ``n_words``,
-        ``n_sentences``, and ``interval`` (len(targets), 2) percentile intervals.
+    Notes
+    -----
+    Replicate b resamples each dataset's sentences with replacement, as many as
+    it has (a stratified bootstrap: every dataset keeps its share, as in the
+    design).  A fit on a subset of the sentences (one dataset, or a model
+    attributed on a smaller nested sample) reads the counts of its own
+    sentences, so all fits of one :class:`SentenceBootstrap` are paired.
+    """
+
+    def __init__(self, frame: pd.DataFrame, n_boot: int, seed: int):
+        column = _sentence_column(frame)
+        sentences = frame[["dataset", column]].drop_duplicates().sort_values(["dataset", column])
+        self.column = column
+        self.n_boot = n_boot
+        self.index = pd.MultiIndex.from_frame(sentences)
+        rng = np.random.default_rng(seed)
+        sizes = sentences.groupby("dataset", sort=True).size()
+        counts = [rng.multinomial(size, np.full(size, 1 / size), size=n_boot) for size in sizes]
+        # Column-major: a fit gathers the columns of its sentences.
+        self.counts = np.asfortranarray(np.concatenate(counts, axis=1) if counts else np.zeros((n_boot, 0)), float)
+
+    def columns(self, sentences: np.ndarray) -> np.ndarray:
+        """The (B, g) counts of the bootstrap's sentences `sentences` (column numbers)."""
+        if len(sentences) == self.counts.shape[1]:  # every sentence, in order (np.unique sorts)
+            return self.counts
+        return self.counts[:, sentences]
+
+    def locate(self, frame: pd.DataFrame) -> np.ndarray:
+        """The column of :attr:`counts` of each row's sentence."""
+        where = self.index.get_indexer(pd.MultiIndex.from_frame(frame[["dataset", self.column]]))
+        if (where < 0).any():
+            raise ValueError("a sentence outside the bootstrap's sentences: build SentenceBootstrap on every "
+                             "sentence the fits use")
+        return where
+
+
+@dataclass
+class Fit:
+    """Least-squares slopes of several models' weights on one quantity, on the same words, with bootstrap draws.
+
+    Attributes
+    ----------
+    beta, r
+        (k,) slope per SD of the quantity and Pearson correlation of each model (r is NaN with covariates).
+    beta_draws, r_draws
+        (B, k) the same on every bootstrap replicate.
+    n_words, n_sentences
+        What the fit used.
+    sentences
+        (g,) the bootstrap's columns of the fit's sentences.
+    xtx, xty, yy, inverse, counts, draws_xtx
+        Per-sentence sufficient statistics (g, p, p), (g, p, k) and (g, k), the
+        replicates' counts of these sentences (B, g), and every replicate's ``X'X``
+        (B, p, p) and its inverse: what :mod:`cwi.inference` needs to refit with the
+        models' roles exchanged.
+    """
+
+    beta: np.ndarray
+    r: np.ndarray
+    beta_draws: np.ndarray
+    r_draws: np.ndarray
+    n_words: int
+    n_sentences: int
+    sentences: np.ndarray
+    xtx: np.ndarray
+    xty: np.ndarray
+    yy: np.ndarray
+    inverse: np.ndarray
+    counts: np.ndarray
+    draws_xtx: np.ndarray
+
+    def refit(self, xty: np.ndarray, yy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``beta, r, beta_draws, r_draws`` for other responses on the same words and draws."""
+        return _estimates(self.xtx, xty, yy, self.counts, self.inverse, self.draws_xtx)
+
+
+def _per_sentence(rows: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sums of `values` (n, m) over the rows of each group (`rows`: 0..n_groups-1)."""
+    indicator = sparse.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))), shape=(n_groups, len(rows)))
+    return np.asarray(indicator @ values)
+
+
+def _correlation(xtx: np.ndarray, xty: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """Pearson r of the quantity (column 1 of a 2-column design) with each response, from weighted sums."""
+    n, sz, szz = xtx[..., 0, 0, None], xtx[..., 0, 1, None], xtx[..., 1, 1, None]
+    sy, szy = xty[..., 0, :], xty[..., 1, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (n * szy - sz * sy) / np.sqrt((n * szz - sz**2) * (n * yy - sy**2))
+
+
+def _estimates(xtx, xty, yy, counts, inverse, draws_xtx):
+    """Point slopes and correlations (every sentence once) and their bootstrap draws."""
+    g, p, k = xty.shape
+    total_xtx, total_xty, total_yy = xtx.sum(0), xty.sum(0), yy.sum(0)
+    beta = (np.linalg.pinv(total_xtx) @ total_xty)[1]
+    draws = counts @ np.concatenate([xty.reshape(g, p * k), yy], axis=1)  # one product for both
+    draws_xty, draws_yy = draws[:, :p * k].reshape(-1, p, k), draws[:, p * k:]
+    beta_draws = (inverse[:, 1, :, None] * draws_xty).sum(1)  # the quantity's row only
+    if p == 2:
+        r = _correlation(total_xtx, total_xty, total_yy)
+        r_draws = _correlation(draws_xtx, draws_xty, draws_yy)
+    else:  # a partial correlation is not what "follows more closely" means here: left out
+        r, r_draws = np.full(k, np.nan), np.full((len(counts), k), np.nan)
+    return beta, r, beta_draws, r_draws
+
+
+def _wide(frame: pd.DataFrame, models: list[str], columns, target: str = "normalised_weight") -> pd.DataFrame:
+    """One row per word all `models` share: the first model's `columns` and each model's `target` (named by model)."""
+    keys = _word_keys(frame)
+    first = frame[frame["model"] == models[0]]
+    joined = first[list(dict.fromkeys(keys + list(columns)))].assign(**{models[0]: first[target]})
+    for model in models[1:]:
+        other = frame[frame["model"] == model][keys + [target]].rename(columns={target: model})
+        joined = joined.merge(other, on=keys, validate="one_to_one")
+    return joined
+
+
+def fit_models(frame: pd.DataFrame, models: list[str], quantity: str, bootstrap: SentenceBootstrap,
+               scale: float | None = None, covariates=(), fixed_effects: bool = False,
+               target: str = "normalised_weight") -> Fit:
+    """Slopes of each model's `target` on `quantity`, on the words all `models` share, with paired draws.
+
+    Parameters
+    ----------
+    frame
+        Word rows of one method (column ``model``), usable statistics only
+        (``status == "ok"``); words are matched across models by dataset,
+        sentence and word index.
+    models
+        Models to fit, in the order of the returned arrays.
+    bootstrap
+        The shared resampling counts.
+    scale
+        The quantity's SD (:func:`quantity_scales`); default its SD over the fit's words.
+    covariates
+        Columns added as regressors (standardised over the fit's words: their scale does not
+        change the quantity's slope).  The first model's rows provide them.
+    fixed_effects
+        Demean weight, quantity and covariates within each sentence first.
 
     Raises
     ------
     ValueError
-        With fewer than two sentences or a constant quantity.
+        With missing values, fewer than two sentences, a constant quantity, or a
+        model whose words do not match the others' one to one.
     """
-    groups = groups or ["dataset", "sentence_id"]
-    used = [quantity, *covariates, *targets]
+    used = [quantity, *covariates, target]
     if frame[used].isna().any().any():
         raise ValueError(f"missing values in {[c for c in used if frame[c].isna().any()]}: "
                          "filter rows with status == 'ok' first")
-    sentence = frame.groupby(groups, sort=False).ngroup().to_numpy()
-    n_sentences = sentence.max() + 1 if len(sentence) else 0
-    if n_sentences < 2 or frame[quantity].nunique() < 2:
+    return _fit_wide(_wide(frame, models, [quantity, *covariates], target), models, quantity, bootstrap, scale,
+                     covariates, fixed_effects)
+
+
+def _fit_wide(wide: pd.DataFrame, models: list[str], quantity: str, bootstrap: SentenceBootstrap,
+              scale: float | None, covariates=(), fixed_effects: bool = False) -> Fit:
+    """:func:`fit_models` on rows that already hold every model's response in a column named by the model."""
+    columns = wide["bootstrap_column"].to_numpy() if "bootstrap_column" in wide else bootstrap.locate(wide)
+    present, group = np.unique(columns, return_inverse=True)
+    q = wide[quantity].to_numpy(float)
+    if len(present) < 2 or np.ptp(q) == 0:
         raise ValueError(f"need words of at least two sentences and a varying {quantity}; "
-                         f"got {n_sentences} sentence(s), {frame[quantity].nunique()} distinct value(s)")
-    X = _design(frame, quantity, covariates)
-    Y = frame[targets].to_numpy(float)
-    p = X.shape[1]
-    # Per-sentence sufficient statistics: a replicate is a count-weighted sum of them.
-    xtx = np.zeros((n_sentences, p, p))
-    xty = np.zeros((n_sentences, p, len(targets)))
-    np.add.at(xtx, sentence, X[:, :, None] * X[:, None, :])
-    np.add.at(xty, sentence, X[:, :, None] * Y[:, None, :])
-    coef = np.linalg.pinv(xtx.sum(0)) @ xty.sum(0)  # (p, targets)
-    residual = Y - X @ coef
-    r2 = 1 - (residual**2).sum(0) / ((Y - Y.mean(0)) ** 2).sum(0)
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n_sentences, np.full(n_sentences, 1 / n_sentences), size=n_boot).astype(float)
-    boot = (np.linalg.pinv(np.einsum("bg,gij->bij", counts, xtx)) @ np.einsum("bg,gik->bik", counts, xty))[:, 1, :]
-    alpha = (1 - level) / 2
-    return {
-        "beta": coef[1], "boot": boot, "interval": np.quantile(boot, [alpha, 1 - alpha], axis=0).T,
-        "r2": r2, "rho": np.array([scistats.spearmanr(frame[t], frame[quantity]).statistic for t in targets]),
-        "n_words": len(frame), "n_sentences": int(n_sentences),
-    }
-
-
-def regress(frame: pd.DataFrame, quantity: str, covariates=(), n_boot: int = 1000, seed: int = 0,
-            target: str = "normalised_weight") -> dict:
-    """One model's slope: ``beta``, ``low``, ``high``, ``r2``, ``rho``, ``n_words``, ``n_sentences``."""
-    fit = fit_slopes(frame, quantity, [target], covariates, n_boot, seed)
-    return {"beta": fit["beta"][0], "low": fit["interval"][0, 0], "high": fit["interval"][0, 1],
-            "r2": fit["r2"][0], "rho": fit["rho"][0], "n_words": fit["n_words"], "n_sentences": fit["n_sentences"]}
+                         f"got {len(present)} sentence(s), {len(np.unique(q))} distinct value(s)")
+    scale = scale or float(q.std()) or 1.0
+    regressors = [(q - q.mean()) / scale]
+    for c in covariates:
+        values = wide[c].to_numpy(float)
+        regressors.append((values - values.mean()) / (values.std() or 1.0))
+    X = np.column_stack(regressors)
+    Y = wide[list(models)].to_numpy(float)
+    g = len(present)
+    if fixed_effects:
+        sizes = np.bincount(group)[:, None]
+        X = X - (_per_sentence(group, X, g) / sizes)[group]
+        Y = Y - (_per_sentence(group, Y, g) / sizes)[group]
+    X = np.column_stack([np.ones(len(X)), X])
+    p, k = X.shape[1], Y.shape[1]
+    xtx = _per_sentence(group, (X[:, :, None] * X[:, None, :]).reshape(len(X), -1), g).reshape(-1, p, p)
+    xty = _per_sentence(group, (X[:, :, None] * Y[:, None, :]).reshape(len(X), -1), g).reshape(-1, p, k)
+    yy = _per_sentence(group, Y**2, g)
+    counts = bootstrap.columns(present)
+    draws_xtx = (counts @ xtx.reshape(g, -1)).reshape(-1, p, p)
+    try:
+        inverse = np.linalg.inv(draws_xtx)
+    except np.linalg.LinAlgError:  # a replicate whose sentences leave the quantity constant
+        inverse = np.linalg.pinv(draws_xtx)
+    beta, r, beta_draws, r_draws = _estimates(xtx, xty, yy, counts, inverse, draws_xtx)
+    return Fit(beta, r, beta_draws, r_draws, len(wide), g, present, xtx, xty, yy, inverse, counts, draws_xtx)
 
 
 def verdict(low: float, high: float) -> str:
-    """Reading of a delta-beta interval, a key of :data:`VERDICTS`: above 0 ``"more"``, below 0 ``"less"``."""
+    """Reading of an interval of a difference, a key of :data:`VERDICTS`: above 0 ``"more"``, below 0 ``"less"``."""
     if np.isnan(low):
         return "no twin"
     if low > 0:
@@ -171,76 +339,9 @@ def verdict(low: float, high: float) -> str:
     return "unclear"
 
 
-def reading(verdicts: pd.Series) -> dict:
-    """The decision rule that reads a claim's settings: how many intervals lie above and below 0, and a word.
-
-    ``"reproduces"``: more than half of the settings above 0 and none below;
-    ``"contradicts"``: more than half below and none above; ``"does not
-    reproduce"``: none above; ``"partly reproduces"``: anything else.
-
-    Returns
-    -------
-    dict
-        ``more``, ``less``, ``n`` and ``word``.
-    """
-    more, less, n = int((verdicts == "more").sum()), int((verdicts == "less").sum()), len(verdicts)
-    if more > n / 2 and less == 0:
-        word = "reproduces"
-    elif less > n / 2 and more == 0:
-        word = "contradicts"
-    elif more == 0:
-        word = "does not reproduce"
-    else:
-        word = "partly reproduces"
-    return {"more": more, "less": less, "n": n, "word": word}
-
-
-def compare_pair(pretrained: pd.DataFrame | None, finetuned: pd.DataFrame, quantity: str, covariates=(),
-                 n_boot: int = 1000, seed: int = 0, level: float = 0.95, keep_boot: bool = False) -> dict:
-    """Slopes of both models of a pair on the same words, and delta beta with its paired interval.
-
-    `pretrained` and `finetuned` are word tables of one dataset selection and
-    method; words are matched on (dataset, sentence, word_index), the sentence's
-    text, so models attributed on samples of different sizes (whose
-    ``sentence_id`` numbers differ) pair the sentences they share; tables without
-    a ``sentence`` column match on ``sentence_id``.  Without a pre-trained model
-    only the fine-tuned slope is returned.  `keep_boot` adds ``delta_boot``, the
-    bootstrap replicates of delta beta.
-    """
-    by_text = "sentence" in finetuned and (pretrained is None or "sentence" in pretrained)
-    keys = ["dataset", "sentence" if by_text else "sentence_id", "word_index"]
-    columns = list(dict.fromkeys(keys + ["sentence_id", quantity, *covariates, "normalised_weight"]))
-    if pretrained is None:
-        fit = fit_slopes(finetuned[columns], quantity, ["normalised_weight"], covariates, n_boot, seed, level=level)
-        beta, interval = fit["beta"], fit["interval"]
-        return {"beta_pre": np.nan, "beta_fine": beta[0], "fine_low": interval[0, 0], "fine_high": interval[0, 1],
-                "pre_low": np.nan, "pre_high": np.nan, "delta": np.nan, "delta_low": np.nan, "delta_high": np.nan,
-                "r2_pre": np.nan, "r2_fine": fit["r2"][0], "rho_pre": np.nan, "rho_fine": fit["rho"][0],
-                "n_words": fit["n_words"], "n_sentences": fit["n_sentences"]}
-    joined = pretrained[columns].merge(finetuned[keys + ["normalised_weight"]], on=keys, suffixes=("_pre", "_fine"),
-                                       validate="one_to_one")
-    fit = fit_slopes(joined, quantity, ["normalised_weight_pre", "normalised_weight_fine"], covariates, n_boot, seed,
-                     level=level)
-    delta_boot = fit["boot"][:, 1] - fit["boot"][:, 0]
-    low, high = np.quantile(delta_boot, [(1 - level) / 2, (1 + level) / 2])
-    return ({"delta_boot": delta_boot} if keep_boot else {}) | {
-        "beta_pre": fit["beta"][0], "pre_low": fit["interval"][0, 0], "pre_high": fit["interval"][0, 1],
-        "beta_fine": fit["beta"][1], "fine_low": fit["interval"][1, 0], "fine_high": fit["interval"][1, 1],
-        "delta": fit["beta"][1] - fit["beta"][0], "delta_low": low, "delta_high": high,
-        "r2_pre": fit["r2"][0], "r2_fine": fit["r2"][1], "rho_pre": fit["rho"][0], "rho_fine": fit["rho"][1],
-        "n_words": fit["n_words"], "n_sentences": fit["n_sentences"],
-    }
-
-
-def _control(frame: pd.DataFrame, quantity: str, control: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    if control == "none":
-        return frame, ()
-    if control == "covariates":
-        # Self-information is minus log frequency plus a constant: that covariate would absorb it.
-        return frame, tuple(c for c in COVARIATES if not (quantity == "self_information" and c == "log_frequency"))
-    if control == "no stopwords":
-        return frame[~frame["stopword"]], ()
-    raise ValueError(f"unknown control {control!r}: choose one of {CONTROLS}")
+def _percentile(draws: np.ndarray, level: float) -> tuple[float, float]:
+    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
 def present_pairs(pairs: dict, models) -> dict:
@@ -250,9 +351,50 @@ def present_pairs(pairs: dict, models) -> dict:
             if pair.finetuned in models and (pair.pretrained is None or pair.pretrained in models)}
 
 
-def pair_table(frame: pd.DataFrame, pairs: dict, n_boot: int = 1000, seed: int = 0,
-               datasets: list[str] | None = None, pooled: bool = True, level: float = 0.95) -> pd.DataFrame:
-    """Every pair x dataset x method x quantity x control: both slopes, delta beta, verdict.
+def _control(frame: pd.DataFrame, quantity: str, control: str) -> tuple[pd.DataFrame, tuple[str, ...], bool]:
+    """Rows, covariates and whether to demean within sentences, for one control."""
+    if control == "none":
+        return frame, (), False
+    if control == "covariates":
+        # Self-information is minus log frequency plus a constant: that covariate would absorb it.
+        return frame, tuple(c for c in COVARIATES if not (quantity == "self_information" and c == "log_frequency")), False
+    if control == "no stopwords":
+        return frame[~frame["stopword"]], (), False
+    if control == "sentence effects":
+        return frame, (), True
+    raise ValueError(f"unknown control {control!r}: choose one of {CONTROLS}")
+
+
+@dataclass
+class PairFits:
+    """:func:`pair_table`'s results and the fits behind them.
+
+    Attributes
+    ----------
+    table
+        One tidy row per pair x dataset x method x quantity x control (see :func:`pair_table`).
+    fits
+        ``(pair, dataset, method, quantity, control)`` -> :class:`Fit` of the pair's models:
+        column 0 the pre-trained model (when the pair has one), then every fine-tuned replicate.
+    replicates
+        Pair name -> the fine-tuned models (seeds) in the fits' column order.
+    twinned
+        The pairs with a pre-trained model (column 0 of their fits).
+    bootstrap
+        The draws every fit shares.
+    """
+
+    table: pd.DataFrame
+    fits: dict
+    replicates: dict
+    twinned: set
+    bootstrap: SentenceBootstrap
+
+
+def pair_table(frame: pd.DataFrame, pairs: dict, bootstrap: SentenceBootstrap, scales: dict[str, float],
+               replicates: dict[str, list[str]] | None = None, datasets: list[str] | None = None,
+               pooled: bool = True, level: float = 0.95, controls=CONTROLS) -> PairFits:
+    """Every pair x dataset x method x quantity x control: both slopes and correlations, and their differences.
 
     Parameters
     ----------
@@ -261,113 +403,154 @@ def pair_table(frame: pd.DataFrame, pairs: dict, n_boot: int = 1000, seed: int =
         and ``n_without_statistics`` counts the others of the same selection.
     pairs
         Name -> :class:`cwi.models.ModelPair`; pairs whose models are not in `frame` are skipped.
+    bootstrap, scales
+        The shared draws and each quantity's SD (:func:`quantity_scales`).
+    replicates
+        Fine-tuned model -> every model trained with its recipe (its seeds, itself
+        first); the pair's fine-tuned side is their mean.  Default: the model alone.
     datasets
         Datasets fitted one by one (default: all in `frame`); `pooled` adds ``"all"``.
+    level
+        Coverage of the (unadjusted, percentile) intervals.
 
     Returns
     -------
-    pandas.DataFrame
-        One tidy row per setting, ready for CSV.
+    PairFits
+        ``table`` has ``beta_pre``, ``beta_fine`` (mean over the replicates), ``delta``
+        = their difference, its percentile interval ``delta_low``/``delta_high``,
+        the same for the correlations (``r_pre``, ``r_fine``, ``delta_r`` ...;
+        NaN with covariates), ``seeds``, ``n_words``, ``n_sentences``,
+        ``n_without_statistics``, ``verdict`` and ``note``.
     """
+    replicates = dict(replicates or {})
     datasets = list(datasets or frame["dataset"].unique())
     selections = [(d, [d]) for d in datasets] + ([("all", datasets)] if pooled else [])
-    rows = []
+    rows, fits, used, twinned = [], {}, {}, set()
     for pair_name, pair in present_pairs(pairs, frame["model"].unique()).items():
+        fine_models = [m for m in replicates.get(pair.finetuned, [pair.finetuned]) if m in set(frame["model"])]
+        used[pair_name] = fine_models
+        models = ([pair.pretrained] if pair.pretrained else []) + fine_models
+        twin = pair.pretrained is not None
+        if twin:
+            twinned.add(pair_name)
         for method in sorted(frame["method"].unique()):
+            by_method = frame[(frame["method"] == method) & frame["model"].isin(models)]
+            # One row per word of the pair: the fine-tuned model's rows decide the exclusions counted.
+            words = _wide(by_method, [pair.finetuned, *[m for m in models if m != pair.finetuned]],
+                          ["status", "stopword", *QUANTITIES, *COVARIATES]) if len(by_method) else by_method
+            words = words.assign(bootstrap_column=bootstrap.locate(words))
             for dataset_name, chosen in selections:
-                subset = frame[(frame["method"] == method) & frame["dataset"].isin(chosen)]
-                fine_all = subset[subset["model"] == pair.finetuned]
+                subset = words[words["dataset"].isin(chosen)]
                 for quantity in QUANTITIES:
-                    for control in CONTROLS:
-                        fine, covariates = _control(fine_all[fine_all["status"] == "ok"], quantity, control)
-                        pre = None
-                        if pair.pretrained is not None:
-                            pre_all = subset[subset["model"] == pair.pretrained]
-                            pre, _ = _control(pre_all[pre_all["status"] == "ok"], quantity, control)
+                    for control in controls:
+                        rows_used, covariates, demean = _control(subset[subset["status"] == "ok"], quantity, control)
+                        setting = (pair_name, dataset_name, method, quantity, control)
+                        excluded = subset if control != "no stopwords" else subset[~subset["stopword"]]
+                        row = {"pair": pair_name, "pretrained": pair.pretrained, "finetuned": pair.finetuned,
+                               "dataset": dataset_name, "method": method, "quantity": quantity, "control": control,
+                               "seeds": len(fine_models),
+                               "n_without_statistics": int((excluded["status"] != "ok").sum())}
                         try:
-                            result = compare_pair(pre, fine, quantity, covariates, n_boot, seed, level)
-                            code, note = verdict(result["delta_low"], result["delta_high"]), ""
+                            fit = _fit_wide(rows_used, models, quantity, bootstrap, scales[quantity], covariates,
+                                            demean)
                         except ValueError as err:  # too few words in this selection: say so, keep the row
-                            result, code, note = {"n_words": len(fine)}, "not fitted", str(err)
-                        excluded = fine_all if control != "no stopwords" else fine_all[~fine_all["stopword"]]
-                        rows.append({
-                            "pair": pair_name, "pretrained": pair.pretrained, "finetuned": pair.finetuned,
-                            "dataset": dataset_name, "method": method, "quantity": quantity, "control": control,
-                            **result, "n_without_statistics": int((excluded["status"] != "ok").sum()),
-                            "verdict": code, "note": note,
-                        })
-    return pd.DataFrame(rows)
+                            rows.append(row | {"n_words": len(rows_used), "verdict": "not fitted", "note": str(err)})
+                            continue
+                        fits[setting] = fit
+                        rows.append(row | _pair_row(fit, twin, level) | {"note": ""})
+    return PairFits(pd.DataFrame(rows), fits, used, twinned, bootstrap)
 
 
-def across_seeds(frame: pd.DataFrame, pretrained: str, finetuned: dict[int, str], n_boot: int = 1000,
-                 seed: int = 0, level: float = 0.95) -> pd.DataFrame:
-    """Delta beta of one pre-trained model against its fine-tuned twin trained with several seeds.
+def _pair_row(fit: Fit, twin: bool, level: float) -> dict:
+    """The table row of one pair's fit: the fine-tuned side is the mean over its replicates."""
+    fine = slice(1, None) if twin else slice(0, None)
+    beta_fine, fine_draws = fit.beta[fine].mean(), fit.beta_draws[:, fine].mean(1)
+    r_fine, r_fine_draws = fit.r[fine].mean(), fit.r_draws[:, fine].mean(1)
+    row = {"beta_fine": beta_fine, "r_fine": r_fine, "n_words": fit.n_words, "n_sentences": fit.n_sentences}
+    row["fine_low"], row["fine_high"] = _percentile(fine_draws, level)
+    if not twin:
+        return row | {"beta_pre": np.nan, "pre_low": np.nan, "pre_high": np.nan, "r_pre": np.nan, "delta": np.nan,
+                      "delta_low": np.nan, "delta_high": np.nan, "delta_r": np.nan, "delta_r_low": np.nan,
+                      "delta_r_high": np.nan, "verdict": "no twin"}
+    row |= {"beta_pre": fit.beta[0], "r_pre": fit.r[0], "delta": beta_fine - fit.beta[0],
+            "delta_r": r_fine - fit.r[0]}
+    row["pre_low"], row["pre_high"] = _percentile(fit.beta_draws[:, 0], level)
+    row["delta_low"], row["delta_high"] = _percentile(fine_draws - fit.beta_draws[:, 0], level)
+    if np.isfinite(row["delta_r"]):
+        row["delta_r_low"], row["delta_r_high"] = _percentile(r_fine_draws - fit.r_draws[:, 0], level)
+    else:
+        row["delta_r_low"] = row["delta_r_high"] = np.nan
+    return row | {"verdict": verdict(row["delta_low"], row["delta_high"])}
 
-    For every method and quantity (all datasets pooled, no covariates): one row
-    per training seed, with its sentence-bootstrap interval, and one row
-    ``seed == "all"`` whose ``delta`` is the mean over seeds and whose interval
-    is the percentile interval of every seed's bootstrap replicates pooled.
-    That mixture is as wide as the sentence sampling of one seed *and* the
-    spread between seeds, so a headline cannot rest on one lucky run.  All
-    seeds resample the same sentences (one bootstrap `seed`), so they are paired.
 
-    Parameters
-    ----------
-    frame
-        :func:`attach_statistics` of the word weights of every model named.
-    pretrained
-        The pre-trained model's name in `frame`.
-    finetuned
-        Training seed -> the fine-tuned model's name in `frame`.
+def t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """The t interval of the mean of `values`: mean +- t(k-1) s / sqrt(k) (replicates such as seeds)."""
+    values = np.asarray(values, float)
+    k = len(values)
+    if k < 2:
+        return np.nan, np.nan
+    half = scistats.t.ppf((1 + level) / 2, k - 1) * values.std(ddof=1) / np.sqrt(k)
+    return float(values.mean() - half), float(values.mean() + half)
 
-    Returns
-    -------
-    pandas.DataFrame
-        ``method``, ``quantity``, ``seed``, ``delta``, ``delta_low``, ``delta_high``,
-        ``seed_sd`` (standard deviation of the seeds' deltas, on the ``"all"`` row),
-        ``n_words``, ``verdict``.
+
+def seed_table(results: PairFits, level: float = 0.95, dataset: str = "all", control: str = "none") -> pd.DataFrame:
+    """Delta beta of each fine-tuned seed against the shared pre-trained model, and of their mean.
+
+    For every pair with a pre-trained twin and more than one replicate, every
+    method and quantity (on `dataset`, under `control`): one row per seed, with
+    its sentence-bootstrap interval, and one row ``seed == "mean"`` with
+
+    * the mean's percentile interval over the same sentence draws (the seeds
+      are paired: one bootstrap), which holds these seeds' models fixed;
+    * ``t_low``/``t_high``: the t interval across seeds, mean +- t(k-1) s / sqrt(k),
+      which treats the seeds as replicates of the recipe (with 3 seeds,
+      t(2) = 4.30 at 95 %);
+    * ``seeds_above``: how many seeds' own delta beta is above 0.
     """
-    usable = frame[frame["status"] == "ok"]
     rows = []
-    for method in sorted(usable["method"].unique()):
-        by_method = usable[usable["method"] == method]
-        pre = by_method[by_method["model"] == pretrained]
-        for quantity in QUANTITIES:
-            deltas, boots = [], []
-            for training_seed, model in finetuned.items():
-                result = compare_pair(pre, by_method[by_method["model"] == model], quantity, (), n_boot, seed, level,
-                                      keep_boot=True)
-                deltas.append(result["delta"])
-                boots.append(result["delta_boot"])
-                rows.append({"method": method, "quantity": quantity, "seed": str(training_seed),
-                             "delta": result["delta"], "delta_low": result["delta_low"],
-                             "delta_high": result["delta_high"], "seed_sd": np.nan, "n_words": result["n_words"]})
-            low, high = np.quantile(np.concatenate(boots), [(1 - level) / 2, (1 + level) / 2])
-            rows.append({"method": method, "quantity": quantity, "seed": "all", "delta": float(np.mean(deltas)),
-                         "delta_low": low, "delta_high": high,
-                         "seed_sd": float(np.std(deltas, ddof=1)) if len(deltas) > 1 else np.nan,
-                         "n_words": rows[-1]["n_words"]})
+    for (pair, chosen_dataset, method, quantity, chosen_control), fit in results.fits.items():
+        seeds = results.replicates[pair]
+        if chosen_dataset != dataset or chosen_control != control or len(seeds) < 2 or pair not in results.twinned:
+            continue
+        deltas = fit.beta[1:] - fit.beta[0]
+        draws = fit.beta_draws[:, 1:] - fit.beta_draws[:, [0]]
+        base = {"pair": pair, "method": method, "quantity": quantity}
+        for name, delta, column in zip(seeds, deltas, draws.T):
+            low, high = _percentile(column, level)
+            rows.append(base | {"seed": name, "delta": delta, "delta_low": low, "delta_high": high})
+        low, high = _percentile(draws.mean(1), level)
+        t_low, t_high = t_interval(deltas, level)
+        rows.append(base | {"seed": "mean", "delta": deltas.mean(), "delta_low": low, "delta_high": high,
+                            "t_low": t_low, "t_high": t_high, "seed_sd": deltas.std(ddof=1),
+                            "seeds_above": int((deltas > 0).sum()), "seeds": len(deltas)})
     table = pd.DataFrame(rows)
-    table["verdict"] = [verdict(lo, hi) for lo, hi in zip(table["delta_low"], table["delta_high"])]
+    if len(table):
+        table["verdict"] = [verdict(lo, hi) for lo, hi in zip(table["delta_low"], table["delta_high"])]
     return table
+
+
+def interval_text(value, low, high, digits: int = 3) -> list[str]:
+    """``+0.123 [+0.045, +0.201]`` per row (``-`` where the value is missing)."""
+    return [f"{v:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]" if np.isfinite(v) else "-"
+            for v, lo, hi in zip(value, low, high)]
 
 
 def headline(results: pd.DataFrame, dataset: str = "all", control: str = "none", level: float = 0.95) -> pd.DataFrame:
     """The paper-style table: one row per pair, method and quantity, for one dataset selection and control.
 
-    `level` is the coverage the intervals of `results` were computed at (it names the column).
+    The comparison comes first (delta beta with its interval, delta r, the
+    verdict), then both slopes.  `level` is the coverage the intervals of
+    `results` were computed at (it names the columns).
     """
     chosen = results[(results["dataset"] == dataset) & (results["control"] == control)]
-
-    def interval(value, low, high):
-        return [f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(v) else "-" for v, lo, hi in zip(value, low, high)]
-
     return pd.DataFrame({
         "pair": chosen["pair"], "method": chosen["method"].str.upper(), "quantity": chosen["quantity"].map(QUANTITIES),
-        "beta pre-trained": interval(chosen["beta_pre"], chosen["pre_low"], chosen["pre_high"]),
-        "beta fine-tuned": interval(chosen["beta_fine"], chosen["fine_low"], chosen["fine_high"]),
-        f"delta beta [{level:.0%}]": interval(chosen["delta"], chosen["delta_low"], chosen["delta_high"]),
-        "words": chosen["n_words"], "verdict": chosen["verdict"].map(VERDICTS),
+        f"delta beta [{level:.0%}]": interval_text(chosen["delta"], chosen["delta_low"], chosen["delta_high"]),
+        f"delta r [{level:.0%}]": interval_text(chosen["delta_r"], chosen["delta_r_low"], chosen["delta_r_high"]),
+        "verdict": chosen["verdict"].map(VERDICTS),
+        "beta pre-trained": interval_text(chosen["beta_pre"], chosen["pre_low"], chosen["pre_high"]),
+        "beta fine-tuned": interval_text(chosen["beta_fine"], chosen["fine_low"], chosen["fine_high"]),
+        "seeds": chosen["seeds"], "words": chosen["n_words"],
     }).reset_index(drop=True)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 __all__ = [
-    "STS_DATASETS", "OFFLINE_MODELS", "PAPER_MODELS", "StatsSettings", "TheorySettings", "MLMSettings", "SimCSESettings", "FinetuneSettings",
+    "STS_DATASETS", "QUANTITY_NAMES", "METHOD_NAMES", "OFFLINE_MODELS", "PAPER_MODELS", "StatsSettings", "TheorySettings", "MLMSettings", "SimCSESettings", "FinetuneSettings",
     "AttributionSettings", "AnalysisSettings", "WeightingSettings", "Profile", "PROFILES", "get_profile",
 ]
 
@@ -346,6 +346,8 @@ class AttributionSettings:
         Sentences per dataset attributed (Integrated Gradients) at every snapshot
         of a SimCSE run, for the trajectory of the weighting (a smaller sample
         of the same seeded draw).
+    trajectory_seeds
+        How many contrastive seeds' runs the trajectory follows (the first ones).
     memory_gb
         Memory of one vectorised call.  It changes how sentences are batched, not
         the results (equal to 1e-6, tested), so it is not part of the cache keys.
@@ -378,6 +380,8 @@ class AttributionSettings:
     completeness_target: float = 0.01
     captum_check_steps: int = 8
     trajectory_sentences: int = 20
+    # One seed on default: each more seed adds about 4 minutes on 2 cores to the Correlations chapter.
+    trajectory_seeds: int = 1
     memory_gb: float | None = None
     block_sentences: int = 100
     explorer_sentences: int = 60
@@ -388,7 +392,8 @@ class AttributionSettings:
         _require(self.baseline in BASELINES, f"AttributionSettings.baseline must be one of {BASELINES}, "
                                              f"got {self.baseline!r}")
         _positive(self, "sentences_per_dataset", "shap_max_evals", "baseline_sentences", "completeness_target",
-                  "captum_check_steps", "trajectory_sentences", "memory_gb", "block_sentences", "explorer_sentences")
+                  "captum_check_steps", "trajectory_sentences", "trajectory_seeds", "memory_gb", "block_sentences",
+                  "explorer_sentences")
         for model, count in self.sentences_by_model:
             _require(count is None or count > 0, f"AttributionSettings.sentences_by_model gives {model} {count} "
                                                  "sentences: use a positive number or None (all)")
@@ -415,25 +420,68 @@ class AttributionSettings:
         raise ValueError(f"no settings for attribution method {method!r}: add them to AttributionSettings")
 
 
+# The word quantities of the Correlations chapter (cwi.analysis.QUANTITIES labels them) and the methods.
+QUANTITY_NAMES = ("information_gain", "information_gain_corrected", "information_gain_binned", "self_information")
+METHOD_NAMES = ("ig", "shap")
+_INFORMATION_GAIN = QUANTITY_NAMES[:3]
+
+
 @dataclass(frozen=True)
 class AnalysisSettings:
-    """Regressions of the Correlations chapter (:mod:`cwi.analysis`).
+    """Regressions of the Correlations chapter (:mod:`cwi.analysis`) and the tests that read them (:mod:`cwi.inference`).
 
     Attributes
     ----------
     n_bootstrap
-        Bootstrap replicates (sentences resampled) per interval.
+        Bootstrap replicates (sentences resampled) shared by every fit.
     level
-        Coverage of the intervals.
+        Coverage of the intervals: each exploratory interval's own, and the
+        joint coverage of the primary family's simultaneous intervals (so the
+        family-wise error rate is ``1 - level``).
+    claims
+        The primary claims, named before the data: ``(name, methods, quantities)``.
+        Each is one contrast per pair, the mean difference (fine-tuned minus
+        pre-trained) over those methods and quantities, on all datasets pooled
+        without covariates; every pair x claim x statistic (delta beta, delta r)
+        is one member of the family adjusted together.
+    per_dataset_claim
+        The claim whose contrast is also tested on each dataset alone (a family of its own).
+    null_simulations
+        Simulations of the rule on the book's data with the models exchanged
+        within sentences (no effect), and again with `planted_delta` planted.
+    planted_delta
+        The effect planted for the power: added to every fine-tuned model's slope, in
+        normalised weight per SD of the quantity.
+    median_bins
+        Equal-count bins of the binned-median trend lines.
     """
 
     n_bootstrap: int = 2000
     level: float = 0.95
-    median_bins: int = 15  # equal-count bins of the binned-median trend lines
+    claims: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+        ("information gain", METHOD_NAMES, _INFORMATION_GAIN),
+        ("self-information", METHOD_NAMES, ("self_information",)),
+        ("information gain (Integrated Gradients)", ("ig",), _INFORMATION_GAIN),
+        ("information gain (SHAP)", ("shap",), _INFORMATION_GAIN),
+    )
+    per_dataset_claim: str = "information gain"
+    null_simulations: int = 200
+    planted_delta: float = 0.05
+    median_bins: int = 15
 
     def __post_init__(self):
         _check_bootstrap(self)
-        _positive(self, "median_bins")
+        _positive(self, "median_bins", "null_simulations", "planted_delta")
+        names = [claim[0] for claim in self.claims]
+        _require(bool(names) and len(set(names)) == len(names),
+                 f"AnalysisSettings.claims must name at least one claim, each once; got {names}")
+        for name, methods, quantities in self.claims:
+            _require(bool(methods) and set(methods) <= set(METHOD_NAMES),
+                     f"AnalysisSettings.claims: {name!r} must use methods among {METHOD_NAMES}, got {methods}")
+            _require(bool(quantities) and set(quantities) <= set(QUANTITY_NAMES),
+                     f"AnalysisSettings.claims: {name!r} must use quantities among {QUANTITY_NAMES}, got {quantities}")
+        _require(self.per_dataset_claim in names,
+                 f"AnalysisSettings.per_dataset_claim {self.per_dataset_claim!r} is not one of the claims {names}")
 
 
 @dataclass(frozen=True)
@@ -525,6 +573,11 @@ class Profile:
     analysis: AnalysisSettings = AnalysisSettings()
     weighting: WeightingSettings = WeightingSettings()
 
+    def __post_init__(self):
+        _require(self.attribution.trajectory_seeds <= self.finetune.seeds,
+                 f"profile {self.name!r}: attribution.trajectory_seeds ({self.attribution.trajectory_seeds}) cannot "
+                 f"exceed finetune.seeds ({self.finetune.seeds})")
+
 
 PROFILES: dict[str, Profile] = {
     # Tiny sizes: every chapter end to end in seconds, for tests and CI.
@@ -549,9 +602,9 @@ PROFILES: dict[str, Profile] = {
         ),
         attribution=AttributionSettings(
             datasets=("stsb", "sickr"), sentences_per_dataset=4, sentences_by_model=(("all-MiniLM-L6-v2", 3),),
-            baseline_sentences=2, trajectory_sentences=2,
+            baseline_sentences=2, trajectory_sentences=2, trajectory_seeds=2,
         ),
-        analysis=AnalysisSettings(n_bootstrap=200),
+        analysis=AnalysisSettings(n_bootstrap=200, null_simulations=50),
         weighting=WeightingSettings(sif_a_grid=(1e-4, 1e-3, 1e-2), n_bootstrap=200),
     ),
     # The offline main job: the whole Wikipedia pack (910k sentences, 20.9M words),

@@ -264,62 +264,89 @@ def seed_word_weights(profile) -> pd.DataFrame:
     return profile_word_weights(profile, encoders, models=list(encoders))
 
 
-def trajectory(profile, supervised: bool) -> pd.DataFrame:
-    """The weighting along the chosen SimCSE run of the first seed, one row per snapshot.
+def trajectory(profile, supervised: bool, scales: dict[str, float] | None = None) -> pd.DataFrame:
+    """The weighting along the chosen SimCSE recipe's runs, one row per seed, snapshot and quantity.
 
-    At every snapshot (step 0 is the masked-LM base): its STS-B dev score, and
-    the slope beta of the normalised Integrated Gradients weight on each
+    For the first ``attribution.trajectory_seeds`` contrastive seeds, at every
+    snapshot of the run (step 0 is the masked-LM base): its STS-B dev score,
+    and the slope beta of the normalised Integrated Gradients weight on each
     quantity of :data:`cwi.analysis.QUANTITIES` (no covariates, all datasets
-    pooled, with its sentence-bootstrap interval) on a sample of
-    ``attribution.trajectory_sentences`` sentences of each dataset.
+    pooled) on a sample of ``attribution.trajectory_sentences`` sentences of
+    each dataset, with its change since the base.  All snapshots of a run are
+    fitted on the same words with the same sentence-bootstrap draws
+    (:func:`cwi.analysis.fit_models`), so the change has a paired interval.
+    `scales` (:func:`cwi.analysis.quantity_scales` of the chapter's words) puts
+    beta on the Correlations chapter's scale; default the sample's own.
 
     Returns
     -------
     pandas.DataFrame
-        ``step``, ``stsb_dev``, ``chosen`` (the snapshot the book's model is),
-        ``quantity``, ``beta``, ``low``, ``high``, ``n_words``.
+        ``seed``, ``step``, ``stsb_dev``, ``chosen`` (the snapshot the seed's model is),
+        ``quantity``, ``beta``, ``low``, ``high``, ``delta`` (beta minus the base's),
+        ``delta_low``, ``delta_high``, ``n_words``.
     """
     profile = config.get_profile(profile)
     settings = profile.attribution
     kind = "sup-simcse" if supervised else "unsup-simcse"
-    run = runs.simcse_run(profile, supervised, runs.chosen(profile, supervised),
-                          profile.finetune.seed_list(profile.seed)[0])
+    recipe = runs.chosen(profile, supervised)
     table = corpus_statistics(profile)
-    rows = []
-    scores = run.dev_scores()
-    with Progress(len(scores), f"trajectory {kind}", "snapshots", announce_start=True) as bar:
-        for step, dev in scores.items():
-            encoder = load_registered(run.checkpoint(step), MODELS[f"book-{kind}"].pooling,
-                                      name=f"book-{kind} step {step}")
-            fingerprint = encoder_fingerprint(encoder)
-            frames = [word_weights(encoder, dataset, "ig", profile, sentences_per_dataset=settings.trajectory_sentences,
-                                   fingerprint=fingerprint)
-                      .assign(model=encoder.name, dataset=dataset, method="ig") for dataset in settings.datasets]
-            frame = analysis.attach_statistics(pd.concat(frames, ignore_index=True), table, profile.stats.min_count)
-            usable = frame[frame["status"] == "ok"]
-            for quantity in analysis.QUANTITIES:
-                fit = analysis.regress(usable, quantity, n_boot=profile.analysis.n_bootstrap, seed=profile.seed)
-                rows.append({"step": step, "stsb_dev": dev, "chosen": step == run.best_step, "quantity": quantity,
-                             **{k: fit[k] for k in ("beta", "low", "high", "n_words")}})
-            bar.update()
+    level, rows = profile.analysis.level, []
+    first, *_ = seeds = profile.finetune.seed_list(profile.seed)[:settings.trajectory_seeds]
+    for seed in seeds:
+        run = runs.simcse_run(profile, supervised, recipe, seed)
+        scores = run.dev_scores()
+        # The first seed's names are those its cached word weights were stored under.
+        prefix = f"book-{kind}" if seed == first else seed_model_name(f"book-{kind}", seed)
+        frames = []
+        with Progress(len(scores), f"trajectory {kind} seed {seed}", "snapshots", announce_start=True) as bar:
+            for step in scores.index:
+                encoder = load_registered(run.checkpoint(step), MODELS[f"book-{kind}"].pooling,
+                                          name=f"{prefix} step {step}")
+                fingerprint = encoder_fingerprint(encoder)
+                frames += [word_weights(encoder, dataset, "ig", profile, fingerprint=fingerprint,
+                                        sentences_per_dataset=settings.trajectory_sentences)
+                           .assign(model=f"step {step}", dataset=dataset, method="ig") for dataset in settings.datasets]
+                bar.update()
+        frame = analysis.attach_statistics(pd.concat(frames, ignore_index=True), table, profile.stats.min_count)
+        bootstrap = analysis.SentenceBootstrap(frame, profile.analysis.n_bootstrap, profile.seed)
+        usable = frame[frame["status"] == "ok"]
+        snapshots = [f"step {step}" for step in scores.index]
+        for quantity in analysis.QUANTITIES:
+            fit = analysis.fit_models(usable, snapshots, quantity, bootstrap, (scales or {}).get(quantity))
+            change = fit.beta_draws - fit.beta_draws[:, [0]]
+            for i, (step, dev) in enumerate(scores.items()):
+                low, high = np.quantile(fit.beta_draws[:, i], [(1 - level) / 2, (1 + level) / 2])
+                delta_low, delta_high = np.quantile(change[:, i], [(1 - level) / 2, (1 + level) / 2])
+                rows.append({"seed": seed, "step": step, "stsb_dev": dev, "chosen": step == run.best_step,
+                             "quantity": quantity, "beta": fit.beta[i], "low": low, "high": high,
+                             "delta": fit.beta[i] - fit.beta[0], "delta_low": delta_low if i else 0.0,
+                             "delta_high": delta_high if i else 0.0, "n_words": fit.n_words})
     return pd.DataFrame(rows)
 
 
-def correlation_results(profile, frame: pd.DataFrame, pairs: dict) -> pd.DataFrame:
-    """Every regression of :func:`cwi.analysis.pair_table` on `frame`, also written to the cache as CSV.
+def correlation_results(profile, frame: pd.DataFrame, pairs: dict,
+                        replicates: dict[str, list[str]] | None = None) -> analysis.PairFits:
+    """Every regression of :func:`cwi.analysis.pair_table` on `frame`, the table also written to the cache as CSV.
 
     `frame` is :func:`cwi.analysis.attach_statistics` of the profile's word
-    weights; the CSV is keyed by a hash of it, the pairs and the analysis
-    settings, and ``attrs["cache_path"]`` says where it is.
+    weights (every seed's, where `replicates` names them: fine-tuned model ->
+    its seeds' models).  The sentence bootstrap is drawn once over all its
+    sentences with the profile's seed, and each quantity is scaled by its SD
+    over the usable words (:func:`cwi.analysis.quantity_scales`).  The CSV is
+    keyed by a hash of `frame`, the pairs, the replicates and the analysis
+    settings; ``table.attrs["cache_path"]`` says where it is.
     """
     profile = config.get_profile(profile)
     settings = profile.analysis
-    results = analysis.pair_table(frame, pairs, n_boot=settings.n_bootstrap, seed=profile.seed, level=settings.level)
-    key = {"data": int(pd.util.hash_pandas_object(frame, index=False).sum() % 2**63),
-           "pairs": sorted(pairs), "analysis": vars(settings), "seed": profile.seed}
+    bootstrap = analysis.SentenceBootstrap(frame, settings.n_bootstrap, profile.seed)
+    results = analysis.pair_table(frame, pairs, bootstrap, analysis.quantity_scales(frame), replicates,
+                                  level=settings.level)
+    data_hash = int(pd.util.hash_pandas_object(frame, index=False).sum() % 2**63)
+    key = {"version": analysis.ANALYSIS_VERSION, "data": data_hash,
+           "pairs": sorted(pairs), "replicates": replicates or {}, "analysis": asdict(settings), "seed": profile.seed}
     path = cache.artefact_path("correlations", key, ".csv")
-    cache.atomic_write(path, lambda tmp: results.to_csv(tmp, index=False))
-    results.attrs["cache_path"] = str(path)
+    cache.atomic_write(path, lambda tmp: results.table.to_csv(tmp, index=False))
+    results.table.attrs["cache_path"] = str(path)
     return results
 
 

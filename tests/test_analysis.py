@@ -1,10 +1,10 @@
-"""cwi.analysis: slopes with sentence-bootstrap intervals on synthetic data with known answers."""
+"""cwi.analysis: slopes and correlations with shared sentence-bootstrap draws, on synthetic data with known answers."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from cwi import analysis, models
+from cwi import analysis, config, models
 
 
 def synthetic_words(n_sentences=200, words=8, slope=0.3, delta=0.0, frequency_effect=0.0, seed=0):
@@ -33,15 +33,27 @@ def synthetic_words(n_sentences=200, words=8, slope=0.3, delta=0.0, frequency_ef
     return (base.assign(model="pre", normalised_weight=pre), base.assign(model="fine", normalised_weight=fine))
 
 
+def fit(frame, models=("pre",), quantity="information_gain", n_boot=500, seed=0, **options):
+    """fit_models on its own bootstrap, scaled by the quantity's SD over the frame (ddof 0)."""
+    bootstrap = analysis.SentenceBootstrap(frame, n_boot, seed)
+    return analysis.fit_models(frame, list(models), quantity, bootstrap, **options)
+
+
+def percentile(draws, level=0.95):
+    return np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+
+
 def test_bootstrap_interval_covers_the_known_slope():
     pre, _ = synthetic_words(slope=0.3)
-    result = analysis.regress(pre, "information_gain", n_boot=500)
-    assert result["low"] < 0.3 < result["high"]
-    assert result["high"] - result["low"] < 0.1
-    assert result["n_sentences"] == 200 and result["n_words"] == 1600
-    slope, _ = np.polyfit((pre["information_gain"] - pre["information_gain"].mean()) / pre["information_gain"].std(ddof=0),
-                          pre["normalised_weight"], 1)
-    assert result["beta"] == pytest.approx(slope)  # plain OLS without covariates
+    result = fit(pre)
+    low, high = percentile(result.beta_draws[:, 0])
+    z = pre["information_gain"]
+    true_slope = 0.3 * z.std(ddof=0) / z.std()  # the synthetic slope is per SD with ddof=1
+    assert low < true_slope < high and high - low < 0.1
+    assert result.n_sentences == 200 and result.n_words == 1600
+    slope, _ = np.polyfit((z - z.mean()) / z.std(ddof=0), pre["normalised_weight"], 1)
+    assert result.beta[0] == pytest.approx(slope)  # plain OLS without covariates
+    assert result.r[0] == pytest.approx(np.corrcoef(z, pre["normalised_weight"])[0, 1])
 
 
 def test_interval_coverage_is_near_nominal():
@@ -49,32 +61,102 @@ def test_interval_coverage_is_near_nominal():
     for seed in range(40):
         pre, _ = synthetic_words(n_sentences=60, slope=0.2, seed=seed)
         z = pre["information_gain"]
-        true_slope = 0.2 * z.std(ddof=0) / z.std()  # the synthetic slope is per SD with ddof=1
-        result = analysis.regress(pre, "information_gain", n_boot=300, seed=seed)
-        hits.append(result["low"] < true_slope < result["high"])
+        true_slope = 0.2 * z.std(ddof=0) / z.std()
+        low, high = percentile(fit(pre, n_boot=300, seed=seed).beta_draws[:, 0])
+        hits.append(low < true_slope < high)
     assert 0.8 <= np.mean(hits) <= 1.0
+
+
+def test_the_bootstrap_resamples_sentences_within_each_dataset():
+    pre, _ = synthetic_words(n_sentences=30)
+    frame = pd.concat([pre, pre.assign(dataset="other", sentence_id=pre["sentence_id"] + 1000)], ignore_index=True)
+    frame = frame[~((frame["dataset"] == "other") & (frame["sentence_id"] >= 1010))]  # 30 and 10 sentences
+    bootstrap = analysis.SentenceBootstrap(frame, 200, 0)
+    assert bootstrap.counts.shape == (200, 40)
+    first = bootstrap.locate(frame[frame["dataset"] == "other"].drop_duplicates("sentence_id"))
+    assert (bootstrap.counts[:, first].sum(1) == 10).all()  # every replicate keeps each dataset's size
+    assert (bootstrap.counts.sum(1) == 40).all()
+    with pytest.raises(ValueError, match="outside the bootstrap"):
+        bootstrap.locate(pre.assign(dataset="unseen"))
 
 
 def test_delta_beta_recovers_a_planted_difference_and_none_when_absent():
     pre, fine = synthetic_words(slope=0.2, delta=0.15)
-    result = analysis.compare_pair(pre, fine, "information_gain", n_boot=500)
-    assert result["delta_low"] < 0.15 < result["delta_high"] and result["delta_low"] > 0
-    assert analysis.verdict(result["delta_low"], result["delta_high"]) == "more"
+    result = fit(pd.concat([pre, fine]), ["pre", "fine"])
+    z = pre["information_gain"]
+    delta = result.beta[1] - result.beta[0]
+    low, high = percentile(result.beta_draws[:, 1] - result.beta_draws[:, 0])
+    assert low < 0.15 * z.std(ddof=0) / z.std() < high and low > 0
+    assert analysis.verdict(low, high) == "more"
     pre, fine = synthetic_words(slope=0.2, delta=0.0, seed=3)
-    result = analysis.compare_pair(pre, fine, "information_gain", n_boot=500)
-    assert result["delta_low"] < 0 < result["delta_high"]
+    result = fit(pd.concat([pre, fine]), ["pre", "fine"])
+    paired = result.beta_draws[:, 1] - result.beta_draws[:, 0]
+    low, high = percentile(paired)
+    assert low < 0 < high and delta > 0
     # Paired: the shared noise cancels, so delta's interval is narrower than either slope's.
-    assert result["delta_high"] - result["delta_low"] < result["fine_high"] - result["fine_low"]
+    assert high - low < np.ptp(percentile(result.beta_draws[:, 1]))
+
+
+def test_a_spread_of_the_weights_changes_beta_not_r():
+    """Fine-tuning that only spreads the weights, w -> 1 + k (w - 1), multiplies beta by k and keeps r."""
+    pre, _ = synthetic_words(slope=0.2)
+    k = 1.8
+    spread = pre.assign(model="fine", normalised_weight=1 + k * (pre["normalised_weight"] - 1))
+    result = fit(pd.concat([pre, spread]), ["pre", "fine"])
+    delta_beta = result.beta[1] - result.beta[0]
+    delta_r = result.r[1] - result.r[0]
+    assert delta_beta == pytest.approx((k - 1) * result.beta[0]) and delta_beta > 0.1
+    assert delta_r == pytest.approx(0, abs=1e-12)
+    assert np.abs(result.r_draws[:, 1] - result.r_draws[:, 0]).max() < 1e-10  # on every replicate too
+    assert percentile(result.beta_draws[:, 1] - result.beta_draws[:, 0])[0] > 0
 
 
 def test_covariates_remove_a_planted_frequency_effect():
     pre, _ = synthetic_words(slope=0.0, frequency_effect=0.4)
-    plain = analysis.regress(pre, "information_gain", n_boot=300)
-    controlled = analysis.regress(pre, "information_gain", covariates=analysis.COVARIATES, n_boot=300)
-    assert plain["low"] > 0.1  # the confound shows up as a slope ...
-    assert controlled["low"] < 0 < controlled["high"]  # ... and the control takes it away
-    frequency = analysis.regress(pre, "log_frequency", covariates=("information_gain",), n_boot=300)
-    assert frequency["low"] < 0.4 < frequency["high"]
+    plain = percentile(fit(pre, n_boot=300).beta_draws[:, 0])
+    controlled = percentile(fit(pre, n_boot=300, covariates=analysis.COVARIATES).beta_draws[:, 0])
+    assert plain[0] > 0.1  # the confound shows up as a slope ...
+    assert controlled[0] < 0 < controlled[1]  # ... and the control takes it away
+    frequency = percentile(fit(pre, quantity="log_frequency", n_boot=300, covariates=("information_gain",))
+                           .beta_draws[:, 0])
+    assert frequency[0] < 0.4 < frequency[1]
+
+
+def test_sentence_effects_remove_an_association_between_sentences():
+    """Sentences whose words are all informative and all heavy: pooled beta > 0, within sentences none."""
+    rng = np.random.default_rng(4)
+    pre, _ = synthetic_words(n_sentences=150, slope=0.0, seed=4)
+    level = rng.normal(0, 1, 150)[pre["sentence_id"]]
+    frame = pre.assign(information_gain=pre["information_gain"] + 2 * level,
+                       normalised_weight=pre["normalised_weight"] + 0.5 * level)
+    pooled = percentile(fit(frame).beta_draws[:, 0])
+    within = percentile(fit(frame, fixed_effects=True).beta_draws[:, 0])
+    assert pooled[0] > 0.2
+    assert within[0] < 0 < within[1]
+
+
+def test_fixed_scales_give_a_quantity_the_same_unit_in_every_control_and_dataset():
+    pre, fine = synthetic_words(n_sentences=60, slope=0.2, delta=0.1)
+    frame = pd.concat([pre, fine], ignore_index=True)
+    scales = analysis.quantity_scales(frame)
+    distinct = pre["information_gain"]  # the same word occurrences as the twin's: counted once
+    assert scales["information_gain"] == pytest.approx(distinct.std(ddof=0))
+    bootstrap = analysis.SentenceBootstrap(frame, 100, 0)
+    # Rescaling the quantity within a subset does not rescale beta: the subset keeps the profile's SD.
+    no_stopwords = frame[~frame["stopword"]]
+    fixed = analysis.fit_models(no_stopwords, ["pre"], "information_gain", bootstrap, scales["information_gain"])
+    x = no_stopwords.loc[no_stopwords["model"] == "pre", "information_gain"]
+    y = no_stopwords.loc[no_stopwords["model"] == "pre", "normalised_weight"]
+    assert fixed.beta[0] == pytest.approx(np.polyfit(x / scales["information_gain"], y, 1)[0])
+    own = analysis.fit_models(no_stopwords, ["pre"], "information_gain", bootstrap)
+    assert own.beta[0] == pytest.approx(np.polyfit(x / x.std(ddof=0), y, 1)[0])
+    results = analysis.pair_table(frame, {"p": models.ModelPair("pre", "fine")}, bootstrap, scales)
+    # Every control of a quantity is fitted per the same SD: doubling the quantity's values halves every slope.
+    doubled = frame.assign(information_gain=2 * frame["information_gain"])
+    twice = analysis.pair_table(doubled, {"p": models.ModelPair("pre", "fine")}, bootstrap,
+                                analysis.quantity_scales(doubled))
+    pick = lambda table: table.query("quantity == 'information_gain'").set_index(["dataset", "control"])["beta_pre"]
+    assert pick(twice.table).to_numpy() == pytest.approx(pick(results.table).to_numpy())
 
 
 def test_missing_statistics_are_counted_not_dropped():
@@ -97,47 +179,72 @@ def test_missing_statistics_are_counted_not_dropped():
     assert frame["stopword"].tolist() == [True, False, False, False, True]
 
 
+def test_the_quantities_are_the_ones_the_profiles_name():
+    assert tuple(analysis.QUANTITIES) == config.QUANTITY_NAMES
+
+
 def test_pair_table_has_every_setting_and_reports_exclusions():
     pre, fine = synthetic_words(n_sentences=40, slope=0.2, delta=0.2)
     frame = pd.concat([pre, fine]).reset_index(drop=True)
     frame.loc[frame["word_index"] == 0, "status"] = "absent"
     pairs = {"synthetic": models.ModelPair("pre", "fine"), "alone": models.ModelPair(None, "fine"),
              "elsewhere": models.ModelPair("x", "y")}
-    results = analysis.pair_table(frame, pairs, n_boot=100)
-    assert set(results["pair"]) == {"synthetic", "alone"}
+    bootstrap = analysis.SentenceBootstrap(frame, 100, 0)
+    results = analysis.pair_table(frame, pairs, bootstrap, analysis.quantity_scales(frame))
+    table = results.table
+    assert set(table["pair"]) == {"synthetic", "alone"} and results.twinned == {"synthetic"}
     per_pair = len(analysis.QUANTITIES) * len(analysis.CONTROLS) * 2  # the dataset, and "all"
-    assert len(results) == 2 * per_pair
-    none = results.query("pair == 'synthetic' and control == 'none' and dataset == 'all'")
+    assert len(table) == 2 * per_pair
+    none = table.query("pair == 'synthetic' and control == 'none' and dataset == 'all'")
     assert (none["n_without_statistics"] == 40).all() and (none["n_words"] == 40 * 7).all()
     assert (none.query("quantity == 'information_gain'")["verdict"] == "more").all()
-    assert results.query("pair == 'alone'")["delta"].isna().all()
-    assert (results.query("pair == 'alone'")["verdict"] == "no twin").all()
-    table = analysis.headline(results)
-    assert len(table) == 2 * len(analysis.QUANTITIES) and table["delta beta [95%]"].str.contains(r"\[").any()
-    assert "delta beta [90%]" in analysis.headline(results, level=0.9).columns
-    assert set(table["verdict"]) <= set(analysis.VERDICTS.values())
+    assert table.query("pair == 'alone'")["delta"].isna().all()
+    assert (table.query("pair == 'alone'")["verdict"] == "no twin").all()
+    assert table.query("control == 'covariates'")["delta_r"].isna().all()  # r is not defined with covariates
+    headline = analysis.headline(table)
+    assert len(headline) == 2 * len(analysis.QUANTITIES) and headline["delta beta [95%]"].str.contains(r"\[").any()
+    assert list(headline.columns[:5]) == ["pair", "method", "quantity", "delta beta [95%]", "delta r [95%]"]
+    assert "delta beta [90%]" in analysis.headline(table, level=0.9).columns
+    assert set(headline["verdict"]) <= set(analysis.VERDICTS.values())
+
+
+def test_the_fine_tuned_side_of_a_pair_is_the_mean_of_its_seeds():
+    pre, _ = synthetic_words(slope=0.2, seed=1)
+    z = (pre["information_gain"] - pre["information_gain"].mean()) / pre["information_gain"].std()
+    rng = np.random.default_rng(5)
+    seeds = [pre.assign(model=f"fine{s}", normalised_weight=pre["normalised_weight"] + d * z
+                        + rng.normal(0, 0.05, len(pre))) for s, d in enumerate((-0.1, 0.1, 0.3))]
+    frame = pd.concat([pre, *seeds], ignore_index=True)
+    bootstrap = analysis.SentenceBootstrap(frame, 300, 0)
+    results = analysis.pair_table(frame, {"p": models.ModelPair("pre", "fine0")}, bootstrap,
+                                  analysis.quantity_scales(frame), {"fine0": ["fine0", "fine1", "fine2"]},
+                                  controls=("none",))
+    row = results.table.query("dataset == 'all' and quantity == 'information_gain'").iloc[0]
+    single = [fit(pd.concat([pre, s]), ["pre", s["model"].iloc[0]], n_boot=300) for s in seeds]
+    assert row["delta"] == pytest.approx(np.mean([f.beta[1] - f.beta[0] for f in single]))
+    assert row["seeds"] == 3
+    table = analysis.seed_table(results)
+    picked = table.query("quantity == 'information_gain'").set_index("seed")
+    assert list(picked.index) == ["fine0", "fine1", "fine2", "mean"]
+    assert picked.loc["mean", "delta"] == pytest.approx(row["delta"])
+    assert picked.loc["mean", "seeds_above"] == 2
+
+
+def test_the_seed_t_interval_is_the_hand_computed_one():
+    deltas = [0.10, 0.25, 0.04]
+    mean, sd = np.mean(deltas), np.std(deltas, ddof=1)
+    half = 4.302652729911275 * sd / np.sqrt(3)  # t(0.975, 2 df)
+    assert analysis.t_interval(deltas, 0.95) == pytest.approx((mean - half, mean + half))
+    assert np.isnan(analysis.t_interval([0.1], 0.95)[0])
 
 
 def test_bad_input_raises():
     pre, _ = synthetic_words(n_sentences=5)
     with pytest.raises(ValueError, match="two sentences"):
-        analysis.regress(pre[pre["sentence_id"] == 0], "information_gain")
+        fit(pre[pre["sentence_id"] == 0])
     broken = pre.assign(information_gain=np.nan)
     with pytest.raises(ValueError, match="status == 'ok'"):
-        analysis.regress(broken, "information_gain")
-
-
-def test_reading_follows_the_stated_rule():
-    def word(*codes):
-        return analysis.reading(pd.Series(codes))["word"]
-
-    assert word("more", "more", "unclear") == "reproduces"
-    assert word("more", "more", "less") == "partly reproduces"
-    assert word("less", "less", "unclear") == "contradicts"
-    assert word("unclear", "less") == "does not reproduce"
-    assert word("more", "unclear", "unclear", "unclear") == "partly reproduces"
-    assert analysis.reading(pd.Series(["more", "less", "unclear"])) == {"more": 1, "less": 1, "n": 3,
-                                                                        "word": "partly reproduces"}
+        fit(broken)
 
 
 def test_present_pairs_keeps_the_pairs_whose_models_ran():
@@ -157,42 +264,15 @@ def test_within_sentence_spearman_matches_scipy_and_skips_short_sentences():
     assert rho[0] == pytest.approx(scistats.spearmanr([1, 2, 3, 4], [4, 1, 3, 2]).statistic)
 
 
-def test_across_seeds_averages_the_seeds_and_widens_with_their_spread():
-    pre, _ = synthetic_words(slope=0.2, seed=1)
-    rng = np.random.default_rng(5)
-
-    def seed_model(name, delta):
-        z = (pre["information_gain"] - pre["information_gain"].mean()) / pre["information_gain"].std()
-        return pre.assign(model=name, normalised_weight=pre["normalised_weight"] + delta * z
-                          + rng.normal(0, 0.05, len(pre)))
-
-    agreeing = pd.concat([pre] + [seed_model(f"fine{s}", 0.1) for s in range(3)])
-    spread = pd.concat([pre] + [seed_model(f"fine{s}", d) for s, d in zip(range(3), (-0.1, 0.1, 0.3))])
-    names = {s: f"fine{s}" for s in range(3)}
-    tight = analysis.across_seeds(agreeing, "pre", names, n_boot=300)
-    wide = analysis.across_seeds(spread, "pre", names, n_boot=300)
-    pick = lambda table: table[(table["quantity"] == "information_gain") & (table["method"] == "ig")].set_index("seed")
-    tight, wide = pick(tight), pick(wide)
-    assert list(tight.index) == ["0", "1", "2", "all"]
-    assert tight.loc["all", "delta"] == pytest.approx(tight.loc[["0", "1", "2"], "delta"].mean())
-    assert tight.loc["all", "delta_low"] > 0 and tight.loc["all", "verdict"] == "more"
-    # Seeds that disagree: the mean is near 0.1 again, but the interval holds the spread between seeds.
-    assert wide.loc["all", "delta"] == pytest.approx(0.1, abs=0.03)
-    assert wide.loc["all", "delta_high"] - wide.loc["all", "delta_low"] > 3 * (
-        tight.loc["all", "delta_high"] - tight.loc["all", "delta_low"])
-    assert wide.loc["all", "delta_low"] < -0.05 and wide.loc["all", "verdict"] == "unclear"
-    assert wide.loc["all", "seed_sd"] == pytest.approx(np.std(wide.loc[["0", "1", "2"], "delta"], ddof=1))
-
-
 def test_a_pair_matches_its_words_by_sentence_text_whatever_each_sample_numbers_them():
     """Samples of different sizes number the same sentence differently (the smaller is a subset, not a prefix)."""
     pre, fine = synthetic_words(slope=0.2, delta=0.15)
     pre, fine = (frame.assign(sentence="sentence " + frame["sentence_id"].astype(str)) for frame in (pre, fine))
-    reference = analysis.compare_pair(pre, fine, "information_gain", n_boot=300)
     subset = fine[fine["sentence_id"] % 2 == 0]  # every other sentence, numbered 0, 1, 2, ... in its own sample
     renumbered = subset.assign(sentence_id=subset["sentence_id"] // 2)
     shared = pre[pre["sentence_id"] % 2 == 0]
-    assert analysis.compare_pair(pre, renumbered, "information_gain", n_boot=300) == pytest.approx(
-        analysis.compare_pair(shared, subset, "information_gain", n_boot=300), nan_ok=True)
-    assert analysis.compare_pair(pre, renumbered, "information_gain", n_boot=300)["n_sentences"] == 100
-    assert reference["n_sentences"] == 200
+    bootstrap = analysis.SentenceBootstrap(pd.concat([pre, renumbered]), 300, 0)
+    matched = analysis.fit_models(pd.concat([pre, renumbered]), ["pre", "fine"], "information_gain", bootstrap)
+    alone = analysis.fit_models(pd.concat([shared, subset]), ["pre", "fine"], "information_gain", bootstrap)
+    assert matched.n_sentences == 100 and matched.beta == pytest.approx(alone.beta)
+    assert matched.beta_draws == pytest.approx(alone.beta_draws)  # the same sentences read the same counts

@@ -14,7 +14,7 @@ import pytest
 from nbformat.sign import NotebookNotary
 from scipy import stats as scistats
 
-from cwi import analysis, attribution, config, models, pipeline
+from cwi import analysis, attribution, config, inference, models, pipeline
 from cwi.__main__ import ChapterFailed, build_html, chapter_sources, run_chapter, toc_entries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,7 +159,17 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert sorted(finetuning["sts_by_seed"]) == ["sup-SimCSE", "unsup-SimCSE"]
     assert all(len(scores) == smoke.finetune.seeds for scores in finetuning["sts_by_seed"].values())
     seed_rows = len(attribution.METHODS) * len(analysis.QUANTITIES) * (smoke.finetune.seeds + 1)
-    assert len(correlations["seed_deltas"]) == 2 * seed_rows  # both book pairs
+    assert len(correlations["seed_deltas"]) == 2 * seed_rows  # both book pairs, each seed and their mean
+    # The primary family: every twinned pair x claim x statistic, each with its simultaneous interval.
+    twinned = [name for name, pair in present.items() if pair.pretrained]
+    primary = correlations["primary"]
+    assert len(primary) == len(twinned) * len(smoke.analysis.claims) * len(inference.STATISTICS)
+    assert all(m["low"] <= m["estimate"] <= m["high"] for m in primary.values())
+    assert all(m["verdict"] == analysis.verdict(m["low"], m["high"]) for m in primary.values())
+    assert correlations["critical"] > 1.9  # never below one interval's own
+    calibration = correlations["calibration"]
+    assert 0 <= calibration["false_positive"] <= 1 and 0 <= calibration["power"] <= 1
+    assert set(correlations["claim_words"].values()) <= set(inference.CLAIM_WORDS)
     table = pipeline.corpus_statistics(smoke)  # cached by the run above
     frequent = table[table["count"] >= smoke.stats.min_count]
     agreement = scistats.spearmanr(frequent["information_gain_corrected"], frequent["information_gain_binned"])

@@ -180,12 +180,21 @@ def test_the_trajectory_has_every_snapshot_and_a_rerun_computes_nothing(data_dir
     from cwi import analysis, attribution
 
     first = pipeline.trajectory(SMOKE, supervised=False)
-    run = runs.simcse_run(SMOKE, False, runs.chosen(SMOKE, False), SMOKE.seed)
-    assert sorted(first["step"].unique()) == list(run.dev_scores().index)
-    assert set(first["quantity"]) == set(analysis.QUANTITIES)
-    kept = first.drop_duplicates("step").set_index("step")
-    assert kept["chosen"].sum() == 1 and kept.index[kept["chosen"]][0] == run.best_step
+    seeds = SMOKE.finetune.seed_list(SMOKE.seed)[:SMOKE.attribution.trajectory_seeds]
+    assert sorted(first["seed"].unique()) == seeds and len(seeds) > 1  # each followed seed's own run
+    for seed in seeds:
+        run = runs.simcse_run(SMOKE, False, runs.chosen(SMOKE, False), seed)
+        of_seed = first[first["seed"] == seed]
+        assert sorted(of_seed["step"].unique()) == list(run.dev_scores().index)
+        assert set(of_seed["quantity"]) == set(analysis.QUANTITIES)
+        kept = of_seed.drop_duplicates("step").set_index("step")
+        assert kept["chosen"].sum() == 1 and kept.index[kept["chosen"]][0] == run.best_step
     assert (first["low"] <= first["beta"]).all() and (first["beta"] <= first["high"]).all()
+    # The change since the base is paired: zero at the base, and inside its interval elsewhere.
+    base = first[first["step"] == 0]
+    assert (base["delta"] == 0).all() and (base["delta_low"] == 0).all()
+    later = first[first["step"] > 0]
+    assert (later["delta_low"] <= later["delta"]).all() and (later["delta"] <= later["delta_high"]).all()
 
     def must_not_compute(*args, **kwargs):
         raise AssertionError("a rerun must read the snapshots' weights from the cache")

@@ -1,0 +1,144 @@
+"""cwi.inference: simultaneous intervals, claims read from them, and the rule's error rates on simulated data."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cwi import analysis, inference, models
+from test_analysis import synthetic_words
+
+ALL_GAIN = ("information_gain", "information_gain_corrected", "information_gain_binned")
+CLAIMS = (
+    ("information gain", ("ig", "shap"), ALL_GAIN),
+    ("self-information", ("ig", "shap"), ("self_information",)),
+    ("information gain (Integrated Gradients)", ("ig",), ALL_GAIN),
+    ("information gain (SHAP)", ("shap",), ALL_GAIN),
+)
+NOMINAL = 0.05
+
+
+def twin_frame(n_sentences=80, delta_ig=0.0, delta_shap=0.0, datasets=("a",), seed=0, seeds=1):
+    """A pre-trained model and `seeds` fine-tuned ones, IG and SHAP weights, on `datasets` (no effect by default).
+
+    Every model's weights are ``1 + 0.2 z + sentence noise + its own word noise``: the models are exchangeable,
+    unless ``delta_*`` adds ``delta * z`` to the fine-tuned models' weights of that method.
+    """
+    rng = np.random.default_rng(seed)
+    frames = []
+    for d, dataset in enumerate(datasets):
+        pre, _ = synthetic_words(n_sentences=n_sentences, slope=0.0, seed=seed * 100 + d)
+        pre = pre.assign(dataset=dataset, sentence=dataset + " " + pre["sentence_id"].astype(str))
+        z = (pre["information_gain"] - pre["information_gain"].mean()) / pre["information_gain"].std()
+        sentence = rng.normal(0, 0.2, n_sentences)[pre["sentence_id"]]
+        for method, delta in (("ig", delta_ig), ("shap", delta_shap)):
+            for model in ["pre"] + [f"fine{s}" for s in range(seeds)]:
+                effect = delta if model != "pre" else 0.0
+                weight = 1 + (0.2 + effect) * z + sentence + rng.normal(0, 0.3, len(pre))
+                frames.append(pre.assign(model=model, method=method, normalised_weight=weight))
+    return pd.concat(frames, ignore_index=True)
+
+
+def pair_fits(frame, n_boot=300, seed=0, controls=("none",)):
+    bootstrap = analysis.SentenceBootstrap(frame, n_boot, seed)
+    fine = sorted(m for m in frame["model"].unique() if m != "pre")
+    return analysis.pair_table(frame, {"p": models.ModelPair("pre", fine[0])}, bootstrap,
+                               analysis.quantity_scales(frame), {fine[0]: fine}, controls=controls)
+
+
+def test_simultaneous_intervals_cover_the_whole_family_at_the_stated_level():
+    rng = np.random.default_rng(0)
+    m, n_boot = 10, 2000
+    covered, criticals = [], []
+    for _ in range(300):
+        truth = np.zeros(m)
+        estimates = rng.normal(0, 1, m)  # one experiment: independent members, se 1
+        draws = estimates + rng.normal(0, 1, (n_boot, m))
+        low, high, critical = inference.simultaneous(estimates, draws, 0.95)
+        covered.append(((low < truth) & (truth < high)).all())
+        criticals.append(critical)
+    assert np.mean(covered) == pytest.approx(0.95, abs=0.04)
+    # Independent members: c is near Sidak's 2.80 (Bonferroni's is 2.81, one interval's 1.96).
+    assert np.median(criticals) == pytest.approx(2.80, abs=0.08)
+    # Members that move together need no more than one interval's width.
+    shared = rng.normal(0, 1, (n_boot, 1))
+    _, _, critical = inference.simultaneous(np.zeros(m), np.repeat(shared, m, axis=1), 0.95)
+    assert critical == pytest.approx(1.96, abs=0.08)
+
+
+def test_the_rule_rarely_speaks_on_null_tables_and_finds_a_planted_effect():
+    """Independent simulated tables with no effect: the primary family's false-positive rate, and its power."""
+    n_tables = 120
+    tolerance = 3 * np.sqrt(NOMINAL * (1 - NOMINAL) / n_tables)  # three binomial standard errors
+    said, found = [], []
+    for table in range(n_tables):
+        results = pair_fits(twin_frame(n_sentences=60, seed=table), n_boot=300, seed=table)
+        members, draws = inference.contrasts(results, CLAIMS)
+        primary = inference.family(members, draws, 1 - NOMINAL)
+        said.append((primary["verdict"] != "unclear").any())
+        if table < 30:
+            results = pair_fits(twin_frame(n_sentences=60, delta_ig=0.06, delta_shap=0.06, seed=table), seed=table)
+            members, draws = inference.contrasts(results, CLAIMS)
+            gain = inference.family(members, draws, 1 - NOMINAL).query("claim == 'information gain' and "
+                                                                     "statistic == 'delta beta'")
+            found.append(inference.claim_word(gain["verdict"]) == "reproduces")
+    assert np.mean(said) <= NOMINAL + tolerance, f"false-positive rate {np.mean(said):.3f}"
+    assert np.mean(found) >= 0.8, f"power {np.mean(found):.2f}"
+
+
+def test_null_calibration_exchanges_the_models_within_sentences():
+    results = pair_fits(twin_frame(n_sentences=100, seeds=2, datasets=("a", "b")), n_boot=400)
+    n = 100
+    null = inference.null_calibration(results, CLAIMS, 0.95, n, seed=1, per_dataset_claim="information gain")
+    rate = null.set_index("outcome")["rate"]
+    assert set(rate.index) >= {"any member", "any delta beta", "any dataset", "p: information gain reproduces",
+                               "p: information gain contradicts"}
+    assert rate["any member"] <= NOMINAL + 3 * np.sqrt(NOMINAL * (1 - NOMINAL) / n)
+    planted = inference.null_calibration(results, CLAIMS, 0.95, 30, seed=1, planted=0.08).set_index("outcome")["rate"]
+    assert planted["p: information gain reproduces"] >= 0.9
+    assert planted["p: information gain contradicts"] == 0
+
+
+def test_a_claim_about_both_methods_needs_both():
+    only_ig = pair_fits(twin_frame(delta_ig=0.15, delta_shap=0.0))
+    members, draws = inference.contrasts(only_ig, CLAIMS)
+    table = inference.family(members, draws, 0.95).query("statistic == 'delta beta'").set_index("claim")["verdict"]
+    assert table["information gain (Integrated Gradients)"] == "more"
+    assert table["information gain (SHAP)"] == "unclear"
+    by_method = table[["information gain (Integrated Gradients)", "information gain (SHAP)"]]
+    assert inference.claim_word(by_method) == "not shown"
+    both = pair_fits(twin_frame(delta_ig=0.15, delta_shap=0.15))
+    members, draws = inference.contrasts(both, CLAIMS)
+    table = inference.family(members, draws, 0.95).query("statistic == 'delta beta'").set_index("claim")["verdict"]
+    assert inference.claim_word(table[["information gain (Integrated Gradients)", "information gain (SHAP)"]]) \
+        == "reproduces"
+
+
+def test_a_claim_about_each_dataset_counts_datasets():
+    frame = pd.concat([twin_frame(delta_ig=0.15, delta_shap=0.15, datasets=("strong",)),
+                       twin_frame(datasets=("none",), seed=1)], ignore_index=True)
+    results = pair_fits(frame)
+    table = inference.per_dataset(results, CLAIMS, "information gain", ["strong", "none"], 0.95)
+    assert table.set_index("dataset")["verdict"].to_dict() == {"strong": "more", "none": "unclear"}
+    assert inference.claim_word(table["verdict"]) == "not shown"
+    assert table["critical"].nunique() == 1  # the datasets are one family
+    with pytest.raises(ValueError, match="no claim named"):
+        inference.per_dataset(results, CLAIMS, "no such claim", ["strong"], 0.95)
+
+
+def test_claim_words_follow_the_stated_rule():
+    assert inference.claim_word(["more", "more"]) == "reproduces"
+    assert inference.claim_word(["less", "less"]) == "contradicts"
+    assert inference.claim_word(["more", "less"]) == "not shown"
+    assert inference.claim_word(["more", "unclear"]) == "not shown"
+    assert inference.claim_word([]) == "not shown"
+    assert set(inference.CLAIM_WORDS) == {"reproduces", "contradicts", "not shown"}
+
+
+def test_seed_contrasts_read_each_seed_and_the_t_interval():
+    results = pair_fits(twin_frame(delta_ig=0.1, delta_shap=0.1, seeds=3))
+    table = inference.seed_contrasts(results, CLAIMS, 0.95).set_index("claim")
+    row = table.loc["information gain"]
+    fits = [results.fits[("p", "all", m, q, "none")] for m in ("ig", "shap") for q in ALL_GAIN]
+    per_seed = np.mean([f.beta[1:] - f.beta[0] for f in fits], axis=0)
+    assert row["seeds"] == 3 and row["seeds_above"] == int((per_seed > 0).sum())
+    assert (row["t_low"], row["t_high"]) == pytest.approx(analysis.t_interval(per_seed, 0.95))
