@@ -37,7 +37,7 @@ from scipy import stats as scistats
 
 __all__ = [
     "ANALYSIS_VERSION", "QUANTITIES", "COVARIATES", "CONTROLS", "VERDICTS", "attach_statistics", "missing_statistics",
-    "quantity_scales", "SentenceBootstrap", "Fit", "fit_models", "verdict", "present_pairs", "PairFits",
+    "quantity_scales", "SentenceBootstrap", "Fit", "fit_models", "refit_many", "verdict", "present_pairs", "PairFits",
     "pair_table", "t_interval", "seed_table", "interval_text", "headline", "within_sentence_spearman",
 ]
 
@@ -228,12 +228,16 @@ def _correlation(xtx: np.ndarray, xty: np.ndarray, yy: np.ndarray) -> np.ndarray
         return (n * szy - sz * sy) / np.sqrt((n * szz - sz**2) * (n * yy - sy**2))
 
 
-def _estimates(xtx, xty, yy, counts, inverse, draws_xtx):
-    """Point slopes and correlations (every sentence once) and their bootstrap draws."""
+def _estimates(xtx, xty, yy, counts, inverse, draws_xtx, draws=None):
+    """Point slopes and correlations (every sentence once) and their bootstrap draws.
+
+    `draws`, the replicates' sums of ``[X'y | y'y]`` (B, p k + k), when the caller computed them already.
+    """
     g, p, k = xty.shape
     total_xtx, total_xty, total_yy = xtx.sum(0), xty.sum(0), yy.sum(0)
     beta = (np.linalg.pinv(total_xtx) @ total_xty)[1]
-    draws = counts @ np.concatenate([xty.reshape(g, p * k), yy], axis=1)  # one product for both
+    if draws is None:
+        draws = counts @ _responses(xty, yy)  # one product for both
     draws_xty, draws_yy = draws[:, :p * k].reshape(-1, p, k), draws[:, p * k:]
     beta_draws = (inverse[:, 1, :, None] * draws_xty).sum(1)  # the quantity's row only
     if p == 2:
@@ -242,6 +246,45 @@ def _estimates(xtx, xty, yy, counts, inverse, draws_xtx):
     else:  # a partial correlation is not what "follows more closely" means here: left out
         r, r_draws = np.full(k, np.nan), np.full((len(counts), k), np.nan)
     return beta, r, beta_draws, r_draws
+
+
+def _responses(xty: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """Per-sentence ``[X'y | y'y]`` as one (g, p k + k) matrix."""
+    return np.concatenate([xty.reshape(len(xty), -1), yy], axis=1)
+
+
+def refit_many(fits: list[Fit], responses: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple]:
+    """:meth:`Fit.refit` of many fits at once: fits on the same sentences are computed as one stack.
+
+    `responses` holds each fit's new ``(xty, yy)``.  Equal to refitting one by
+    one (tested), and several times faster for the calibration's hundreds of refits.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, fit in enumerate(fits):
+        groups.setdefault((fit.sentences.tobytes(), fit.xty.shape), []).append(i)
+    results: list = [None] * len(fits)
+    for members in groups.values():
+        g, p, k = fits[members[0]].xty.shape
+        xty = np.stack([responses[i][0] for i in members])  # (F, g, p, k)
+        yy = np.stack([responses[i][1] for i in members])  # (F, g, k)
+        xtx = np.stack([fits[i].xtx for i in members])
+        stacked = np.concatenate([xty.reshape(len(members), g, -1), yy], axis=2)  # (F, g, p k + k)
+        columns = stacked.shape[2]  # one product with the counts for the whole stack
+        draws = (fits[members[0]].counts @ stacked.transpose(1, 0, 2).reshape(g, -1))
+        draws = draws.reshape(-1, len(members), columns).transpose(1, 0, 2)
+        draws_xty, draws_yy = draws[:, :, :p * k].reshape(len(members), -1, p, k), draws[:, :, p * k:]
+        inverse = np.stack([fits[i].inverse for i in members])  # (F, B, p, p)
+        beta_draws = (inverse[:, :, 1, :, None] * draws_xty).sum(2)
+        total_xtx, total_xty = xtx.sum(1), xty.sum(1)
+        beta = (np.linalg.pinv(total_xtx) @ total_xty)[:, 1]
+        if p == 2:
+            r = _correlation(total_xtx, total_xty, yy.sum(1))
+            r_draws = _correlation(np.stack([fits[i].draws_xtx for i in members]), draws_xty, draws_yy)
+        else:
+            r, r_draws = np.full((len(members), k), np.nan), np.full(beta_draws.shape, np.nan)
+        for j, i in enumerate(members):
+            results[i] = (beta[j], r[j], beta_draws[j], r_draws[j])
+    return results
 
 
 def _wide(frame: pd.DataFrame, models: list[str], columns, target: str = "normalised_weight") -> pd.DataFrame:

@@ -447,11 +447,14 @@ class AnalysisSettings:
     per_dataset_claim
         The claim whose contrast is also tested on each dataset alone (a family of its own).
     null_simulations
-        Simulations of the rule on the book's data with the models exchanged
-        within sentences (no effect), and again with `planted_delta` planted.
-    planted_delta
-        The effect planted for the power: added to every fine-tuned model's slope, in
-        normalised weight per SD of the quantity.
+        Simulations of the rule on the book's data with the models of each pair
+        exchanged within sentences (no effect): its false-positive rate.
+    scenario_simulations
+        Simulations of each other scenario: a planted effect (the power) and
+        seeds that wander around no effect.
+    power_multiples
+        The planted effects of the power curve, in multiples of the standard
+        error of each pair's first-claim delta beta.
     median_bins
         Equal-count bins of the binned-median trend lines.
     """
@@ -465,13 +468,16 @@ class AnalysisSettings:
         ("information gain (SHAP)", ("shap",), _INFORMATION_GAIN),
     )
     per_dataset_claim: str = "information gain"
-    null_simulations: int = 200
-    planted_delta: float = 0.05
+    null_simulations: int = 500
+    scenario_simulations: int = 200
+    power_multiples: tuple[float, ...] = (1.0, 2.0, 3.0)
     median_bins: int = 15
 
     def __post_init__(self):
         _check_bootstrap(self)
-        _positive(self, "median_bins", "null_simulations", "planted_delta")
+        _positive(self, "median_bins", "null_simulations", "scenario_simulations")
+        _require(bool(self.power_multiples) and min(self.power_multiples) > 0,
+                 f"AnalysisSettings.power_multiples must be positive multiples, got {self.power_multiples}")
         names = [claim[0] for claim in self.claims]
         _require(bool(names) and len(set(names)) == len(names),
                  f"AnalysisSettings.claims must name at least one claim, each once; got {names}")
@@ -604,7 +610,7 @@ PROFILES: dict[str, Profile] = {
             datasets=("stsb", "sickr"), sentences_per_dataset=4, sentences_by_model=(("all-MiniLM-L6-v2", 3),),
             baseline_sentences=2, trajectory_sentences=2, trajectory_seeds=2,
         ),
-        analysis=AnalysisSettings(n_bootstrap=200, null_simulations=50),
+        analysis=AnalysisSettings(n_bootstrap=200, null_simulations=50, scenario_simulations=20),
         weighting=WeightingSettings(sif_a_grid=(1e-4, 1e-3, 1e-2), n_bootstrap=200),
     ),
     # The offline main job: the whole Wikipedia pack (910k sentences, 20.9M words),

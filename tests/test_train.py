@@ -3,6 +3,7 @@
 import dataclasses
 import math
 import os
+import re
 
 import pytest
 import torch
@@ -258,3 +259,61 @@ def test_the_terminal_names_each_search_candidate_and_seed(data_dir, tmp_path, m
     assert starts == [f"sup-SimCSE 1/2 temperature=0.07: {steps} steps to do",
                       f"sup-SimCSE 2/2 temperature=0.09: {steps} steps to do",
                       f"sup-SimCSE seed {SMOKE.seed + 1}: {steps} steps to do"]  # the first seed is the search's run
+
+
+def test_damaged_checkpoints_are_trained_again_and_a_supplied_one_is_refused(data_dir, tmp_path, monkeypatch, caplog):
+    """One flipped byte in checkpoint weights or a truncated run record: named, retrained, never served."""
+    import shutil
+
+    from cwi import integrity
+
+    monkeypatch.setenv("CWI_CACHE_DIR", str(tmp_path / "cache"))
+    finetune = SMOKE.finetune
+    tiny = dataclasses.replace(SMOKE, finetune=dataclasses.replace(
+        finetune, sts_max_pairs=40,
+        mlm=dataclasses.replace(finetune.mlm, steps=2, corpus_limit=400, word_vectors=None)))
+    settings = dataclasses.replace(finetune.unsup, steps=2, snapshots=(1,), corpus_limit=64)
+
+    def flip(path):
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+        integrity.forget()  # as a new process would: this one hashed the file already
+
+    base = runs.mlm_checkpoint(tiny)
+    weights = (base / "model.safetensors").read_bytes()
+    flip(base / "model.safetensors")
+    with caplog.at_level("WARNING", logger="cwi.cache"):
+        assert runs.mlm_checkpoint(tiny) == base
+    assert f"{base / 'model.safetensors'} does not match" in caplog.text
+    assert (base / "model.safetensors").read_bytes() == weights  # trained again, bit for bit
+
+    run = runs.simcse_run(tiny, False, settings, 0)
+    step = run.checkpoint(1)
+    weights, record = (step / "model.safetensors").read_bytes(), run.record
+    flip(step / "model.safetensors")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cwi.cache"):
+        assert runs.simcse_run(tiny, False, settings, 0).checkpoint(1) == step
+    assert f"{step / 'model.safetensors'} does not match" in caplog.text
+    assert (step / "model.safetensors").read_bytes() == weights
+    (run.folder / runs.RUN_FILE).write_text((run.folder / runs.RUN_FILE).read_text()[:40])  # truncated
+    integrity.forget()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cwi.cache"):
+        assert runs.simcse_run(tiny, False, settings, 0).record == record
+    assert f"{run.folder / runs.RUN_FILE} has" in caplog.text  # before: a bare JSONDecodeError
+
+    supplied = tmp_path / "supplied"  # a user's copy of the run, manifest included
+    shutil.copytree(run.folder, supplied)
+    assert models.load_encoder(supplied / step.name).name == step.name
+    flip(supplied / step.name / "model.safetensors")
+    with pytest.raises(integrity.IntegrityError) as info:
+        models.load_encoder(supplied / step.name)
+    assert str(supplied / step.name / "model.safetensors") in str(info.value)
+    assert "restore it from its source" in str(info.value)
+    (supplied / integrity.MANIFEST).unlink()  # no manifest: loaded unchecked, as before
+    models.load_encoder(supplied / step.name)
+    (supplied / step.name / "model.safetensors").write_bytes(weights[:1000])  # truncated, no manifest
+    with pytest.raises(models.ModelNotAvailableError, match=re.escape(str(supplied / step.name))):
+        models.load_encoder(supplied / step.name)
