@@ -19,7 +19,7 @@ every snapshot and the mean loss over the 10 steps before it.
 
 ``--mlm`` searches the masked-LM base instead: every combination of the
 ``--grid`` values (fields of ``cwi.config.MLMSettings``) replaces the profile's
-masked-LM settings, trains a base as the book does (``cwi.runs.mlm_checkpoint``:
+masked-LM settings, trains a base as the book does (``cwi.runs.mlm_base``:
 cached and keyed like the book's, so the profile's own settings cost nothing and a
 printed checkpoint can be passed to ``--base``) and scores it on STS-B dev with the
 book-mlm pooling. On 2 CPU cores one default-sized base takes 11 to 15 minutes.
@@ -112,9 +112,8 @@ def score_base(job: tuple) -> dict:
         torch.set_num_threads(threads)
     profile = config.get_profile(profile_name)
     finetune = profile.finetune
-    profile = replace(profile, finetune=replace(finetune, mlm=replace(finetune.mlm, **candidate)))
     wall_start, start = time.time(), time.perf_counter()
-    folder = runs.mlm_checkpoint(profile)
+    folder = runs.mlm_base(profile, replace(finetune.mlm, **candidate))
     seconds = time.perf_counter() - start
     trained = folder.stat().st_mtime >= wall_start  # else an earlier run's base, found in the cache
     record = train.history(folder)

@@ -95,10 +95,21 @@
 # directions in which all $v_{w'}$ agree, along which $c(w)$ leaves $u_w$ free;
 # the Euclidean norm is the same up to such directions and to the shape of $G$.
 #
-# **What it says about self-information.** Nothing directly: $\mathrm{SI}(w) = -\log p(w)$
-# does not appear in {eq}`eq-norm-kl`. Word weights can correlate with
-# self-information only as far as information gain does (the Statistics chapter
-# measures that correlation), and through the estimation bias of rare words.
+# **What it says about self-information.** It depends on the positive partner.
+# $p(\cdot \mid w)$ is the distribution of the words of the partner of a sentence
+# that contains $w$. When the partner is another sentence (supervised SimCSE's
+# entailed hypothesis, or the other half of a sentence as in the check below),
+# $w$ itself need not be in it, $\mathrm{SI}(w) = -\log p(w)$ does not appear
+# in {eq}`eq-norm-kl`, and weights track self-information only as far as
+# information gain does. In *unsupervised* SimCSE the partner is the sentence
+# itself (another dropout mask), so $w$ is always in its own partner: counting
+# that occurrence puts about $1/L$ of $p(\cdot \mid w)$ on $w$ (for sentences of
+# $L$ words), and the KL divergence gains about
+# $(\mathrm{SI}(w) - \log L)/L$. That term grows with self-information, and
+# section 5 computes its size on real sentences: for unsupervised SimCSE the
+# theory does tie word weights to self-information. The Statistics chapter's
+# information gain leaves the self-occurrence out, as the theory's estimator for
+# distinct partners does.
 #
 # The numerical checks below regress $\|u_w\|^2$ (both norms) on $2\,\mathrm{KL}$.
 
@@ -170,8 +181,8 @@ display(Markdown(
     f"predicts slope T² = {th.temperature ** 2:.2e} and intercept 0 for one-word sentences "
     f"({'inside' if g['slope_low'] <= th.temperature ** 2 <= g['slope_high'] else 'outside'} the "
     "interval here; A1 scales the slope for longer sentences). The second-order step A2 alone, "
-    f"with the exact PMI in place of trained vectors, reaches R² = {ceiling['r2']:.3f}: that is the "
-    "most any training can show on this corpus."
+    f"with the exact PMI in place of trained vectors, reaches R² = {ceiling['r2']:.3f}: what the "
+    "approximation itself gives on this corpus, for comparison with the trained vectors."
 ))
 
 # %% tags=["hide-input"]
@@ -256,6 +267,18 @@ word_table = stats.word_statistics(
     [" ".join(vocab[i] for i in ids) for ids in encoded], correction="shuffle", seed=settings.seed
 ).reindex(vocab)
 real_p = (word_table["count"] / word_table["count"].sum()).to_numpy()
+# The self-occurrence term of unsupervised SimCSE (section 1): (SI(w) - log L) / L for sentences of L words.
+length = float(np.median([len(ids) for ids in encoded]))
+self_term = (word_table["self_information"] - np.log(length)) / length
+display(Markdown(
+    f"With the median sentence length here, L = {length:.0f} words, the self-occurrence term "
+    f"(SI(w) - log L)/L has median {self_term.median():.2f} nats and 90th percentile "
+    f"{self_term.quantile(0.9):.2f} nats over the {len(vocab):,} words, against a median raw information "
+    f"gain of {word_table['information_gain'].median():.2f} nats: "
+    + ("the same order, so" if self_term.median() > 0.2 * word_table["information_gain"].median() else
+       "smaller, but")
+    + " for unsupervised SimCSE's partners the theory adds a self-information term of real size."
+))
 quantities = {
     "information gain": word_table["information_gain"].to_numpy(),
     "information gain, corrected": word_table["information_gain_corrected"].to_numpy(),
@@ -320,8 +343,9 @@ for ax, (name, values) in zip(axes, quantities.items()):
 # with them and train contrastively on the same sentence pairs as above.
 #
 # PAPER: GloVe is rescaled by one global factor so that its mean norm matches the
-# random initialisation's scale; with norms near 5 and temperature 0.05 the first
-# logits would be in the hundreds. A global factor changes no R².
+# random initialisation's scale; at GloVe's own scale and the profile's
+# temperature the first logits would be far too large. A global factor changes
+# no R².
 
 # %%
 glove_index = {word: i for i, word in enumerate(glove_words)}
@@ -370,8 +394,9 @@ display(Markdown(
 #
 # - **Mean pooling** averages token outputs, but each output depends on the whole
 #   sentence, so there is no fixed $u_w$. An attribution method gives the additive
-#   decomposition back: Integrated Gradients splits $f(s) - f(s_0)$ exactly into
-#   per-token vectors $c_i$ (completeness), SHAP approximately. The norm of a
+#   decomposition back: SHAP splits $f(s) - f(s_0)$ exactly into per-word
+#   vectors (efficiency), Integrated Gradients up to the error of its quadrature
+#   (completeness, which the Attribution chapter measures). The norm of a
 #   word's $c_i$ plays the role of $\|u_w\|$, which is how the Attribution chapter
 #   defines a word's weight.
 # - **[CLS] pooling** has no sum at all; the same attribution argument applies to

@@ -136,7 +136,7 @@ frequent.head(10)
 fig, (ax_si, ax_ig) = plotting.figure(
     f"Distributions over the {len(frequent):,} words seen at least {min_count} times. Left: "
     "self-information. Right: information gain, raw and after subtracting the shuffled-corpus "
-    "baseline; the correction removes most of the mass that rare words put at high values.",
+    "baseline.",
     ncols=2,
 )
 ax_si.hist(frequent["self_information"], bins=60, color="C0")
@@ -150,9 +150,10 @@ ax_ig.legend();
 # %% [markdown]
 # ## Information gain against frequency
 #
-# Without correction, information gain falls steadily with frequency: most of its
-# variation is the estimation bias. After subtracting the shuffled baseline, the
-# dependence on frequency should shrink.
+# How much of the raw information gain is estimation bias? The shuffled
+# baseline is the bias alone, so its share of the raw values' variance says it
+# (computed below the figure). After subtracting it, the dependence on frequency
+# should shrink.
 
 # %% tags=["hide-input"]
 rho = {
@@ -173,28 +174,52 @@ for ax, column in zip(axes, ["information_gain", "information_gain_corrected"]):
 axes[0].plot(*plotting.binned_median(frequent["log_count"], frequent["information_gain_shuffled"]), "k--", lw=1.5);
 
 # %% tags=["remove-input"]
+bias_r2 = np.corrcoef(frequent["information_gain"], frequent["information_gain_shuffled"])[0, 1] ** 2
+glue("bias_r2", float(bias_r2), display=False)
 display(Markdown(
     f"Spearman's ρ between log count and information gain is **{rho['information_gain']:+.2f}** "
     f"raw, {rho['information_gain_shuffled']:+.2f} for the shuffled baseline alone and "
     f"**{rho['information_gain_corrected']:+.2f}** after correction "
-    f"({len(frequent):,} words with count ≥ {min_count})."
+    f"({len(frequent):,} words with count ≥ {min_count}). The shuffled baseline, the bias alone, explains "
+    f"R² = {bias_r2:.2f} of the variance of the raw values over these words"
+    + (": most of the raw variation is estimation bias." if bias_r2 > 0.5 else
+       ": the raw variation is mostly not the estimation bias.")
 ))
 
 # %% [markdown]
 # ## A second correction: the frequency-bin baseline
 #
-# {cite:t}`oyama2023norm` correct the bias without a shuffled corpus: group words
-# of similar frequency, and take a low percentile of their information gain as
-# what a word of that frequency reaches with nothing to say,
+# A second correction needs no shuffled corpus. As this book reads
+# {cite:t}`oyama2023norm`, who correct word-vector norms for frequency in this
+# way: group words of similar frequency, and take a low percentile of their
+# information gain as what a word of that frequency reaches with nothing to say,
 #
 # $$ \mathrm{IG}_\text{binned}(w) = \mathrm{IG}(w) - P_q\{\mathrm{IG}(v) : v \in \operatorname{bin}(w)\}. $$ (eq-ig-binned)
 #
-# The bins cut the vocabulary, ordered by count, into groups of equal numbers of
-# words (a count is never split), and $q$ is a low percentile; both are settings
-# (`StatsSettings.frequency_bins`, `bin_percentile`). The shuffled baseline asks
+# The binning is ours (`cwi.stats.frequency_bins`): bins of equal width in log
+# count, each widened until it holds `StatsSettings.min_bin_words` words, so
+# that the most frequent words, which carry most running tokens, are compared
+# with words of their own frequency and not with everything above a thousand
+# occurrences; $q$ is `bin_percentile`. The table below says how the running
+# tokens fall into the bins. The shuffled baseline asks
 # how much of a word's value its frequency alone explains; the bin baseline asks
 # how far it stands above its least informative peers. The two need not agree on
 # a word, and the question is whether they agree on the ranking.
+
+# %%
+bins_table = stats.bin_summary(table)
+display(bins_table.sort_values("token share", ascending=False).head(8).style.format(
+    {"token share": "{:.1%}", "baseline (nats)": "{:.3f}", "lowest count": "{:,}", "highest count": "{:,}"})
+    .set_caption("The bins holding the most running tokens"))
+downloads.csv_download(bins_table, "frequency_bins.csv", "every frequency bin")
+glue("top_bin_token_share", float(bins_table["token share"].max()), display=False)
+
+# %% tags=["remove-input"]
+display(Markdown(
+    f"{len(bins_table)} bins; the one holding the most running tokens holds "
+    f"{bins_table['token share'].max():.1%} of them, in {int(bins_table.loc[bins_table['token share'].idxmax(), 'words'])} "
+    f"words; the median bin has {int(bins_table['words'].median())} words."
+))
 
 # %%
 corrections = ["information_gain_corrected", "information_gain_binned"]
@@ -231,9 +256,8 @@ display(Markdown(
     f"Over the {len(frequent):,} words seen at least {min_count} times, the two corrections rank words with "
     f"Spearman's ρ = **{agreement:+.2f}**. Against log count, the shuffle-corrected value has "
     f"ρ = {rho['information_gain_corrected']:+.2f} and the bin-corrected one ρ = {rho_binned:+.2f}: "
-    + ("the bin baseline removes more of the frequency trend, by construction, since each bin is compared "
-       "with itself." if abs(rho_binned) < abs(rho['information_gain_corrected']) else
-       "the shuffle baseline removes more of the frequency trend here.")
+    + ("the bin baseline removes more of the frequency trend here." if abs(rho_binned) < abs(rho['information_gain_corrected'])
+       else "the shuffle baseline removes more of the frequency trend here.")
 ))
 
 # %% [markdown]
@@ -243,7 +267,8 @@ display(Markdown(
 # times, the top is dominated by specific names and markup whose sentences share
 # vocabulary.
 # The bottom of that ranking is noise: rare words whose corrected value is
-# negative, because one shuffled corpus is a single noisy draw of their bias.
+# negative, because the shuffled baseline (an average over `stats.n_shuffles`
+# shuffled corpora) is itself a noisy estimate of their bias.
 # Among frequent words, where both estimates are precise, the ranking is the
 # expected one: function words and punctuation, which appear everywhere, at the
 # bottom.
@@ -289,7 +314,7 @@ for ax, column, r in zip(axes, ["information_gain", "information_gain_corrected"
 # ## Self-information from all of Wikipedia
 #
 # Our corpus is a sample. The `pywordfreq` package carries unigram counts over
-# 2.46 B tokens of English Wikipedia, an alternative source of self-information
+# billions of tokens of English Wikipedia, an alternative source of self-information
 # with far less sampling noise for rare words. Its tokens follow Penn-Treebank
 # conventions (`'s`, `n't`), so clitics and most punctuation have no entry there.
 

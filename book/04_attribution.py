@@ -19,8 +19,9 @@
 # {cite}`sundararajan2017axiomatic` and SHAP {cite}`lundberg2017unified`, and
 # compare pre-trained models with their contrastively fine-tuned twins. This
 # chapter computes those word weights for every model of the profile on sentences
-# of the STS benchmarks, checks that they are exact, and caches them for the
-# Correlations chapter.
+# of the STS benchmarks, checks how far they add up to what the model outputs
+# (and, for Integrated Gradients, how far every word's vector has converged), and
+# caches them for the Correlations chapter.
 #
 # ## Attributing a vector
 #
@@ -57,20 +58,26 @@
 # The integral is a quadrature rule; its error shows as a gap in
 # {eq}`eq-completeness`, the *completeness error*
 # $\lVert \sum_i c_i - (f(x) - f(x')) \rVert / \lVert f(x) - f(x') \rVert$.
-# Each sentence gets the fewest path points that keep that error under the
+# The sum of the words can converge while single words have not (their errors
+# cancel), so each word is checked too: the *word error* is the largest change of
+# a word's vector between the rule and the coarser rule embedded in it,
+# relative to $\lVert f(x) - f(x') \rVert$ (`cwi.integrated_gradients.word_error`).
+# Each sentence gets the fewest path points that keep both errors under the
 # profile's target: it runs the first rule of a doubling sequence and goes on to
-# the next only while the error is too large. The rules are Clenshaw-Curtis
-# rules, whose points nest (the 17-point rule contains the 9 points of the one
-# before), so a sentence that needs more points reuses every one already computed;
+# the next only while an error is too large. The rules are Clenshaw-Curtis
+# rules, whose points nest (every point of a rule is a point of the next one),
+# so a sentence that needs more points reuses every one already computed;
 # captum's Gauss-Legendre rule converges alike on these models (below) but its
 # points of different sizes share nothing.
 #
-# **SHAP** gives token $i$ its Shapley value in the game whose players are the
-# words and whose payoff for a coalition is $f$ of the sentence with the other
-# words' tokens set to the baseline (`cwi.attribution.word_shap`). shap's
-# Partition explainer computes Owen values over a hierarchy of word groups (shap's
-# own text heuristic, applied to words): exact Shapley values for additive models,
-# always efficient ({eq}`eq-completeness` holds to rounding), at a cost that grows
+# **SHAP** plays a game whose players are the *words* and whose payoff for a
+# coalition is $f$ of the sentence with the other words' tokens set to the
+# baseline (`cwi.attribution.word_shap`). shap's Partition explainer computes
+# *Owen values* over a hierarchy of word groups (shap's own text heuristic,
+# applied to words), so a word's value depends on that hierarchy: it equals the
+# Shapley value for additive models, is always efficient ({eq}`eq-completeness`
+# holds to rounding, even when the explainer's budget runs out and a group
+# shares its credit equally, which is why spent budgets are counted below), at a cost that grows
 # with the square of the sentence length rather than exponentially, and all $d$
 # outputs share each model evaluation. An Owen value splits a group's credit
 # among its members without changing the sum, so a word's value is the same
@@ -93,6 +100,7 @@ from myst_nb import glue
 from scipy import stats as scistats
 
 from cwi import analysis, attribution, config, data, downloads, interactive, models, pipeline, plotting, record
+from cwi.encoders import normalized
 
 # %% tags=["parameters"]
 profile = "default"
@@ -217,19 +225,24 @@ start = time.perf_counter()
 weights = pipeline.profile_word_weights(settings, encoders)
 weights_seconds = time.perf_counter() - start
 per_sentence = weights.groupby(["model", "method", "dataset", "sentence_id"]).agg(
-    error=("completeness_error", "first"), truncated=("truncated", "first"), words=("word", "size"),
-    evaluations=("evaluations", "first"), points=("path_points", "first"))
+    error=("completeness_error", "first"), word_error=("word_error", "first"), truncated=("truncated", "first"),
+    words=("word", "size"), evaluations=("evaluations", "first"), points=("path_points", "first"),
+    budget_spent=("budget_spent", "first"))
 summary = per_sentence.groupby(["model", "method"]).agg(
     sentences=("words", "size"), words=("words", "sum"), median_error=("error", "median"),
-    max_error=("error", "max"), evaluations=("evaluations", "mean"), truncated=("truncated", "sum"))
-display(summary.style.format({"median_error": "{:.2e}", "max_error": "{:.2e}", "words": "{:,}",
-                              "evaluations": "{:,.0f}"}))
+    max_error=("error", "max"), max_word_error=("word_error", "max"), budget_spent=("budget_spent", "sum"),
+    evaluations=("evaluations", "mean"), truncated=("truncated", "sum"))
+summary["budget_spent"] = summary["budget_spent"].astype(int)
+display(summary.style.format({"median_error": "{:.2e}", "max_error": "{:.2e}", "max_word_error": "{:.2e}",
+                              "words": "{:,}", "evaluations": "{:,.0f}"}, na_rep="-"))
 downloads.csv_download(per_sentence, "attribution_per_sentence.csv", "the checks of every attributed sentence")
 
 # %% [markdown]
 # `evaluations` is the mean number of sequences the model ran per sentence: path
-# points x words for IG, distinct coalitions for SHAP. The path points each
-# sentence kept, by model (share of its sentences):
+# points x words for IG, distinct coalitions for SHAP. `max_word_error` is IG's
+# largest word error, `budget_spent` the sentences whose SHAP explainer used its
+# whole `attribution.shap_max_evals` (none when it is unset: every group is
+# expanded). The path points each sentence kept, by model (share of its sentences):
 
 # %%
 kept = per_sentence.xs("ig", level="method")["points"].astype(int)
@@ -240,20 +253,25 @@ points_used.style.format("{:.0%}")
 # %% tags=["remove-input"]
 glue("sentences_by_model", {m: int(n) // 2 for m, n in per_sentence.groupby("model").size().items()}, display=False)
 ig_errors = per_sentence.xs("ig", level="method")["error"]
+ig_word_errors = per_sentence.xs("ig", level="method")["word_error"]
 shap_errors = per_sentence.xs("shap", level="method")["error"]
+spent = per_sentence.xs("shap", level="method")["budget_spent"].astype(bool)
 glue("shap_efficiency_max", float(shap_errors.max()), display=False)
+glue("shap_budget_spent", int(spent.sum()), display=False)
+glue("ig_word_error_median", float(ig_word_errors.median()), display=False)
 glue("captum_difference", captum_difference, display=False)
 display(Markdown(
     f"{weights['sentence'].nunique():,} distinct sentences from {len(attribution_settings.datasets)} datasets, "
     f"{len(weights):,} word weights in all ({weights_seconds:.0f} s here, from the cache or computed); "
     + ", ".join(f"{n} sentences per dataset with {m}" for m, n in
                 (per_sentence.groupby("model").size() // (2 * len(attribution_settings.datasets))).items())
-    + f". Integrated Gradients: median completeness error {ig_errors.median():.2e}, "
-    f"{(ig_errors >= target).mean():.1%} of (model, sentence) pairs at or above {target:.0%} "
-    f"(those kept the largest rule, {points[-1]} points). "
-    f"SHAP's efficiency error is at most {shap_errors.max():.1e}"
-    + (": float32 rounding only. " if shap_errors.max() < 1e-5 else
-       ", above float32 rounding: some groups of tokens were not expanded (see the budget warnings). ")
+    + f". Integrated Gradients: median completeness error {ig_errors.median():.2e} and median word error "
+    f"{ig_word_errors.median():.2e}; {((ig_errors >= target) | (ig_word_errors >= target)).mean():.1%} of "
+    f"(model, sentence) pairs have one at or above {target:.0%} (those kept the largest rule, {points[-1]} "
+    f"points). SHAP's efficiency error is at most {shap_errors.max():.1e}, and "
+    + (f"{int(spent.sum())} of {len(spent)} sentence attributions spent the explainer's budget (their unexpanded "
+       "groups share credit equally). " if spent.any() else
+       "no sentence spent the explainer's budget, so every group of words was expanded. ")
     + 
     f"{int(per_sentence['truncated'].sum())} sentence attributions were cut to the model's maximum length."
 ))
@@ -343,6 +361,43 @@ display(Markdown(
     f"The baseline is a real choice, so the Correlations chapter keeps one ({attribution_settings.baseline}, "
     "as the profile says) "
     "for every model and method."
+))
+
+# %% [markdown]
+# ## The normalised output
+#
+# The sentence-transformers models end with a `Normalize` module: their users
+# compare unit vectors. The book attributes the pooled vector *before* that step,
+# the same quantity for every model (most have no such module), and measures here
+# what attributing the normalised vector instead would change: Integrated
+# Gradients of both on the same sentences, and the per-sentence Spearman
+# correlation of the two word weights (`cwi.encoders.normalized`).
+
+# %%
+normalising = [name for name in encoders if models.MODELS[name].normalized]
+normalised_rows = []
+for name in normalising:
+    plain = attribution.word_weights(encoders[name], check_sentences, "ig", baseline=attribution_settings.baseline,
+                                     **ig_settings)
+    unit = attribution.word_weights(normalized(encoders[name]), check_sentences, "ig",
+                                    baseline=attribution_settings.baseline, **ig_settings)
+    rho = analysis.within_sentence_spearman(plain, unit)
+    normalised_rows.append({"model": name, "sentences": len(rho), "median Spearman": rho.median(),
+                            "lowest Spearman": rho.min()})
+normalised_effect = pd.DataFrame(normalised_rows, columns=["model", "sentences", "median Spearman", "lowest Spearman"])
+glue("normalised_spearman", dict(zip(normalised_effect["model"], normalised_effect["median Spearman"].astype(float))),
+     display=False)
+normalised_effect.style.format(precision=3).hide(axis="index")
+
+# %% tags=["remove-input"]
+display(Markdown(
+    "No model of this profile ends with a normalisation." if not len(normalised_effect) else
+    "Normalising the output keeps the within-sentence ranking of words at a median Spearman of "
+    + ", ".join(f"{r['median Spearman']:.3f} for {r['model']} (lowest {r['lowest Spearman']:.3f})"
+                for _, r in normalised_effect.iterrows())
+    + f", over {len(check_sentences)} STS-B sentences: the choice "
+    + ("barely moves the ranking of words." if normalised_effect["median Spearman"].min() > 0.9 else
+       "changes the ranking of words, so the book's weights are those of the unnormalised vector, as stated.")
 ))
 
 # %% [markdown]

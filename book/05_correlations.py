@@ -421,8 +421,9 @@ controls_view[[c for c in analysis.CONTROLS if c in controls_view.columns]].fill
 # ## Weight against self-information
 #
 # The same panels for self-information, $-\log p(w)$: rare words are informative
-# in the sense of surprise, and the theory ties the norm of a word's vector to
-# both quantities.
+# in the sense of surprise, and for unsupervised SimCSE, whose positive partner
+# is the sentence itself, the theory ties the norm of a word's vector to
+# self-information as well as to information gain (Theory chapter, section 1).
 
 # %% tags=["hide-input"]
 plotting.pair_panels(
@@ -447,7 +448,7 @@ by_method.style.format("{:+.3f}")
 # The Fine-tuning chapter trained the chosen recipes with `finetune.seeds`
 # seeds from the same masked-LM base; the first seed's runs are the ones the
 # dev search chose the recipe and the step from, so its model is the selected
-# one, and seeds 2, 3, ... are draws. Each seed is attributed on the same
+# one, and the later seeds are draws. Each seed is attributed on the same
 # sentences and gets its own Δβ against the base (all datasets pooled, no
 # covariates), on the same bootstrap draws: the *mean* row is the seeds' mean
 # with its percentile interval over sentences (the seeds held fixed) and the t
@@ -691,8 +692,8 @@ else:
     lines.append(
         "\nWhat we cannot run offline: the paper's models (BERT, RoBERTa and their SimCSE twins; the "
         "`paper` profile loads them from the Hugging Face Hub), its full sentence samples, and its exact "
-        "settings where the paper does not state them. The book's pair is a small BERT trained on this "
-        "machine's CPUs, so an effect of the paper's size need not appear at this scale, and one that appears "
+        "settings where the paper does not state them. The book's pair is a small BERT the Fine-tuning chapter "
+        "trains, so an effect of the paper's size need not appear at this scale, and one that appears "
         "here is evidence about this pair, not about BERT-base."
     )
 display(Markdown("\n".join(lines)))

@@ -6,9 +6,9 @@ per concern (see CONTRIBUTING.md): ``config`` (profiles), ``data`` (datasets), `
 (word statistics), ``theory`` (additive encoders, InfoNCE), ``models`` (encoder
 registry), ``train`` (masked-LM, SimCSE, STS), ``attribution`` (vector Integrated
 Gradients and SHAP), ``analysis`` (regressions), ``weighting`` (weighted averages of
-static word vectors on STS), ``cache`` (artefact store), ``pipeline`` (a profile's
-cached artefacts), ``plotting`` (figure style); the command line in ``__main__``
-runs the chapters and renders the book.
+static word vectors on STS), ``cache`` (artefact store), ``integrity`` (checksums of
+stored files), ``pipeline`` (a profile's cached artefacts), ``plotting`` (figure style);
+the command line in ``__main__`` runs the chapters and renders the book.
 """
 
 __version__ = "0.1.0"

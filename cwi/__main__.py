@@ -7,9 +7,16 @@
     python -m cwi attribute --profile paper --workers 4   # the word weights on a Dask cluster, before the book
 
 Chapters are the ``book/*.py`` sources (Jupytext py:percent) listed in
-``_toc.yml``.  Each is converted to its paired ``.ipynb`` and executed in place
-with the profile name as the papermill parameter ``profile``; Jupyter Book then
-renders the executed notebooks without running them again.
+``_toc.yml``.  Each is converted to a notebook and executed with the profile name
+as the papermill parameter ``profile``, in a private temporary folder of the run
+that also holds its kernel's connection file and sockets; the executed notebook
+replaces the paired ``book/<chapter>.ipynb`` only when the chapter succeeded (a
+failed one is kept as ``book/<chapter>.failed.ipynb``).  Jupyter Book then renders
+the executed notebooks without running them again.
+
+Before it works, a run removes what killed runs left behind (unfinished cache
+writes: :func:`cwi.cache.sweep_staging`; private folders) and checks its
+arguments; an error ends it with one line (``--verbose``: with the traceback).
 
 While a chapter runs, the terminal shows what its long loops report (training
 steps, attributed sentences, with the time left: :mod:`cwi.progress`) and a
@@ -20,10 +27,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import yaml
@@ -83,12 +93,11 @@ class TerminalProgress:
     reports of its own gets "still running" with the time so far.
     """
 
-    def __init__(self, chapter: str, heartbeat: float | None = None, poll: float = 1.0):
-        import tempfile
+    def __init__(self, chapter: str, heartbeat: float | None = None, poll: float = 1.0, folder: Path | None = None):
         import threading
 
         self.chapter, self.heartbeat, self.poll = chapter, heartbeat or HEARTBEAT, poll
-        handle, self.path = tempfile.mkstemp(prefix=f"cwi-progress-{chapter}-", suffix=".log")
+        handle, self.path = tempfile.mkstemp(prefix=f"cwi-progress-{chapter}-", suffix=".log", dir=folder)
         os.close(handle)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._follow, daemon=True)
@@ -129,8 +138,11 @@ class TerminalProgress:
                     self._say(f"still running, {duration(time.perf_counter() - self.start)} so far")
 
 
-def finish_executed_notebook(notebook: Path) -> None:
+def finish_executed_notebook(notebook: Path, shown_as: Path | None = None) -> None:
     """Tag the chapter's own ``parameters`` cell ``remove-cell``, and sign the executed notebook.
+
+    `shown_as` is where the notebook goes next: papermill's record of its input
+    and output paths is set to it (it ran in a temporary folder).
 
     papermill adds the values the chapter ran with in an ``injected-parameters``
     cell below it; the book shows that one only, so the HTML states the profile
@@ -143,6 +155,8 @@ def finish_executed_notebook(notebook: Path) -> None:
     from nbformat.sign import NotebookNotary
 
     executed = nbformat.read(notebook, as_version=4)
+    if shown_as is not None and "papermill" in executed.metadata:
+        executed.metadata.papermill.update(input_path=str(shown_as), output_path=str(shown_as))
     for cell in executed.cells:
         tags = cell.metadata.setdefault("tags", [])
         if "parameters" in tags and "remove-cell" not in tags:
@@ -151,18 +165,30 @@ def finish_executed_notebook(notebook: Path) -> None:
     nbformat.write(executed, notebook)
 
 
+PRIVATE_PREFIX = "cwi-run-"  # + the runner's pid: the private folder of a run's kernels, under the temp folder
+
+
 def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
-    """Execute one chapter with papermill; return its executed ``.ipynb``.
+    """Execute one chapter with papermill; return its executed ``.ipynb`` (beside the source).
+
+    The chapter runs in a private temporary folder, which holds the notebook as
+    it executes, the kernel's connection file and its sockets (Unix sockets:
+    TCP without keys makes every kernel print an eavesdropping warning into the
+    runner's terminal), so runs from one checkout never share them.  The
+    executed notebook replaces ``book/<chapter>.ipynb`` only on success.
 
     Raises
     ------
     ChapterFailed
-        Naming the chapter, the failing cell and the error; the executed notebook,
-        traceback included, is left beside the source for inspection.
+        Naming the chapter, the failing cell and the error, and where the executed
+        notebook with the traceback is kept: ``<chapter>.failed.ipynb`` beside the
+        source (the last good ``<chapter>.ipynb`` is left as it was).
     """
     import jupytext
     import papermill
     from traitlets.config import Config
+
+    from .cache import atomic_write
 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
@@ -171,37 +197,61 @@ def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
     bin_dir = str(Path(sys.executable).parent)
     if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-    notebook = source.with_suffix(".ipynb")
+    notebook, failed = source.with_suffix(".ipynb"), source.with_suffix(".failed.ipynb")
     paired = jupytext.read(source)
     # A source without a Jupytext header still runs on the Python kernel.
     paired.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
     paired.metadata.setdefault("language_info", {"name": "python"})
-    jupytext.write(paired, notebook)
+    private = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-"))
+    staged = private / notebook.name
     try:
-        with TerminalProgress(source.stem):
-            papermill.execute_notebook(
-                notebook,
-                notebook,
-                parameters={"profile": profile},
-                cwd=str(source.parent),
-                kernel_name="python3",
-                progress_bar=progress,
-                # Local Unix sockets: TCP without keys makes every kernel print an
-                # eavesdropping warning into the runner's terminal, and is less private.
-                config=Config({"KernelManager": {"transport": "ipc"}}),
-            )
-        finish_executed_notebook(notebook)
-    except papermill.PapermillExecutionError as err:
-        # Count code cells in the source: papermill's injected parameters cell shifts its own count.
-        code = [cell.source for cell in paired.cells if cell.cell_type == "code"]
-        position = code.index(err.source) + 1 if err.source in code else "?"
-        first_line = (err.source or "?").strip().splitlines()[0]
-        raise ChapterFailed(
-            f"chapter {source} failed in code cell {position} of the source, starting "
-            f"{first_line!r} ([{err.exec_count}] in the executed notebook): {err.ename}: {err.evalue}\n"
-            f"The executed notebook with the full traceback is {notebook}"
-        ) from None
+        jupytext.write(paired, staged)
+        kernel = {"transport": "ipc", "ip": str(private / "kernel"), "connection_file": str(private / "kernel.json")}
+        try:
+            with TerminalProgress(source.stem, folder=private):
+                papermill.execute_notebook(staged, staged, parameters={"profile": profile}, cwd=str(source.parent),
+                                           kernel_name="python3", progress_bar=progress,
+                                           config=Config({"KernelManager": kernel}))
+        except papermill.PapermillExecutionError as err:
+            shutil.copyfile(staged, failed)
+            # Count code cells in the source: papermill's injected parameters cell shifts its own count.
+            code = [cell.source for cell in paired.cells if cell.cell_type == "code"]
+            position = code.index(err.source) + 1 if err.source in code else "?"
+            first_line = (err.source or "?").strip().splitlines()[0]
+            kept = f" ({notebook.name}, of the last run that succeeded, is left as it was)" if notebook.exists() else ""
+            raise ChapterFailed(
+                f"chapter {source} failed in code cell {position} of the source, starting "
+                f"{first_line!r} ([{err.exec_count}] in the executed notebook): {err.ename}: {err.evalue}\n"
+                f"The executed notebook with the full traceback is {failed}{kept}"
+            ) from None
+        except BaseException:
+            if staged.exists():  # a dead kernel, an interrupt: what ran so far, for inspection
+                shutil.copyfile(staged, failed)
+            raise
+        finish_executed_notebook(staged, shown_as=notebook)
+
+        def publish(tmp: Path) -> None:
+            shutil.copyfile(staged, tmp)
+            tmp.chmod(0o644)  # as a notebook written in place would be, not the staging file's 0600
+
+        atomic_write(notebook, publish)
+        failed.unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     return notebook
+
+
+def sweep_private_folders() -> list[Path]:
+    """Remove the private folders (sockets, connection files) of runs whose runner was killed; return them."""
+    from .cache import process_running
+
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*"):
+        found = re.match(rf"{PRIVATE_PREFIX}(\d+)-", folder.name)
+        if found and folder.is_dir() and not process_running(int(found[1])):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def build_html(root: Path) -> Path:
@@ -270,28 +320,48 @@ def lab_environment(root: Path) -> dict[str, str]:
     return environment
 
 
+def _check_counts(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line's counts, before any work (``None``: nothing)."""
+    for option in ("workers", "torch_threads"):
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            return f"--{option.replace('_', '-')} must be at least 1, got {value}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", help="on an error, print its traceback too")
     parser = argparse.ArgumentParser(prog="python -m cwi", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="folder holding _toc.yml (default: .)")
     commands = parser.add_subparsers(dest="command", required=True)
-    book = commands.add_parser("book", help="execute every chapter of _toc.yml, then render the HTML book")
+    book = commands.add_parser("book", parents=[common],
+                               help="execute every chapter of _toc.yml, then render the HTML book")
     book.add_argument("--profile", default="default", choices=sorted(PROFILES))
     book.add_argument("--no-html", action="store_true", help="execute the chapters only")
-    run = commands.add_parser("run", help="execute one chapter")
+    run = commands.add_parser("run", parents=[common], help="execute one chapter")
     run.add_argument("chapter", help="chapter name or path, e.g. 03_statistics")
     run.add_argument("--profile", default="default", choices=sorted(PROFILES))
     commands.add_parser("chapters", help="list the chapters in TOC order")
     lab = commands.add_parser("lab", help="open the chapters in JupyterLab (a double click opens one as a notebook)")
     lab.add_argument("arguments", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
     attribute = commands.add_parser(
-        "attribute", help="compute the profile's word weights in shards on a Dask cluster (the book then reads them)")
+        "attribute", parents=[common],
+        help="compute the profile's word weights in shards on a Dask cluster (the book then reads them)")
     attribute.add_argument("--profile", default="default", choices=sorted(PROFILES))
-    attribute.add_argument("--scheduler", help="address of a running Dask scheduler (default: a local cluster)")
-    attribute.add_argument("--workers", type=int, default=2, help="processes of the local cluster (default 2)")
+    attribute.add_argument("--scheduler", help="address of a running Dask scheduler (default: a local cluster); "
+                                               "checked before any work")
+    attribute.add_argument("--workers", type=int, default=2,
+                           help="processes of the local cluster (default 2, at least 1)")
     attribute.add_argument("--models", nargs="+", help="only these models (default: attribution.models)")
     attribute.add_argument("--torch-threads", type=int,
                            help="torch threads per worker (default: the cores shared out locally; set it for a cluster)")
     args = parser.parse_args(argv)
+    verbose = getattr(args, "verbose", False)
+    problem = _check_counts(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     root = args.root.resolve()
     # Chapters run with book/ as working directory: pin relative folders to ours first.
     for variable in ("CWI_DATA_DIR", "CWI_CACHE_DIR"):
@@ -300,6 +370,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         sources = chapter_sources(root)
+        if args.command in ("book", "run", "attribute"):
+            from .cache import sweep_staging
+
+            sweep_staging()  # unfinished writes of killed runs
+            sweep_private_folders()
         if args.command == "chapters":
             print("\n".join(str(s.relative_to(root)) for s in sources))
         elif args.command == "lab":
@@ -331,7 +406,11 @@ def main(argv: list[str] | None = None) -> int:
                 index = build_html(root)
                 print(f"book written to {index}")
             print(f"total {time.perf_counter() - start:.1f} s")
-    except (ChapterFailed, FileNotFoundError, RuntimeError, ValueError) as err:
+    except (ChapterFailed, OSError, RuntimeError, ValueError) as err:
+        # OSError: a full disk, a folder that cannot be written, a scheduler out of reach; its
+        # message names the path or the address. The traceback is for --verbose.
+        if verbose:
+            traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -41,7 +41,8 @@ __all__ = [
 # Bump when a change alters what word_weights returns: it is part of every cache key.
 # 3: IG by word tangents with adaptive points; SHAP over words, shap's hierarchy on words.
 # 4: words are cwi.stats.tokenize's for every tokenizer, aligned by character offsets.
-ALGORITHM_VERSION = 4
+# 5: IG also stops on every word's convergence (word_error); SHAP records a spent budget (budget_spent).
+ALGORITHM_VERSION = 5
 
 # An attribution method: (encoder, sentences, baseline=..., progress=..., **its settings) -> [WordAttribution].
 AttributionMethod = Callable[..., list[WordAttribution]]
@@ -116,7 +117,10 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", bas
         ``completeness_error`` (``||sum_w c_w - (f(x) - f(x'))|| / ||f(x) - f(x')||``
         of the sentence; SHAP's efficiency), ``path_points`` (IG's rule for the
         sentence; missing for SHAP), ``evaluations`` (sequences the model ran for
-        the sentence) and ``truncated`` (words were cut).
+        the sentence), ``word_error`` (IG: the largest change of a word's vector
+        against a coarser rule, relative to ``||f(x) - f(x')||``; NaN for SHAP),
+        ``budget_spent`` (SHAP: the explainer used all of ``max_evals``; missing
+        for IG) and ``truncated`` (words were cut).
 
     Raises
     ------
@@ -147,10 +151,12 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", bas
                 "sentence_id": sentence_id, "word_index": prepared.word_index[k], "word": word,
                 "n_tokens": len(positions), "weight": weights[k], "normalised_weight": weights[k] / mean,
                 "completeness_error": error, "path_points": result.path_points, "evaluations": result.evaluations,
-                "truncated": truncated,
+                "word_error": result.word_error, "budget_spent": result.budget_spent, "truncated": truncated,
             })
     frame = pd.DataFrame(rows)
     frame["path_points"] = frame["path_points"].astype("Int64")
+    frame["word_error"] = frame["word_error"].astype(float)
+    frame["budget_spent"] = frame["budget_spent"].astype("boolean")
     return frame
 
 

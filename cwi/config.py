@@ -75,11 +75,12 @@ class StatsSettings:
         across sentences; ``None`` skips it.
     n_shuffles
         Number of shuffled corpora averaged for the correction.
-    frequency_bins, bin_percentile
-        The second correction (Oyama, Yokoi and Shimodaira 2023;
+    frequency_bins, min_bin_words, bin_percentile
+        The second correction (after Oyama, Yokoi and Shimodaira 2023;
         :func:`cwi.stats.frequency_bin_correction`): words are cut into
-        `frequency_bins` bins of equal numbers of words by count, and the
-        `bin_percentile` percentile of each bin's information gain is subtracted.
+        `frequency_bins` bins of equal width in log count, each widened to hold
+        at least `min_bin_words` words, and the `bin_percentile` percentile of
+        each bin's information gain is subtracted.
     length_sample, zipf_top, scatter_sample, top_frequent, wikipedia_top
         What the chapter's figures and tables show: sentences whose lengths are
         counted, the most frequent words of the Zipf fit, words in a scatter,
@@ -92,9 +93,11 @@ class StatsSettings:
     min_count: int = 10
     correction: Literal["shuffle"] | None = "shuffle"
     n_shuffles: int = 1
-    # PAPER (Oyama et al. 2023): a low percentile per frequency bin; the bin count and the
-    # percentile are our choice (bins of about 2,000 words on the default corpus).
-    frequency_bins: int = 200
+    # PAPER (Oyama et al. 2023): a low percentile per frequency bin; the binning and the percentile
+    # are our choice. Equal width in log count (not equal numbers of words, which put the ~2,000 most
+    # frequent words, most of the running tokens, into one bin), at least 50 words a bin.
+    frequency_bins: int = 100
+    min_bin_words: int = 50
     bin_percentile: float = 5.0
     length_sample: int = 20_000
     zipf_top: int = 10_000
@@ -106,8 +109,8 @@ class StatsSettings:
     def __post_init__(self):
         _require(0 <= self.bin_percentile <= 100,
                  f"StatsSettings.bin_percentile must be a percentile in [0, 100], got {self.bin_percentile}")
-        _positive(self, "corpus_limit", "min_count", "n_shuffles", "frequency_bins", "length_sample", "zipf_top", "scatter_sample",
-                  "top_frequent", "wikipedia_top")
+        _positive(self, "corpus_limit", "min_count", "n_shuffles", "frequency_bins", "min_bin_words", "length_sample",
+                  "zipf_top", "scatter_sample", "top_frequent", "wikipedia_top")
         _require(self.correction in (None, "shuffle"),
                  f"StatsSettings.correction must be 'shuffle' or None, got {self.correction!r}")
         _require(list(self.count_bands) == sorted(set(self.count_bands)) and self.count_bands[0] > self.min_count,
@@ -244,6 +247,10 @@ class FinetuneSettings:
     ----------
     mlm
         The masked-LM base, trained once per profile.
+    mlm_search
+        The base's grid searched on STS-B dev: ``(field of MLMSettings, values)``
+        pairs; each base is scored on dev as it is (mean pooling, step 0 of every
+        SimCSE run), and the best is the base (:func:`cwi.runs.mlm_search`).
     unsup, sup
         SimCSE runs from that base: the settings every candidate starts from.
     unsup_search, sup_search
@@ -269,6 +276,8 @@ class FinetuneSettings:
     sup: SimCSESettings
     unsup_search: tuple[tuple[str, tuple], ...] = ()
     sup_search: tuple[tuple[str, tuple], ...] = ()
+    # Whether whole-word embeddings start from GloVe or at random is chosen on STS-B dev.
+    mlm_search: tuple[tuple[str, tuple], ...] = (("word_vectors", ("glove", None)),)
     seeds: int = 3
     sts_datasets: tuple[str, ...] = STS_DATASETS
     models: tuple[str, ...] = OFFLINE_MODELS
@@ -291,6 +300,19 @@ class FinetuneSettings:
                          "(steps are chosen through snapshots, not searched)")
                 _require(len(values) > 0, f"FinetuneSettings.{name} gives {field!r} no values")
             self.candidates(name == "sup_search")  # every combination must be valid settings
+        for field, values in self.mlm_search:
+            _require(hasattr(self.mlm, field) and field not in ("steps", "corpus_limit", "heldout"),
+                     f"FinetuneSettings.mlm_search searches {field!r}, which is not a searchable MLMSettings field")
+            _require(len(values) > 0, f"FinetuneSettings.mlm_search gives {field!r} no values")
+        self.mlm_candidates()
+
+    def mlm_candidates(self) -> list[MLMSettings]:
+        """Every masked-LM setting of the base's search, in grid order (``mlm`` alone without a grid)."""
+        from dataclasses import replace
+        from itertools import product
+
+        fields = [field for field, _ in self.mlm_search]
+        return [replace(self.mlm, **dict(zip(fields, values))) for values in product(*(v for _, v in self.mlm_search))]
 
     def candidates(self, supervised: bool) -> list[SimCSESettings]:
         """Every SimCSE setting of the search, in grid order (the base settings alone without a grid)."""
@@ -556,8 +578,7 @@ class Profile:
     corpus: str = "wiki"
     theory: TheorySettings = TheorySettings()
     finetune: FinetuneSettings = FinetuneSettings(
-        # Whole-word embeddings start from GloVe: +3.6 STS-B test (41.6 against 38.0) for the same
-        # 3,000 steps (issue 10's note has the runs).
+        # Whole-word embeddings start from GloVe or at random: mlm_search chooses on STS-B dev.
         mlm=MLMSettings(corpus_limit=None, heldout=5_000, steps=3_000, word_vectors="glove"),
         # PAPER: SimCSE trains unsupervised BERT-base for one epoch of 1M sentences (15.6k steps) at
         # lr 3e-5 with the MLP head at training only, dropout 0.1 and temperature 0.05, evaluates

@@ -7,7 +7,10 @@ Files are read from ``$CWI_DATA_DIR`` in the layout of the offline data pack::
     wiki/*.txt                             one sentence per line
 
 TSVs are tab-separated with one header line and no quoting (sentences contain
-``"``).  When a file is missing, it is fetched from the Hugging Face Hub with
+``"``).  Every file is checked as it is read: UTF-8, the header, the number of
+fields of every row, no empty field, STS scores numbers from 0 to 5, NLI labels
+among the three; a :class:`DataFormatError` names ``path:line``, what is wrong and
+what to do, so nothing malformed is ever scored.  When a file is missing, it is fetched from the Hugging Face Hub with
 ``datasets`` and written in the same layout (``$CWI_DATA_DIR``, else
 ``~/.cache/cwi/data``); offline, a :class:`DataNotFoundError` names the file, the
 variable and the Hub id.
@@ -17,9 +20,11 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +33,11 @@ import pandas as pd
 from .cache import atomic_write
 
 __all__ = [
+    "normalise_sentence", "evaluation_sentences", "triplet_overlap",
     "STS_DATASETS",
     "WIKI_PACK_FILES",
     "DataNotFoundError",
+    "DataFormatError",
     "data_dir",
     "load_sts",
     "load_nli",
@@ -45,6 +52,8 @@ log = logging.getLogger(__name__)
 
 STS_COLUMNS = ["split", "subset", "score", "sentence1", "sentence2"]
 NLI_COLUMNS = ["source", "split", "label", "premise", "hypothesis"]
+STS_SCORES = (0.0, 5.0)  # gold similarity: 0-5 (SICK-R's 1-5 lies inside)
+NLI_LABELS = ("entailment", "neutral", "contradiction")
 
 # The four Wikipedia files of the offline pack, read in this order.
 WIKI_PACK_FILES = (
@@ -60,6 +69,10 @@ WIKI_HUB_REPO = "princeton-nlp/datasets-for-simcse"
 
 class DataNotFoundError(FileNotFoundError):
     """A data file is neither under ``$CWI_DATA_DIR`` nor fetchable from the Hub."""
+
+
+class DataFormatError(ValueError):
+    """A data file breaks the pack's layout; the message starts with ``path:line:``."""
 
 
 @dataclass(frozen=True)
@@ -131,16 +144,77 @@ def _not_found(path: Path, hub_id: str, reason: str) -> DataNotFoundError:
     )
 
 
-def _read_tsv(path: Path, columns: list[str]) -> pd.DataFrame:
-    frame = pd.read_csv(
-        path, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False, dtype=str, encoding="utf-8"
+def _malformed(path: Path, line: int, what: str, more: int = 0) -> DataFormatError:
+    others = f" ({more} more line{'s' if more > 1 else ''} like it)" if more else ""
+    return DataFormatError(
+        f"{path}:{line}: {what}{others}. Correct the file (the layout is in the data pack's README.md), "
+        "or delete it to fetch it again from the Hugging Face Hub"
     )
-    if list(frame.columns) != columns:
-        raise ValueError(
-            f"{path} has columns {list(frame.columns)}, expected {columns}: "
-            "is CWI_DATA_DIR pointing at the right folder?"
-        )
-    return frame
+
+
+def _text(path: Path) -> str:
+    """The file as UTF-8 text (a byte-order mark dropped); bad bytes are named with their line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise _malformed(path, line, f"byte {raw[err.start]:#04x} is not UTF-8 ({err.reason}): save the file "
+                                     "as UTF-8") from None
+
+
+def _read_tsv(path: Path, columns: list[str]) -> tuple[pd.DataFrame, list[int]]:
+    """The rows of a TSV of the layout, all fields strings, and each row's line number in the file.
+
+    Every row must have every field, none empty; blank lines are skipped.
+    """
+    lines = _text(path).split("\n")
+    if not "".join(lines).strip():
+        raise _malformed(path, 1, f"the file is empty; expected the header line {chr(9).join(columns)!r} and rows")
+    header = lines[0].rstrip("\r").split("\t")
+    if header != columns:
+        raise _malformed(path, 1, f"the header is {header}, expected {columns} (tab-separated): is CWI_DATA_DIR "
+                                  "pointing at the right folder?")
+    rows, numbers = [], []
+    for number, line in enumerate(lines[1:], 2):
+        if not line.rstrip("\r"):
+            continue
+        fields = line.rstrip("\r").split("\t")
+        if len(fields) != len(columns):
+            raise _malformed(path, number, f"{len(fields)} tab-separated fields, expected {len(columns)} "
+                                           f"({', '.join(columns)})")
+        rows.append(fields)
+        numbers.append(number)
+    if not rows:
+        raise _malformed(path, 2, "no rows after the header")
+    frame = pd.DataFrame(rows, columns=columns, dtype=str)
+    empty = np.column_stack([frame[column].str.strip().eq("").to_numpy() for column in columns])
+    _reject(path, numbers, empty.any(axis=1),
+            lambda i: f"field {columns[int(np.argmax(empty[i]))]!r} is empty (a tab too many or too few?)")
+    return frame, numbers
+
+
+def _reject(path: Path, numbers: list[int], bad: np.ndarray, what) -> None:
+    """Raise for the first row flagged in `bad`: `what(row)` says what is wrong with it."""
+    flagged = np.flatnonzero(bad)
+    if len(flagged):
+        raise _malformed(path, numbers[flagged[0]], what(flagged[0]), len(flagged) - 1)
+
+
+def _check_scores(frame: pd.DataFrame, path: Path, numbers: list[int]) -> pd.Series:
+    """The STS gold scores as floats; a score that is no number or lies outside :data:`STS_SCORES` is refused."""
+    scores = frame["score"].map(_number).astype(float)  # Python's float(), as before: keys hash these values
+    low, high = STS_SCORES
+    _reject(path, numbers, ~scores.between(low, high).to_numpy(),
+            lambda i: f"score {frame['score'].iloc[i]!r} is not a number from {low:g} to {high:g}")
+    return scores
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def _write_tsv(frame: pd.DataFrame, path: Path) -> None:
@@ -174,11 +248,20 @@ def _fetch_hub(source: HubSource, path: Path, columns: list[str]) -> None:
         ) from err
 
 
-def _load_table(path: Path, source: HubSource, columns: list[str]) -> pd.DataFrame:
+_tables: dict[tuple, tuple[pd.DataFrame, list[int]]] = {}
+
+
+def _load_table(path: Path, source: HubSource, columns: list[str]) -> tuple[pd.DataFrame, list[int]]:
+    """:func:`_read_tsv` of `path` (fetched first if missing), read and checked once per process while unchanged."""
     if not path.exists():
         log.warning("%s is missing; fetching %s from the Hugging Face Hub", path, source.dataset_id)
         _fetch_hub(source, path, columns)
-    return _read_tsv(path, columns)
+    state = path.stat()
+    identity = (str(path.resolve()), state.st_size, state.st_mtime_ns, tuple(columns))
+    if identity not in _tables:
+        _tables[identity] = _read_tsv(path, columns)
+    frame, numbers = _tables[identity]
+    return frame.copy(), numbers
 
 
 def load_sts(name: str) -> pd.DataFrame:
@@ -194,11 +277,17 @@ def load_sts(name: str) -> pd.DataFrame:
     pandas.DataFrame
         Columns ``split``, ``subset``, ``score`` (float, 0-5; 1-5 for SICK-R),
         ``sentence1``, ``sentence2``, one row per sentence pair.
+
+    Raises
+    ------
+    DataFormatError
+        For a row the file's layout does not allow (``path:line``, what, what to do).
     """
     if name not in STS_DATASETS:
         raise ValueError(f"unknown STS dataset {name!r}: choose one of {', '.join(STS_DATASETS)}")
-    frame = _load_table(data_dir() / "sts" / f"{name}.tsv", STS_DATASETS[name], STS_COLUMNS)
-    frame["score"] = frame["score"].astype(float)
+    path = data_dir() / "sts" / f"{name}.tsv"
+    frame, numbers = _load_table(path, STS_DATASETS[name], STS_COLUMNS)
+    frame["score"] = _check_scores(frame, path, numbers)
     return frame
 
 
@@ -211,8 +300,17 @@ def load_nli() -> pd.DataFrame:
         Columns ``source``, ``split``, ``label`` (entailment, neutral,
         contradiction), ``premise``, ``hypothesis``.  The offline pack holds SNLI
         dev/test and SICK; fetched from the Hub it is SNLI train/dev/test.
+
+    Raises
+    ------
+    DataFormatError
+        For a row the file's layout does not allow (``path:line``, what, what to do).
     """
-    return _load_table(data_dir() / "nli" / "nli.tsv", NLI_SOURCE, NLI_COLUMNS)
+    path = data_dir() / "nli" / "nli.tsv"
+    frame, numbers = _load_table(path, NLI_SOURCE, NLI_COLUMNS)
+    _reject(path, numbers, ~frame["label"].isin(NLI_LABELS).to_numpy(),
+            lambda i: f"label {frame['label'].iloc[i]!r} is not one of {', '.join(NLI_LABELS)}")
+    return frame
 
 
 def _wiki_files() -> list[Path]:
@@ -244,7 +342,8 @@ def load_wiki(limit: int | None = None) -> list[str]:
 
     Reads the four files of the offline pack (:data:`WIKI_PACK_FILES`, 910,612
     sentences); where they are absent, SimCSE's ``wiki1m_for_simcse.txt`` (fetched
-    from the Hub once).  Empty lines are skipped.
+    from the Hub once).  Empty lines are skipped; an empty file or a line that is not UTF-8 raises
+    :class:`DataFormatError` with its ``path:line``.
 
     Parameters
     ----------
@@ -255,22 +354,42 @@ def load_wiki(limit: int | None = None) -> list[str]:
         raise ValueError(f"limit must be None or >= 0, got {limit}")
     sentences: list[str] = []
     for path in _wiki_files():
-        with open(path, encoding="utf-8") as lines:
-            for line in lines:
-                if limit is not None and len(sentences) >= limit:
-                    return sentences
-                line = line.strip()
-                if line:
-                    sentences.append(line)
+        if path.stat().st_size == 0:
+            raise _malformed(path, 1, "the file is empty; expected one sentence per line")
+        try:
+            with open(path, encoding="utf-8") as lines:
+                for line in lines:
+                    if limit is not None and len(sentences) >= limit:
+                        return sentences
+                    line = line.strip()
+                    if line:
+                        sentences.append(line)
+        except UnicodeDecodeError as err:
+            number, byte = _first_bad_line(path)
+            raise _malformed(path, number, f"byte {byte:#04x} is not UTF-8 ({err.reason}): save the file as "
+                                           "UTF-8") from None
     return sentences
 
 
-def snli_triplets() -> list[tuple[str, str, str]]:
+def _first_bad_line(path: Path) -> tuple[int, int]:
+    """The number of the first line of `path` that is not UTF-8, and its first bad byte (the slow path of an error)."""
+    with open(path, "rb") as lines:
+        for number, line in enumerate(lines, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return number, line[err.start]
+    return 1, 0
+
+
+def snli_triplets(exclude: set[str] | frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
     """(premise, entailed hypothesis, contradicting hypothesis) from the SNLI rows of :func:`load_nli`.
 
     Rows are grouped by premise (sorted), and the i-th entailed hypothesis of a
     premise goes with its i-th contradicting one.  SICK rows are left out: they
-    are the SICK-R evaluation pairs.
+    are the SICK-R evaluation pairs.  A triplet with a sentence in `exclude`
+    (compared after :func:`normalise_sentence`; :func:`evaluation_sentences`) is
+    dropped whole.
     """
     nli = load_nli()
     snli = nli[nli["source"] == "snli"]
@@ -279,7 +398,48 @@ def snli_triplets() -> list[tuple[str, str, str]]:
         entailed = group.loc[group["label"] == "entailment", "hypothesis"].tolist()
         contradicting = group.loc[group["label"] == "contradiction", "hypothesis"].tolist()
         triplets.extend((premise, e, c) for e, c in zip(entailed, contradicting))
+    if exclude:
+        triplets = [t for t in triplets if not any(normalise_sentence(s) in exclude for s in t)]
     return triplets
+
+
+def normalise_sentence(text: str) -> str:
+    """A sentence as the overlap checks compare it: lower-cased, whitespace collapsed."""
+    return " ".join(text.lower().split())
+
+
+@lru_cache(maxsize=4)
+def _evaluation_sentences(folder: str) -> frozenset[str]:
+    sentences = set()
+    for name in STS_DATASETS:
+        frame = load_sts(name)
+        sentences.update(normalise_sentence(s) for s in pd.concat([frame["sentence1"], frame["sentence2"]]))
+    return frozenset(sentences)
+
+
+def evaluation_sentences() -> frozenset[str]:
+    """Every sentence of every STS dataset (all splits), normalised: what no training example may contain.
+
+    Read once per data folder and process.
+    """
+    return _evaluation_sentences(str(data_dir()))
+
+
+def triplet_overlap() -> pd.DataFrame:
+    """SNLI triplets that share a sentence with each STS dataset: what :func:`snli_triplets` drops.
+
+    Returns one row per STS dataset (``triplets`` sharing a sentence with it) and
+    a row ``"any"`` (the triplets dropped), with ``of`` the number of triplets.
+    """
+    triplets = snli_triplets()
+    normalised = [{normalise_sentence(s) for s in t} for t in triplets]
+    rows = {}
+    for name in STS_DATASETS:
+        frame = load_sts(name)
+        sentences = {normalise_sentence(s) for s in pd.concat([frame["sentence1"], frame["sentence2"]])}
+        rows[name] = sum(bool(t & sentences) for t in normalised)
+    rows["any"] = sum(bool(t & evaluation_sentences()) for t in normalised)
+    return pd.DataFrame({"triplets": rows}).assign(of=len(triplets))
 
 
 def sample_sts_sentences(dataset: str, n: int | None, seed: int = 0) -> list[str]:

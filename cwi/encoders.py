@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from transformers import AutoModel
 
-__all__ = ["POOLINGS", "POOLING_FILE", "Encoder", "default_device", "pool", "load_transformer", "weights_fingerprint"]
+__all__ = ["POOLINGS", "POOLING_FILE", "Encoder", "NormalizedEncoder", "normalized", "default_device", "pool",
+           "load_transformer", "weights_fingerprint"]
 
 # SimCSE's names (its evaluation's ``--pooler``): "cls" is the [CLS] output through the
 # checkpoint's trained MLP pooler (dense + tanh), "cls_before_pooler" the [CLS] output
@@ -116,6 +117,24 @@ class Encoder:
             batch = self.tokenize([sentences[i] for i in index]).to(self.device)
             out[index] = self.forward(batch["input_ids"], batch["attention_mask"]).float().cpu().numpy()
         return out
+
+
+class NormalizedEncoder(Encoder):
+    """An :class:`Encoder` whose sentence vector is scaled to unit length.
+
+    What sentence-transformers' ``Normalize`` module adds after pooling: the
+    vector users of those models compare.  Its attributions split
+    ``f(x)/||f(x)|| - f(x')/||f(x')||`` among the words.
+    """
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None) -> torch.Tensor:
+        return torch.nn.functional.normalize(super().forward(input_ids, attention_mask, inputs_embeds), dim=-1)
+
+
+def normalized(encoder: Encoder) -> NormalizedEncoder:
+    """The same model, tokenizer and pooling as `encoder`, with the sentence vector normalised."""
+    return NormalizedEncoder(encoder.model, encoder.tokenizer, encoder.pooling, f"{encoder.name} (normalised)",
+                             encoder.max_length, encoder.revision)
 
 
 def weights_fingerprint(encoder: Encoder) -> str:

@@ -68,6 +68,12 @@ class WordAttribution(NamedTuple):
     evaluations
         Sequences the model ran for this sentence, every tried rule included:
         path points x words for IG, distinct coalitions for SHAP.
+    word_error
+        Integrated Gradients: the kept rule's largest change of a word's vector
+        against a coarser rule, relative to ``||delta||`` (NaN where unchecked).
+    budget_spent
+        SHAP: whether the explainer used its whole ``max_evals`` (then some
+        groups of words were not expanded and share their credit equally).
     """
 
     values: torch.Tensor
@@ -75,6 +81,8 @@ class WordAttribution(NamedTuple):
     sentence: "Prepared"
     path_points: int | None
     evaluations: int
+    word_error: float | None = None
+    budget_spent: bool | None = None
 
 
 @dataclass

@@ -36,7 +36,7 @@ from .encoders import Encoder
 from .inputs import MEMORY_GB, Attribution, Prepared, WordAttribution, pad, prepare, rows_per_call
 
 __all__ = ["quadrature", "clenshaw_curtis", "integrated_gradients", "word_integrated_gradients",
-           "integrated_gradients_captum", "completeness_error", "completeness_by_rule", "ADAPTIVE_POINTS", "RULES"]
+           "integrated_gradients_captum", "completeness_error", "word_error", "completeness_by_rule", "ADAPTIVE_POINTS", "RULES"]
 
 # The adaptive rule's default sequence: nested Clenshaw-Curtis rules of 8, 16, 32 and 64 intervals.
 ADAPTIVE_POINTS = (9, 17, 33, 65)
@@ -196,7 +196,8 @@ def _levels(points, rule: str):
     `points` is one rule size or an increasing sequence of them.  Clenshaw-Curtis
     rules of a doubling sequence nest (every node of a rule is a node of the
     next), so all of them index one grid, that of the last rule; Gauss-Legendre
-    rules share no node, so their nodes are simply concatenated.
+    rules share no node, so their nodes are simply concatenated.  Each level
+    also carries its *embedded* rule (:func:`_embedded`), or ``None``.
     """
     points = (points,) if isinstance(points, int) else tuple(points)
     if not points or list(points) != sorted(set(points)) or points[0] < (2 if rule == "clenshaw-curtis" else 1):
@@ -209,13 +210,35 @@ def _levels(points, rule: str):
         alphas, _ = clenshaw_curtis(points[-1])
         levels = [(list(range(0, intervals[-1] + 1, intervals[-1] // n)), clenshaw_curtis(n + 1)[1])
                   for n in intervals]
-        return points, alphas, levels
+        return points, alphas, [(nodes, weights, _embedded(nodes)) for nodes, weights in levels]
     if rule == "gauss-legendre":
         rules = [quadrature(p) for p in points]
         offsets = np.cumsum([0] + list(points))
-        return points, torch.cat([a for a, _ in rules]), [(list(range(o, o + p)), w)
+        return points, torch.cat([a for a, _ in rules]), [(list(range(o, o + p)), w, None)
                                                           for o, p, (_, w) in zip(offsets, points, rules)]
     raise ValueError(f"unknown quadrature rule {rule!r}: choose one of {RULES}")
+
+
+def _embedded(nodes: list[int]):
+    """The Clenshaw-Curtis rule of half the intervals on every other node of `nodes`: ``(nodes, weights)`` or ``None``.
+
+    Its nodes are already computed, so comparing the two rules checks every
+    word's vector without another forward pass.
+    """
+    if len(nodes) < 3 or (len(nodes) - 1) % 2:
+        return None
+    return nodes[::2], clenshaw_curtis((len(nodes) - 1) // 2 + 1)[1]
+
+
+def word_error(values: torch.Tensor, coarser: torch.Tensor, delta: torch.Tensor) -> float:
+    """The largest change of a word's vector between two rules, relative to ``||f(x) - f(x')||``.
+
+    The sum of the words can converge while single words have not (their errors
+    cancel); this looks at each word.  It estimates the coarser rule's error,
+    so it errs on the safe side.
+    """
+    scale = float(delta.norm()) or 1.0
+    return float((values - coarser).norm(dim=1).max()) / scale
 
 
 def word_integrated_gradients(encoder: Encoder, sentences: list[str], points=ADAPTIVE_POINTS,
@@ -227,8 +250,11 @@ def word_integrated_gradients(encoder: Encoder, sentences: list[str], points=ADA
     ----------
     points
         An increasing sequence of rule sizes (or one size).  Every sentence runs
-        the first rule; a sentence whose completeness error is at or over `target`
-        runs the next, and so on; the last is kept whatever its error.
+        the first rule; a sentence whose completeness error, or whose word error
+        (:func:`word_error`: each word's vector against the rule embedded in it,
+        for nested Clenshaw-Curtis rules; against the previous rule for
+        Gauss-Legendre, from the second rule on), is at or over `target` runs
+        the next, and so on; the last is kept whatever its errors.
     rule
         ``"clenshaw-curtis"`` (the default: nested rules, so a sentence that goes
         on to the next rule reuses every path point already computed and the
@@ -245,8 +271,9 @@ def word_integrated_gradients(encoder: Encoder, sentences: list[str], points=ADA
     Returns
     -------
     list of WordAttribution
-        In the order of `sentences`; ``path_points`` is the size of the rule kept and
-        ``evaluations`` counts the distinct path points computed x words.
+        In the order of `sentences`; ``path_points`` is the size of the rule kept,
+        ``evaluations`` counts the distinct path points computed x words, and
+        ``word_error`` is the kept rule's word error (NaN when nothing checks it).
     """
     points, alphas, levels = _levels(points, rule)
     prepared = [prepare(encoder, text, baseline) for text in sentences]
@@ -254,20 +281,30 @@ def word_integrated_gradients(encoder: Encoder, sentences: list[str], points=ADA
     results: list[WordAttribution | None] = [None] * len(prepared)
     computed: dict[int, dict[int, torch.Tensor]] = {i: {} for i in range(len(prepared))}  # node -> (W, d)
     pending = list(range(len(prepared)))
-    for size, (nodes, weights) in zip(points, levels):
+    previous: dict[int, torch.Tensor] = {}  # the last rule's word vectors (Gauss-Legendre's check)
+
+    def rule(i, nodes, weights):
+        return torch.einsum("s,swd->wd", weights, torch.stack([computed[i][j] for j in nodes]))
+
+    for size, (nodes, weights, embedded) in zip(points, levels):
         new = [j for j in nodes if j not in computed[pending[0]]]  # the pending sentences share their history
         for i, vectors in zip(pending, _word_paths(encoder, [prepared[i] for i in pending], alphas[new], memory_gb)):
             computed[i].update(zip(new, vectors))
         still = []
         for i in pending:
-            values = torch.einsum("s,swd->wd", weights, torch.stack([computed[i][j] for j in nodes]))
-            if completeness_error(values, deltas[i]) < target or size == points[-1]:
+            values = rule(i, nodes, weights)
+            coarser = rule(i, *embedded) if embedded else previous.get(i)
+            words = word_error(values, coarser, deltas[i]) if coarser is not None else float("nan")
+            converged = completeness_error(values, deltas[i]) < target and not words >= target
+            if converged or size == points[-1]:
                 evaluations = 2 + len(computed[i]) * len(prepared[i].word_text)
-                results[i] = WordAttribution(values, deltas[i], prepared[i], size, evaluations)
+                results[i] = WordAttribution(values, deltas[i], prepared[i], size, evaluations, word_error=words)
                 del computed[i]
+                previous.pop(i, None)
                 if progress is not None:
                     progress.update(1)
             else:
+                previous[i] = values
                 still.append(i)
         pending = still
         if not pending:
@@ -287,7 +324,7 @@ def completeness_by_rule(encoder: Encoder, sentences: list[str], points, rule: s
     deltas = _deltas(encoder, prepared, memory_gb)
     vectors = _word_paths(encoder, prepared, alphas, memory_gb)  # (S, W, d) each
     return np.array([[completeness_error(torch.einsum("s,swd->wd", weights, v[nodes]), delta)
-                      for v, delta in zip(vectors, deltas)] for nodes, weights in levels])
+                      for v, delta in zip(vectors, deltas)] for nodes, weights, _ in levels])
 
 
 def integrated_gradients_captum(encoder: Encoder, sentence: str, steps: int = 20, baseline: str = "pad") -> torch.Tensor:

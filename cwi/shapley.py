@@ -129,8 +129,8 @@ class _Game:
 
 
 def _owen(encoder: Encoder, sentence: Prepared, membership: torch.Tensor, clustering: np.ndarray,
-          max_evals: int | None, memory_gb: float) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Owen values of the players under `clustering`: (M, d), delta, evaluations.
+          max_evals: int | None, memory_gb: float) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+    """Owen values of the players under `clustering`: (M, d), delta, evaluations, whether the budget was spent.
 
     Row m of `membership` (M, T) holds player m's share of each token.
     """
@@ -141,15 +141,18 @@ def _owen(encoder: Encoder, sentence: Prepared, membership: torch.Tensor, cluste
     everyone, nobody = game(np.ones((1, n_players))), game(np.zeros((1, n_players)))
     delta = torch.as_tensor(everyone[0] - nobody[0])
     if n_players == 1:  # one player takes the whole difference: nothing for the explainer to split
-        return delta.unsqueeze(0), delta, len(game.seen)
+        return delta.unsqueeze(0), delta, len(game.seen), False
     budget = max_evals or 3 * n_players**2
     explainer = shap.explainers.Partition(game, _Players(clustering, n_players))
     explanation = explainer(np.ones((1, n_players)), max_evals=budget, batch_size=max(budget, 2), silent=True)
-    if explainer.last_eval_count >= budget - 4:
+    # The explainer stops expanding within a batch of its budget: that is a spent budget. Efficiency still
+    # holds then (unexpanded groups share their credit equally), so only this count can show it.
+    spent = explainer.last_eval_count >= budget - 4
+    if spent:
         warnings.warn(f"SHAP used all max_evals={budget} on {sentence.text[:40]!r}... before expanding every group "
                       "of players: groups share credit equally; raise max_evals (None expands all)", stacklevel=3)
     values = torch.as_tensor(np.asarray(explanation.values[0]), dtype=torch.float32)
-    return values, delta, len(game.seen)
+    return values, delta, len(game.seen), spent
 
 
 def sentence_tree(sentence: Prepared, keep: list[int] | None = None) -> np.ndarray:
@@ -189,14 +192,15 @@ def word_shap(encoder: Encoder, sentences: list[str], baseline: str = "pad", max
     Returns
     -------
     list of WordAttribution
-        ``evaluations`` counts the distinct coalitions the model ran.
+        ``evaluations`` counts the distinct coalitions the model ran; ``budget_spent``
+        says whether the explainer used all of its budget.
     """
     results = []
     for text in sentences:
         sentence = prepare(encoder, text, baseline)
-        values, delta, evaluations = _owen(encoder, sentence, sentence.membership, sentence_tree(sentence), max_evals,
-                                           memory_gb)
-        results.append(WordAttribution(values, delta, sentence, None, evaluations))
+        values, delta, evaluations, spent = _owen(encoder, sentence, sentence.membership, sentence_tree(sentence),
+                                                  max_evals, memory_gb)
+        results.append(WordAttribution(values, delta, sentence, None, evaluations, budget_spent=spent))
         if progress is not None:
             progress.update(1)
     return results
@@ -227,7 +231,7 @@ def shap_values(encoder: Encoder, sentence: str, baseline: str = "pad", max_eval
     clustering = nested_tree(sentence_tree(prepared, holders), owned)
     players = torch.zeros(len(tokens), prepared.length)
     players[range(len(tokens)), tokens] = 1.0
-    values, delta, _ = _owen(encoder, prepared, players, clustering, max_evals, memory_gb)
+    values, delta, _, _ = _owen(encoder, prepared, players, clustering, max_evals, memory_gb)
     full = torch.zeros(prepared.length, values.shape[1])
     full[tokens] = values
     return Attribution(full, delta, prepared.batch)

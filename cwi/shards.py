@@ -29,7 +29,9 @@ import pandas as pd
 
 from . import attribution, config, pipeline
 
-__all__ = ["Shard", "ShardsFailed", "plan", "compute", "estimate", "run"]
+__all__ = ["Shard", "ShardsFailed", "SchedulerUnreachable", "plan", "compute", "estimate", "connect", "run"]
+
+CONNECT_TIMEOUT = 10.0  # seconds to reach a Dask scheduler, before any model is loaded
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,37 @@ class ShardsFailed(RuntimeError):
         listed = "\n".join(f"  {shard}: {error}" for shard, error in failures.items())
         super().__init__(f"{len(failures)} shard(s) failed (the others are in the cache; rerun to retry these):\n"
                          f"{listed}")
+
+
+class SchedulerUnreachable(ConnectionError):
+    """The Dask scheduler named by its address did not answer (an ``OSError``)."""
+
+
+def connect(scheduler: str, timeout: float = CONNECT_TIMEOUT):
+    """A ``distributed.Client`` of the scheduler at `scheduler`, or :class:`SchedulerUnreachable` within `timeout` s.
+
+    A TCP or TLS address is probed with a plain connection first, so a refused
+    one fails at once rather than after Dask's retries.
+    """
+    import socket
+
+    from distributed import Client
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    def unreachable(err: Exception) -> SchedulerUnreachable:
+        reason = f"{type(err).__name__}: {err}"[:200]
+        return SchedulerUnreachable(
+            f"no Dask scheduler answered at {scheduler} within {timeout:g} s ({reason}): start one (dask scheduler) "
+            "or pass its address to --scheduler; without --scheduler a local cluster is started")
+
+    try:
+        scheme, location = parse_address(scheduler)
+        if scheme in ("tcp", "tls"):
+            with socket.create_connection(parse_host_port(location, 8786), timeout=timeout):
+                pass
+        return Client(scheduler, timeout=f"{timeout}s")
+    except Exception as err:  # refused, timed out, a bad address, or another service than Dask's at it
+        raise unreachable(err) from err
 
 
 def plan(profile, models: list[str] | None = None) -> list[Shard]:
@@ -190,14 +223,32 @@ def run(profile, scheduler: str | None = None, workers: int = 2, models: list[st
     ------
     ShardsFailed
         Naming every shard that failed after its retries, once all have run.
+    SchedulerUnreachable
+        When `scheduler` does not answer within :data:`CONNECT_TIMEOUT`: before any model is loaded.
+    ValueError
+        For `workers` or `torch_threads` below 1, before any work.
     """
+    for option, value in (("workers", workers), ("torch_threads", torch_threads)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be at least 1, got {value}")
+    name = config.get_profile(profile).name
+    if config.get_profile(name) is not config.get_profile(profile):
+        raise ValueError("workers rebuild the profile from its name: pass a registered profile, not a modified one")
+    remote = connect(scheduler) if scheduler else None  # an unreachable address fails now, not after the models
+    try:
+        return _compute_missing(name, remote, workers, models, retries, torch_threads, announce)
+    finally:
+        if remote is not None:
+            remote.close()
+
+
+def _compute_missing(name: str, remote, workers: int, models: list[str] | None, retries: int,
+                     torch_threads: int | None, announce: bool) -> pd.DataFrame:
+    """:func:`run` once its arguments are checked: on the `remote` client, else on a local cluster of `workers`."""
     from distributed import Client, LocalCluster, as_completed
 
     from .progress import Progress
 
-    name = config.get_profile(profile).name
-    if config.get_profile(name) is not config.get_profile(profile):
-        raise ValueError("workers rebuild the profile from its name: pass a registered profile, not a modified one")
     shards = plan(name, models)
     missing, fingerprints = _missing(name, shards)
     todo = set(missing)
@@ -207,15 +258,15 @@ def run(profile, scheduler: str | None = None, workers: int = 2, models: list[st
         from .progress import duration
 
         rough = estimate(name, [shard for shard in shards if shard in todo])["seconds"].sum()
-        spread = "" if scheduler else f", so about {duration(rough / workers)} on {workers} local workers"
+        spread = "" if remote is not None else f", so about {duration(rough / workers)} on {workers} local workers"
         print(f"{len(todo)} of {len(shards)} shards to compute; about {duration(rough)} of work on this machine "
               f"(timed on 2 sentences per model and method){spread}", flush=True)
     if todo:
-        threads = torch_threads or (None if scheduler else max(1, (os.cpu_count() or 1) // workers))
-        cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                      dashboard_address=None)
+        threads = torch_threads or (None if remote is not None else max(1, (os.cpu_count() or 1) // workers))
+        cluster = None if remote is not None else LocalCluster(n_workers=workers, threads_per_worker=1,
+                                                               processes=True, dashboard_address=None)
         try:
-            with (Client(scheduler or cluster) as client,
+            with (remote if remote is not None else Client(cluster) as client,
                   Progress(len(todo), "shards", "shards", announce_start=True) as bar):
                 ordered = [shard for shard in shards if shard in todo]
                 futures = {client.submit(compute, name, shard, fingerprints[shard.model], threads, retries=retries,

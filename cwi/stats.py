@@ -47,6 +47,7 @@ __all__ = [
     "word_statistics",
     "frequency_bins",
     "frequency_bin_correction",
+    "bin_summary",
     "lookup",
     "wikipedia_self_information",
     "information_gain_reference",
@@ -320,30 +321,51 @@ def word_statistics(
     return frame
 
 
-def frequency_bins(counts: np.ndarray, n_bins: int) -> np.ndarray:
-    """Bin of each word: about `n_bins` bins of equal numbers of words in order of count.
+def frequency_bins(counts: np.ndarray, n_bins: int, min_words: int = 1) -> np.ndarray:
+    """Bin of each word: `n_bins` bins of equal width in log count, each widened to hold `min_words` words.
 
-    Words of one count always share a bin, so a count held by many words (the
-    words seen once, say) makes fewer, larger bins.  Bins are numbered from the
+    Equal width in log count keeps the words of a bin of similar frequency all
+    the way up: equal numbers of words per bin would put the ~1% most frequent
+    words, which carry most running tokens and span three orders of magnitude
+    of count, into one bin.  The top bins hold few words, and a percentile of
+    few words is noise, so bins with fewer than `min_words` words are merged
+    with the next (the last with the one before).  Bins are numbered from the
     rarest, 0, 1, ... without gaps.
     """
-    counts = np.asarray(counts)
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    values, inverse, per_value = np.unique(counts, return_inverse=True, return_counts=True)
-    rarer = np.concatenate([[0], np.cumsum(per_value)[:-1]])  # words with a smaller count than each value
-    raw = np.minimum(rarer * n_bins // len(counts), n_bins - 1)
-    return np.unique(raw, return_inverse=True)[1][inverse]
+    counts = np.asarray(counts, dtype=float)
+    if n_bins < 1 or min_words < 1:
+        raise ValueError(f"n_bins and min_words must be >= 1, got {n_bins} and {min_words}")
+    if (counts <= 0).any():
+        raise ValueError("counts must be positive to be binned by log count")
+    logs = np.log(counts)
+    width = (logs.max() - logs.min()) / n_bins or 1.0
+    raw = np.minimum(((logs - logs.min()) / width).astype(int), n_bins - 1)
+    sizes = np.bincount(raw, minlength=n_bins)
+    merged, group, filled = np.zeros(n_bins, dtype=int), 0, 0
+    for b in range(n_bins):  # greedy from the rarest: close a group once it holds min_words words
+        merged[b] = group
+        filled += sizes[b]
+        if filled >= min_words:
+            group, filled = group + 1, 0
+    if 0 < filled < min_words and group > 0:  # a short last group joins the one before
+        merged[merged == group] = group - 1
+    return np.unique(merged[raw], return_inverse=True)[1]
 
 
-def frequency_bin_correction(table: pd.DataFrame, n_bins: int, percentile: float) -> pd.DataFrame:
-    """Oyama, Yokoi and Shimodaira's (2023) per-frequency-bin correction of the information gain.
+def frequency_bin_correction(table: pd.DataFrame, n_bins: int, percentile: float, min_words: int = 1) -> pd.DataFrame:
+    """A per-frequency-bin correction of the information gain, after Oyama, Yokoi and Shimodaira (2023).
+
+    As the book reads their correction of word-vector norms by frequency: the
+    information gain a word of some frequency reaches by sampling alone is
+    estimated by a low percentile of the information gain of the words of
+    similar frequency, and subtracted.  The binning is ours
+    (:func:`frequency_bins`: equal width in log count).
 
     Parameters
     ----------
     table
         A :func:`word_statistics` table (``count``, ``information_gain``).
-    n_bins
+    n_bins, min_words
         Bins of similar frequency (:func:`frequency_bins`).
     percentile
         Percentile (0-100, linear interpolation) of the information gain within a
@@ -358,11 +380,20 @@ def frequency_bin_correction(table: pd.DataFrame, n_bins: int, percentile: float
     """
     if not 0 <= percentile <= 100:
         raise ValueError(f"percentile must be in [0, 100], got {percentile}")
-    bins = pd.Series(frequency_bins(table["count"].to_numpy(), n_bins), index=table.index)
+    bins = pd.Series(frequency_bins(table["count"].to_numpy(), n_bins, min_words), index=table.index)
     baseline = table["information_gain"].groupby(bins).quantile(percentile / 100)
     frame = pd.DataFrame({"frequency_bin": bins, "information_gain_bin_baseline": bins.map(baseline)})
     frame["information_gain_binned"] = table["information_gain"] - frame["information_gain_bin_baseline"]
     return frame
+
+
+def bin_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per frequency bin of a corrected table: the count range, words, share of running tokens and baseline."""
+    grouped = table.groupby("frequency_bin")
+    summary = pd.DataFrame({"lowest count": grouped["count"].min(), "highest count": grouped["count"].max(),
+                            "words": grouped.size(), "token share": grouped["count"].sum() / table["count"].sum(),
+                            "baseline (nats)": grouped["information_gain_bin_baseline"].first()})
+    return summary.rename_axis("bin")
 
 
 def lookup(table: pd.DataFrame, words: Sequence[str], column: str = "information_gain") -> pd.Series:

@@ -258,13 +258,14 @@ def mlm_step(model, optimizer, schedule, batch) -> float:
 
 
 def pretrain_mlm(train_sentences: list[str], heldout: list[str], settings: MLMSettings, seed: int = 0,
-                 progress: bool = True, word_vectors: tuple[list[str], np.ndarray] | None = None):
+                 progress: bool = True, word_vectors: tuple[list[str], np.ndarray] | None = None,
+                 label: str = "masked-LM"):
     """Pre-train a small BERT with masked-LM on `train_sentences`; return (model, tokenizer, record).
 
     The WordPiece vocabulary is fitted to `train_sentences`; the record holds the
     losses and the masked-LM loss and accuracy on `heldout` (fixed masks).  With
     `word_vectors` (words, array), whole-word embeddings start from them
-    (:func:`init_word_embeddings`).
+    (:func:`init_word_embeddings`).  `label` names the run in the terminal's progress lines.
     """
     if not heldout:
         raise ValueError("pretrain_mlm needs held-out sentences to report its masked-LM loss")
@@ -279,7 +280,7 @@ def pretrain_mlm(train_sentences: list[str], heldout: list[str], settings: MLMSe
 
     losses = []
     model.train()
-    with Progress(settings.steps, "masked-LM", show_bar=progress, announce_start=True) as bar:
+    with Progress(settings.steps, label, show_bar=progress, announce_start=True) as bar:
         for step in range(settings.steps):
             start = (step * settings.batch_size) % len(order)
             texts = [train_sentences[i] for i in order[start : start + settings.batch_size].tolist()]

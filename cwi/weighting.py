@@ -17,11 +17,18 @@ vector, optionally with the sentences' first principal components removed
   (the Theory chapter's), the weighting the theory says contrastive training
   learns.
 
-A word with a vector but without a value of the weighting (absent from the
-statistics, no context, outside the additive encoder's vocabulary) gets the
-median weight of the words the weighting knows, so every weighting averages the
-same words; :func:`average` counts such words, and the words without a vector.
+A word with a vector but without a value of some weighting (absent from the
+statistics, no context, outside the additive encoder's vocabulary) is left out
+of *every* weighting's average by :func:`evaluate` (``shared=True``), so the
+weightings are compared on the same words and none is handicapped by words it
+does not know; :func:`average` alone gives such a word the median weight of the
+words the weighting knows.  Both count what they leave out or fill in.
 Sentences are tokenized once (:func:`bag_of_words`) for every weighting.
+
+The average divides by ``sum_w a_w``; Arora et al. divide by the number of
+words.  Cosine similarity does not see the difference, but the removed
+principal component is computed from the sentence vectors, so with it removed
+the two differ slightly.
 Everything here takes plain inputs; :mod:`cwi.pipeline` and the Weighting
 chapter supply the profile's statistics, vectors and STS pairs.
 """
@@ -41,7 +48,8 @@ from .evaluation import paired_cosine
 
 __all__ = [
     "WEIGHTINGS", "WordVectors", "StaticEncoder", "BagOfWords", "sif_weights", "weight_table", "bag_of_words",
-    "average", "embed", "pair_bag", "remove_common_components", "score_pairs", "evaluate", "sif_search",
+    "average", "embed", "pair_bag", "remove_common_components", "score_pairs", "shared_words", "evaluate",
+    "sif_search",
     "paired_bootstrap",
 ]
 
@@ -273,9 +281,29 @@ def _spearman100(similarity: np.ndarray, gold) -> float:
     return 100 * scistats.spearmanr(similarity, np.asarray(gold, dtype=float)).statistic
 
 
+def shared_words(weights: pd.DataFrame, weightings=tuple(WEIGHTINGS)) -> pd.Index:
+    """The words every weighting of `weightings` has a value for (the plain mean has one for every word)."""
+    columns = [w for w in weightings if w != "uniform"]
+    return weights.index[weights[columns].notna().all(axis=1)] if columns else weights.index
+
+
+def _restricted(bag: BagOfWords, words: pd.Index | None) -> tuple[BagOfWords, int]:
+    """`bag` keeping only `words` (``None``: all), and the tokens with a vector it leaves out."""
+    if words is None:
+        return bag, 0
+    known = pd.Index(bag.words).isin(words)
+    dropped = bag.has_vector & ~known
+    tokens = int(np.asarray(bag.counts.sum(axis=0)).ravel()[dropped].sum())
+    return BagOfWords(bag.words, bag.counts, bag.table, bag.has_vector & known), tokens
+
+
 def evaluate(pairs: Mapping[str, pd.DataFrame], vectors: WordVectors, weights: pd.DataFrame,
-             encoders: Sequence[StaticEncoder]) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+             encoders: Sequence[StaticEncoder], shared: bool = True) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """Spearman x100 of every static encoder on every dataset of `pairs`.
+
+    With `shared`, a word with a vector but without a value of some weighting of
+    `encoders` is left out of every encoder's average (counted in the coverage's
+    ``tokens_without_shared_value``), so all encoders average the same words.
 
     Returns
     -------
@@ -283,10 +311,14 @@ def evaluate(pairs: Mapping[str, pd.DataFrame], vectors: WordVectors, weights: p
         ``scores``: ``encoder`` (its label), ``weighting``, ``remove_components``,
         ``dataset``, ``spearman``; ``similarities[label][dataset]``: the cosines,
         for paired comparisons; ``coverage``: one row per weighting and dataset
-        with the counts of :func:`average`.
+        with the counts of :func:`average` (and ``tokens_without_shared_value``).
     """
     rows, coverage_rows, similarities = [], {}, {}
     bags = {dataset: pair_bag(frame, vectors) for dataset, frame in pairs.items()}  # tokenized once
+    words = shared_words(weights, {e.weighting for e in encoders}) if shared else None
+    left_out = {}
+    for dataset in bags:
+        bags[dataset], left_out[dataset] = _restricted(bags[dataset], words)
     for encoder in encoders:
         similarities[encoder.label] = {}
         column = None if encoder.weighting == "uniform" else weights[encoder.weighting]
@@ -296,20 +328,22 @@ def evaluate(pairs: Mapping[str, pd.DataFrame], vectors: WordVectors, weights: p
             rows.append({"encoder": encoder.label, "weighting": encoder.weighting,
                          "remove_components": encoder.remove_components, "dataset": dataset,
                          "spearman": _spearman100(cosine, frame["score"])})
-            coverage_rows[(encoder.weighting, dataset)] = coverage
+            coverage_rows[(encoder.weighting, dataset)] = coverage | {"tokens_without_shared_value": left_out[dataset]}
     coverage = pd.DataFrame.from_dict(coverage_rows, orient="index")
     coverage.index.names = ["weighting", "dataset"]
     return pd.DataFrame(rows), similarities, coverage
 
 
 def sif_search(pairs: pd.DataFrame, vectors: WordVectors, p: pd.Series, grid: Sequence[float],
-               remove_components: int = 1) -> pd.DataFrame:
+               remove_components: int = 1, words: pd.Index | None = None) -> pd.DataFrame:
     """Spearman x100 of SIF on `pairs` (a development set) for each ``a`` of `grid`.
 
-    Returns ``a`` and ``spearman``, one row per value; the caller takes the
-    argmax (on development data, never on test).
+    `words` restricts the averages to those words (:func:`shared_words`, as
+    :func:`evaluate` does with ``shared=True``).  Returns ``a`` and
+    ``spearman``, one row per value; the caller takes the argmax (on development
+    data, never on test).
     """
-    bag = pair_bag(pairs, vectors)
+    bag, _ = _restricted(pair_bag(pairs, vectors), words)
     return pd.DataFrame([
         {"a": a, "spearman": _spearman100(score_pairs(bag, sif_weights(p, a), remove_components)[0], pairs["score"])}
         for a in grid

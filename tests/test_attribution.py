@@ -242,14 +242,58 @@ def test_adaptive_points_equal_a_fixed_run_at_the_chosen_count(tiny, rule):
         assert (result.values - fixed.values).abs().max().item() < 1e-6
         assert attribution.completeness_error(result.values, result.delta) < target or result.path_points == 17
         if result.path_points > 3:  # the rule before it missed the target: it is the fewest that meets it
-            before = sequence[sequence.index(result.path_points) - 1]
-            fewer = attribution.word_integrated_gradients(tiny, [sentence], points=before, rule=rule)[0]
-            assert attribution.completeness_error(fewer.values, fewer.delta) >= target
+            shorter = sequence[:sequence.index(result.path_points)]  # ends at the rule before, kept whatever
+            fewer = attribution.word_integrated_gradients(tiny, [sentence], points=shorter, rule=rule, target=target)[0]
+            assert attribution.completeness_error(fewer.values, fewer.delta) >= target or fewer.word_error >= target
         # Nested rules reuse every point: the evaluations are those of the rule kept.
         if rule == "clenshaw-curtis":
             assert result.evaluations == 2 + result.path_points * len(result.values)
     table = attribution.word_weights(tiny, SENTENCES, "ig", points=sequence, rule=rule, target=target)
     assert table.groupby("sentence_id")["path_points"].first().tolist() == chosen
+
+
+class Sine(torch.nn.Module):
+    """f(x) = mean over tokens of sin(x_t): each word's Integrated Gradients is exact, sin(x_i) - sin(x'_i)."""
+
+    def __init__(self, embeddings: torch.Tensor):
+        super().__init__()
+        self.embeddings = torch.nn.Embedding.from_pretrained(embeddings)
+        self.config = SimpleNamespace(hidden_size=embeddings.shape[1])
+
+    def get_input_embeddings(self):
+        return self.embeddings
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None):
+        inputs = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+        return SimpleNamespace(last_hidden_state=torch.sin(inputs))
+
+
+def test_integrated_gradients_goes_on_until_every_word_converges_not_only_their_sum(tiny):
+    """Two words with opposite embeddings: their quadrature errors cancel in the sum, so completeness alone stops early."""
+    vocab = tiny.tokenizer.get_vocab()
+    table = torch.zeros(tiny.tokenizer.vocab_size, 4)  # [PAD], the baseline, is 0
+    table[vocab["up"]], table[vocab["down"]], table[vocab["left"]] = 3.0, -3.0, 0.2
+    sine = encoders.Encoder(Sine(table), tiny.tokenizer, "mean", "sine")
+    sentence, target, sequence = "up down left", 0.01, (3, 5, 9, 17, 33)
+    first = attribution.word_integrated_gradients(sine, [sentence], points=3, target=target)[0]
+    assert attribution.completeness_error(first.values, first.delta) < target  # the sum has converged ...
+    assert first.word_error > target  # ... its words have not
+    exact = torch.sin(table[[vocab["up"], vocab["down"], vocab["left"]]]) / 5  # 5 tokens with [CLS] and [SEP]
+    assert (first.values - exact).norm(dim=1).max() / first.delta.norm() > target
+    adaptive = attribution.word_integrated_gradients(sine, [sentence], points=sequence, target=target)[0]
+    assert adaptive.path_points > 3 and adaptive.word_error < target
+    assert (adaptive.values - exact).norm(dim=1).max() / adaptive.delta.norm() < target
+    weights = attribution.word_weights(sine, [sentence], "ig", points=sequence, target=target)
+    assert weights["word_error"].max() < target and weights["budget_spent"].isna().all()
+
+
+def test_a_sentence_that_exhausts_the_shap_budget_is_counted(tiny):
+    sentence = "a sentence of many words exhausts a budget of few coalitions"
+    with pytest.warns(UserWarning, match="used all max_evals=10"):
+        spent = attribution.word_weights(tiny, [sentence], "shap", max_evals=10)
+    assert spent["budget_spent"].all()
+    full = attribution.word_weights(tiny, [sentence], "shap", max_evals=None)
+    assert not full["budget_spent"].any() and full["word_error"].isna().all()
 
 
 def test_clenshaw_curtis_integrates_polynomials_and_nests():
@@ -293,3 +337,12 @@ def test_the_token_hierarchy_nests_every_word():
     # Tokens 0-1 (word 0) and 3-5 (word 2) merge first; then the words as in `tree`.
     assert nested[:, :2].tolist() == [[0, 1], [3, 4], [7, 5], [6, 2], [9, 8]]
     assert nested[:, 3].tolist() == [2, 2, 3, 3, 6]
+
+
+def test_the_normalised_output_is_attributed_completely(tiny):
+    """sentence-transformers' Normalize module as an encoder: unit vectors, and IG splits their difference."""
+    unit = encoders.normalized(tiny)
+    assert np.allclose(np.linalg.norm(unit.encode(SENTENCES), axis=1), 1, atol=1e-5)
+    assert unit.name == f"{tiny.name} (normalised)" and unit.pooling == tiny.pooling
+    for result in attribution.word_integrated_gradients(unit, SENTENCES[:3], points=(9, 17, 33, 65)):
+        assert attribution.completeness_error(result.values, result.delta) < 0.01

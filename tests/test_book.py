@@ -34,6 +34,46 @@ def test_chapters_declare_a_parameters_cell():
         assert '# %% tags=["parameters"]\nprofile = ' in text, f"{source.name} has no parameters cell"
 
 
+# What a number in a chapter's Markdown may be without code computing it: part of a name ("GloVe 6B 50-d",
+# "all-MiniLM-L6-v2", "STS12-16", "x100", assumption "A1"), a cross-reference ("section 5"), a year, or the
+# reference values 0 and 1 ("above 0", "1 = the sentence's mean"). Math and code are not prose; a sentence
+# with a {cite} role cites a published value.
+NOT_PROSE = [r"\$\$.*?\$\$", r"\$[^$]*\$", r"`[^`]*`(?<!\}`)", r"\([a-z-]+\)=", r"\]\([^)]*\)"]
+REFERENCES = r"\b(?:section|check|step|chapter)s? \d+|^#+ \d+\."
+NAME_OR_REFERENCE = re.compile(r"^(?:[A-Za-z][\w.-]*\d[\w.-]*|\d+-?[A-Za-z][\w.-]*|\d+-\d+|[01]|(?:19|20)\d\d)$")
+
+
+def unexplained_numbers(source: Path) -> list[str]:
+    """Numbers in `source`'s Markdown cells that no code computes and no citation vouches for."""
+    import jupytext
+
+    found = []
+    for cell in jupytext.read(source).cells:
+        if cell.cell_type != "markdown":
+            continue
+        text = re.sub(r"\$\$.*?\$\$", " ", cell.source, flags=re.S)
+        for sentence in re.split(r"(?<=[.!?:])\s+|\n\n|\n(?=#)", text):
+            if "{cite" in sentence:  # a published value, with its source in the sentence
+                continue
+            sentence = re.sub(r"\{[a-z:]+\}`[^`]*`", " ", sentence)  # roles: {eq}`...`, {glue:text}`...`
+            for pattern in NOT_PROSE + [REFERENCES]:
+                sentence = re.sub(pattern, " ", sentence, flags=re.S | re.M)
+            for token in re.findall(r"[^\s,;()]*\d[^\s,;()]*", sentence):
+                if not NAME_OR_REFERENCE.match(token.strip(".:*")):
+                    found.append(f"{token!r} in: {sentence.strip()[:100]}")
+    return found
+
+
+def test_no_number_in_the_prose_that_code_does_not_compute(tmp_path):
+    """A number that depends on the data or the settings is printed by code; prose keeps only names and citations."""
+    planted = tmp_path / "planted.py"
+    planted.write_text('# %% [markdown]\n# ## 2. A section\n#\n# The base scored 41.6 on STS-B test with GloVe 6B '
+                       '50-d vectors, above 0.\n#\n# SimCSE used dropout 0.1 {cite}`gao2021simcse`; $T = 0.05$.\n')
+    assert [found.split(" in:")[0] for found in unexplained_numbers(planted)] == ["'41.6'"]
+    found = {source.name: unexplained_numbers(source) for source in chapter_sources(ROOT)}
+    assert not any(found.values()), {name: numbers for name, numbers in found.items() if numbers}
+
+
 def copy_book(destination: Path) -> Path:
     for name in ["_config.yml", "_toc.yml"]:
         shutil.copy(ROOT / name, destination / name)
@@ -154,6 +194,9 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert len(offered["headline.csv"]) == correlations["headline_rows"]  # the download is the table shown
     assert sorted(offered["headline.csv"]["pair"].unique()) == correlations["headline_pairs"]
     finetuning = values["02_finetuning"]
+    base_search = finetuning["mlm_search"]  # the base, too, is the dev argmax of its search
+    assert len(base_search["stsb_dev"]) == len(smoke.finetune.mlm_candidates()) > 1
+    assert base_search["chosen"] == max(range(len(base_search["stsb_dev"])), key=base_search["stsb_dev"].__getitem__)
     for kind, search in finetuning["search"].items():  # the recipe is the dev argmax of the search shown
         assert search["chosen"] == max(range(len(search["stsb_dev"])), key=search["stsb_dev"].__getitem__), kind
     assert sorted(finetuning["sts_by_seed"]) == ["sup-SimCSE", "unsup-SimCSE"]
@@ -184,6 +227,9 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert attributions["explorer_sentences"] == offered
     weighting = values["06_weighting"]
     assert weighting["sif_a"] in smoke.weighting.sif_a_grid
+    # The verdict compares only encoders chosen on dev: the information weighting is the dev argmax.
+    dev_information = weighting["dev_information"]
+    assert weighting["verdict_compares"] == [max(dev_information, key=dev_information.get), "SIF", "uniform"]
     assert weighting["static_encoders"] == 6 * len(smoke.weighting.remove_components)
     assert weighting["versus_sif"]["low"] <= weighting["versus_sif"]["delta"] <= weighting["versus_sif"]["high"]
 

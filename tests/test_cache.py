@@ -1,9 +1,11 @@
-"""cwi.cache: keys, hits and misses, atomic writes."""
+"""cwi.cache: keys, hits and misses, atomic writes, concurrent writers, checksums."""
+
+import json
 
 import pandas as pd
 import pytest
 
-from cwi import cache
+from cwi import cache, integrity
 
 
 def test_key_hash_is_stable_and_order_free():
@@ -69,3 +71,170 @@ def test_damaged_artefact_is_recomputed():
     frame = cache.cached_frame("test_kind", {"v": "damaged"}, lambda: pd.DataFrame({"x": [3]}))
     assert frame["x"].tolist() == [3]
     assert pd.read_parquet(path)["x"].tolist() == [3]
+
+
+# --- faults: two writers, killed writers, flipped bytes, caches from before checksums --------------
+
+
+def flip_byte(path, offset=None):
+    """Flip one bit of one byte of `path` in place (its middle byte unless `offset`), as a bad disk would."""
+    data = bytearray(path.read_bytes())
+    offset = len(data) // 2 if offset is None else offset
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+    integrity.forget()  # a new process would hash it again; this one would trust its memo
+
+
+def test_the_first_of_two_folder_writers_wins_and_the_second_finishes(tmp_path, caplog):
+    target = tmp_path / "checkpoints" / "run"
+    cache.atomic_write(target, lambda folder: (folder / "weights.bin").write_bytes(b"first"), folder=True)
+    with caplog.at_level("INFO", logger="cwi.cache"):  # before: OSError [Errno 39] Directory not empty
+        assert cache.atomic_write(target, lambda folder: (folder / "weights.bin").write_bytes(b"second"),
+                                  folder=True) == target
+    assert (target / "weights.bin").read_bytes() == b"first"
+    assert "completed by another run first" in caplog.text
+    assert sorted(p.name for p in target.parent.iterdir()) == ["run"]  # the second copy is gone
+    manifest = json.loads((target / integrity.MANIFEST).read_text())
+    assert list(manifest["files"]) == ["weights.bin"]
+
+
+def test_a_cached_value_computed_twice_at_once_is_stored_once_and_read_back():
+    key = {"v": "race"}
+    path = cache.artefact_path("test_kind", key, ".parquet")
+
+    def compute():  # another run stores the same key while this one computes
+        cache.atomic_write(path, lambda tmp: pd.DataFrame({"x": [1.0]}).to_parquet(tmp), keep_existing=True)
+        return pd.DataFrame({"x": [2.0]})
+
+    frame = cache.cached_frame("test_kind", key, compute)
+    assert frame["x"].tolist() == [1.0]  # the first writer's copy is the one every run returns
+    assert json.loads(path.with_suffix(".json").read_text())["sha256"] == integrity.file_sha256(path)
+    assert [p.name for p in path.parent.glob(".*")] == []
+
+
+def test_the_sweep_removes_what_dead_writers_left_and_keeps_live_ones(tmp_path, caplog):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    kind = tmp_path / "checkpoints"
+    (kind / "0123456789abcdef").mkdir(parents=True)  # a finished artefact: never touched
+    killed = kind / f".0123456789abcdef.stage-{host}-{int(dead.stdout)}-abc123"
+    live = kind / f".fedcba9876543210.stage-{host}-{os.getpid()}-def456"
+    old = kind / ".aaaaaaaaaaaaaaaa.k2j4h5g6"  # the old tempfile naming: removed once stale
+    young = kind / ".bbbbbbbbbbbbbbbb.q9w8e7r6"  # ... and reported while it may be in use
+    inner = kind / "0123456789abcdef" / f".cwi_manifest.json.stage-{host}-{int(dead.stdout)}-x1.tmp"
+    for folder in (killed, live, old, young):
+        (folder / "step-000000").mkdir(parents=True)
+    inner.write_text("{")
+    stale = time.time() - cache.STALE_AFTER - 60
+    os.utime(old, (stale, stale))
+    os.utime(old / "step-000000", (stale, stale))
+    with caplog.at_level("WARNING", logger="cwi.cache"):
+        removed = cache.sweep_staging(tmp_path)
+    assert sorted(removed) == sorted([killed, old, inner])
+    assert live.exists() and young.exists() and (kind / "0123456789abcdef").exists()
+    assert str(young) in caplog.text and str(live) not in caplog.text
+
+
+@pytest.mark.parametrize("kind, column", [("word_statistics", "information_gain_corrected"),
+                                          ("word_weights", "weight")])
+def test_a_flipped_byte_in_a_stored_table_is_found_named_and_recomputed(caplog, kind, column):
+    """Before: the table still parsed and was served (a corrected information gain of -1.1e182)."""
+    import numpy as np
+
+    calls = []
+    values = np.random.default_rng(0).normal(size=200)
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({column: values}, index=pd.Index([f"w{i}" for i in range(200)]))
+
+    key = {"v": "flip"}
+    first = cache.cached_frame(kind, key, compute)
+    path = cache.artefact_path(kind, key, ".parquet")
+    at = path.read_bytes().index(values[100].tobytes())  # a stored value's bytes: the file still parses
+    flip_byte(path, at + 7)  # the exponent's byte: the value is off by orders of magnitude
+    assert pd.read_parquet(path)[column].tolist() != first[column].tolist()
+    with caplog.at_level("WARNING", logger="cwi.cache"):
+        again = cache.cached_frame(kind, key, compute)
+    assert len(calls) == 2 and again.equals(first)  # recomputed, never served
+    assert str(path) in caplog.text and "does not match the sha256" in caplog.text
+    assert cache.cached_frame(kind, key, compute).equals(first) and len(calls) == 2
+
+
+def test_a_damaged_key_record_means_recomputing(caplog):
+    calls = []
+    key = {"v": "record"}
+    cache.cached_frame("word_weights", key, lambda: calls.append(1) or pd.DataFrame({"weight": [1.0]}))
+    record = cache.artefact_path("word_weights", key, ".parquet").with_suffix(".json")
+    record.write_text(record.read_text()[:-20])  # truncated
+    with caplog.at_level("WARNING", logger="cwi.cache"):
+        cache.cached_frame("word_weights", key, lambda: calls.append(1) or pd.DataFrame({"weight": [1.0]}))
+    assert len(calls) == 2 and str(record) in caplog.text
+
+
+def test_an_artefact_from_before_checksums_is_adopted_not_recomputed(caplog):
+    key = {"v": "legacy"}
+    path = cache.artefact_path("word_statistics", key, ".parquet")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"x": [7]}).to_parquet(path)  # as the cache before this change wrote it:
+    path.with_suffix(".json").write_text(json.dumps({"kind": "word_statistics", "key": key}))  # no sha256
+    stamp = path.stat().st_mtime_ns
+
+    def must_not_compute():
+        raise AssertionError("a stored artefact without a checksum must be adopted, not recomputed")
+
+    with caplog.at_level("INFO", logger="cwi.cache"):
+        assert cache.cached_frame("word_statistics", key, must_not_compute)["x"].tolist() == [7]
+    assert "before checksums were kept" in caplog.text
+    assert path.stat().st_mtime_ns == stamp and path.name == f"{cache.key_hash(key)}.parquet"
+    assert json.loads(path.with_suffix(".json").read_text())["sha256"] == integrity.file_sha256(path)
+    flip_byte(path, 0)  # from now on it is checked
+    with caplog.at_level("WARNING", logger="cwi.cache"), pytest.raises(AssertionError, match="adopted"):
+        cache.cached_frame("word_statistics", key, must_not_compute)
+    assert "does not match the sha256" in caplog.text and not path.exists()
+
+
+def test_a_folder_from_before_manifests_is_adopted_then_checked(tmp_path, caplog):
+    folder = tmp_path / "checkpoints" / "0123456789abcdef"
+    (folder / "step-000001").mkdir(parents=True)
+    (folder / "step-000001" / "model.safetensors").write_bytes(b"weights" * 100)
+    (folder / "cwi_run.json").write_text("{}")
+    with caplog.at_level("INFO", logger="cwi.cache"):
+        assert cache.folder_intact(folder, "cwi_run.json", last_file="cwi_run.json")
+    assert "before checksums were kept" in caplog.text
+    manifest = json.loads((folder / integrity.MANIFEST).read_text())["files"]
+    assert sorted(manifest) == ["cwi_run.json", "step-000001/model.safetensors"]
+    assert cache.folder_intact(folder, "step-000001")
+    flip_byte(folder / "step-000001" / "model.safetensors")
+    assert cache.folder_intact(folder, "cwi_run.json")  # only what is asked for is read
+    with caplog.at_level("WARNING", logger="cwi.cache"):
+        assert not cache.folder_intact(folder, "step-000001")
+    assert f"{folder / 'step-000001' / 'model.safetensors'} does not match" in caplog.text
+    assert not folder.exists() and list(folder.parent.iterdir()) == []  # removed, to be computed again
+    unfinished = tmp_path / "checkpoints" / "fedcba9876543210"
+    (unfinished / "step-000000").mkdir(parents=True)
+    assert not cache.folder_intact(unfinished, last_file="cwi_run.json") and not unfinished.exists()
+
+
+def test_a_file_is_hashed_once_per_process_while_it_is_unchanged(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"weights" * 1000)
+    assert integrity.file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def must_not_hash():
+        raise AssertionError("hashed again")
+
+    monkeypatch.setattr(integrity.hashlib, "sha256", must_not_hash)
+    integrity.file_sha256(path)  # the memo: no second read
+    os.utime(path, ns=(1, 1))  # its state changed: hashed again
+    with pytest.raises(AssertionError, match="hashed again"):
+        integrity.file_sha256(path)

@@ -1,5 +1,8 @@
-"""cwi.data on the offline pack, and its behaviour when files are missing."""
+"""cwi.data on the offline pack, and its behaviour when files are missing or malformed."""
 
+import re
+
+import pandas as pd
 import pytest
 
 from cwi import data
@@ -137,3 +140,90 @@ def test_corpora_are_named_and_unknown_ones_say_how_to_add_one(data_dir):
     assert data.load_corpus("wiki", 5) == data.load_wiki(limit=5)
     with pytest.raises(ValueError, match="unknown corpus 'books'.*wiki.*CORPORA"):
         data.load_corpus("books")
+
+
+# --- malformed files: every one refused at the door with its path:line ----------------------------
+
+STS_HEADER = "split\tsubset\tscore\tsentence1\tsentence2\n"
+GOOD_ROW = "test\tnews\t4.2\tA man plays a guitar.\tA man is playing guitar.\n"
+
+
+@pytest.mark.parametrize("case, body, line, what", [
+    ("short row", GOOD_ROW + "test\tnews\t3.0\tA row of four fields.\n", 3, "4 tab-separated fields, expected 5"),
+    ("long row", GOOD_ROW * 2 + "test\tnews\t3.0\tOne.\tTwo.\tThree.\n", 4, "6 tab-separated fields, expected 5"),
+    ("non-numeric score", "test\tnews\tabout 4\tOne.\tTwo.\n", 2, "score 'about 4' is not a number from 0 to 5"),
+    ("score out of range", GOOD_ROW + "test\tnews\t7.5\tOne.\tTwo.\n", 3, "score '7.5' is not a number from 0 to 5"),
+    ("not a number", GOOD_ROW + "test\tnews\tnan\tOne.\tTwo.\n", 3, "score 'nan' is not a number"),
+    ("empty sentence", GOOD_ROW + "test\tnews\t3.0\tOne.\t \n", 3, "field 'sentence2' is empty"),
+])
+def test_a_malformed_sts_row_is_refused_with_its_line(tmp_path, monkeypatch, case, body, line, what):
+    path = tmp_path / "sts" / "stsb.tsv"
+    path.parent.mkdir()
+    path.write_text(STS_HEADER + body, encoding="utf-8")
+    monkeypatch.setenv("CWI_DATA_DIR", str(tmp_path))
+    with pytest.raises(data.DataFormatError) as info:
+        data.load_sts("stsb")
+    assert str(info.value).startswith(f"{path}:{line}: {what}"), case
+    assert "Correct the file" in str(info.value)
+
+
+def test_bad_utf8_an_empty_file_and_a_wrong_header_are_refused_with_their_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("CWI_DATA_DIR", str(tmp_path))
+    path = tmp_path / "sts" / "stsb.tsv"
+    path.parent.mkdir()
+    path.write_bytes((STS_HEADER + GOOD_ROW * 2).encode() + b"test\tnews\t1.0\tCaf\xe9.\tA caf\xc3\xa9.\n")
+    with pytest.raises(data.DataFormatError, match=rf"^{re.escape(str(path))}:4: byte 0xe9 is not UTF-8"):
+        data.load_sts("stsb")
+    path.write_bytes(b"")
+    with pytest.raises(data.DataFormatError, match=rf"^{re.escape(str(path))}:1: the file is empty"):
+        data.load_sts("stsb")
+    path.write_text("a\tb\n" + GOOD_ROW)
+    with pytest.raises(data.DataFormatError, match=rf"^{re.escape(str(path))}:1: the header is \['a', 'b'\]"):
+        data.load_sts("stsb")
+    nli = tmp_path / "nli" / "nli.tsv"
+    nli.parent.mkdir()
+    nli.write_text("source\tsplit\tlabel\tpremise\thypothesis\n"
+                   "snli\tdev\tentailment\tA.\tB.\nsnli\tdev\tmaybe\tA.\tB.\n")
+    with pytest.raises(data.DataFormatError, match=rf"^{re.escape(str(nli))}:3: label 'maybe' is not one of"):
+        data.load_nli()
+
+
+def test_a_corpus_file_that_is_not_utf8_or_empty_is_refused_with_its_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("CWI_DATA_DIR", str(tmp_path))
+    folder = tmp_path / "wiki"
+    folder.mkdir()
+    for name in data.WIKI_PACK_FILES:
+        (folder / name).write_text("One sentence.\nAnother one.\n")
+    bad = folder / data.WIKI_PACK_FILES[1]
+    bad.write_bytes(b"Fine.\n\nAlso fine.\nNot \xff fine.\n")
+    with pytest.raises(data.DataFormatError, match=rf"^{re.escape(str(bad))}:4: byte 0xff is not UTF-8"):
+        data.load_wiki()
+    bad.write_bytes(b"")
+    with pytest.raises(data.DataFormatError, match=rf"^{re.escape(str(bad))}:1: the file is empty"):
+        data.load_wiki()
+
+
+def test_a_blank_last_line_and_windows_line_ends_are_no_fault(tmp_path, monkeypatch):
+    monkeypatch.setenv("CWI_DATA_DIR", str(tmp_path))
+    path = tmp_path / "sts" / "stsb.tsv"
+    path.parent.mkdir()
+    path.write_bytes((STS_HEADER + GOOD_ROW + "\n").replace("\n", "\r\n").encode())
+    frame = data.load_sts("stsb")
+    assert frame["sentence2"].tolist() == ["A man is playing guitar."] and frame["score"].tolist() == [4.2]
+
+
+def test_no_training_triplet_holds_a_sentence_of_any_sts_set(data_dir):
+    """On the data pack itself: SNLI shares image captions with STS-B (and others); those triplets are dropped."""
+    from cwi import config, runs
+
+    smoke = config.get_profile("smoke")
+    triplets = runs.training_examples(smoke, True, smoke.finetune.sup)
+    evaluated = set()
+    for name in data.STS_DATASETS:
+        frame = data.load_sts(name)
+        evaluated |= {" ".join(s.lower().split()) for s in pd.concat([frame["sentence1"], frame["sentence2"]])}
+    assert not [t for t in triplets if any(" ".join(s.lower().split()) in evaluated for s in t)]
+    overlap = data.triplet_overlap()
+    assert overlap.loc["any", "triplets"] > 0  # the data do overlap: the filter has work to do
+    assert len(triplets) == overlap.loc["any", "of"] - overlap.loc["any", "triplets"]
+    assert (overlap["triplets"] <= overlap.loc["any", "triplets"]).all()

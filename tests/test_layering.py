@@ -30,6 +30,7 @@ def cwi_imports(module: str) -> set[str]:
 
 def test_the_layers_are_what_the_names_say():
     assert cwi_imports("encoders") == set(), "cwi.encoders must import nothing of cwi"
+    assert cwi_imports("integrity") == set(), "cwi.integrity must import nothing of cwi (models checks folders with it)"
     for module in ALGORITHMS:
         assert not cwi_imports(module) & ORCHESTRATION, f"cwi.{module} reaches {cwi_imports(module) & ORCHESTRATION}"
     users = {module for module in MODULES if "pipeline" in cwi_imports(module)}

@@ -215,13 +215,29 @@ def test_wikipedia_self_information():
     assert si.index.is_unique and (si > 0).all()
 
 
-def test_frequency_bins_are_equal_count_and_never_split_a_count():
-    counts = np.array([1, 1, 1, 1, 2, 2, 3, 5, 8, 13])
-    # 4 bins over 10 words: a count's bin is (words with a smaller count) * 4 // 10.
-    assert stats.frequency_bins(counts, 4).tolist() == [0, 0, 0, 0, 1, 1, 2, 2, 3, 3]
-    assert stats.frequency_bins(counts, 1).tolist() == [0] * 10
-    many = stats.frequency_bins(counts, 100)  # more bins than counts: one per count
-    assert len(set(many)) == len(set(counts)) and set(many) == set(range(len(set(counts))))
+def test_frequency_bins_have_equal_width_in_log_count():
+    """Counts 1, 2, 4, ..., 1024 (a toy Zipf tail): 10 bins of equal log width hold one power of two each."""
+    counts = 2.0 ** np.arange(11)
+    assert stats.frequency_bins(counts, 10).tolist() == list(range(10)) + [9]  # the top count closes the last bin
+    assert stats.frequency_bins(counts, 1).tolist() == [0] * 11
+    # Many words of low count, few of high count: equal numbers of words per bin would lump every frequent
+    # word together; equal log width keeps 1,000 and 1,000,000 apart.
+    zipf = np.concatenate([np.full(500, 10), np.full(50, 1_000), np.full(5, 1_000_000)])
+    bins = stats.frequency_bins(zipf, 3)
+    assert len(set(bins[500:550])) == 1 and bins[550] != bins[549] and bins[0] != bins[500]
+    # A bin with too few words for a percentile joins its neighbour: the 5 most frequent join the 50.
+    merged = stats.frequency_bins(zipf, 3, min_words=20)
+    assert merged[-1] == merged[500] and merged[0] != merged[500] and merged.max() == 1
+    with pytest.raises(ValueError, match="positive"):
+        stats.frequency_bins(np.array([0, 1]), 2)
+
+
+def test_bin_summary_counts_words_and_the_share_of_running_tokens():
+    table = pd.DataFrame({"count": [1, 1, 100], "information_gain": [1.0, 2.0, 0.5]},
+                         index=pd.Index(list("abc"), name="word"))
+    summary = stats.bin_summary(table.join(stats.frequency_bin_correction(table, 2, 0)))
+    assert summary["words"].tolist() == [2, 1] and summary["token share"].tolist() == pytest.approx([2 / 102, 100 / 102])
+    assert summary["baseline (nats)"].tolist() == [1.0, 0.5]
 
 
 def test_frequency_bin_correction_subtracts_the_bins_percentile():
@@ -230,6 +246,7 @@ def test_frequency_bin_correction_subtracts_the_bins_percentile():
         index=pd.Index(list("abcdefghi"), name="word"),
     )
     result = stats.frequency_bin_correction(table, n_bins=2, percentile=25)
+    # Counts 1 and 9, two bins of equal log width: one count each.
     # Hand computed, linear interpolation: bin of count 1 holds 1,2,3,4,5 -> 25th percentile 2.0;
     # bin of count 9 holds 0.1,0.3,0.4 (NaN left out) -> position 0.5 between 0.1 and 0.3 = 0.2.
     assert result["frequency_bin"].tolist() == [0] * 5 + [1] * 4

@@ -175,3 +175,21 @@ def test_one_bag_serves_every_weighting_of_the_pairs(toy_vectors):
             expected = (first * second).sum(1) / np.linalg.norm(first, axis=1) / np.linalg.norm(second, axis=1)
             np.testing.assert_allclose(cosine, expected)
             assert coverage == expected_coverage
+
+
+def test_every_weighting_averages_the_words_they_all_know(toy_vectors):
+    """c has a vector but no contrastive norm: with shared words it is left out of every weighting, the mean too."""
+    pairs = {"toy": pd.DataFrame({"sentence1": ["a b c", "a c"], "sentence2": ["b c", "a b"], "score": [1.0, 2.0]})}
+    weights = pd.DataFrame({"uniform": 1.0, "sif": [0.5, 0.5, 0.5], "self_information": [1.0, 2.0, 3.0],
+                            "information_gain": [1.0, 2.0, 3.0], "information_gain_corrected": [1.0, 2.0, 3.0],
+                            "contrastive_norm": [1.0, 4.0, np.nan]}, index=pd.Index(["a", "b", "c"], name="word"))
+    encoders = [weighting.StaticEncoder(name, 0) for name in ("uniform", "contrastive_norm")]
+    _, similarities, coverage = weighting.evaluate(pairs, toy_vectors, weights, encoders)
+    assert (coverage["tokens_without_shared_value"] == 3).all()  # the three c tokens
+    assert (coverage["tokens_with_median_weight"] == 0).all()  # nothing is filled in
+    without_c, _ = weighting.embed(["a b", "a", "b", "a b"], toy_vectors)  # the plain mean of the shared words
+    first, second = without_c[:2], without_c[2:]
+    expected = (first * second).sum(1) / np.linalg.norm(first, axis=1) / np.linalg.norm(second, axis=1)
+    np.testing.assert_allclose(similarities["uniform"]["toy"], expected)
+    _, _, filled = weighting.evaluate(pairs, toy_vectors, weights, encoders, shared=False)
+    assert filled.loc[("contrastive_norm", "toy"), "tokens_with_median_weight"] == 3
