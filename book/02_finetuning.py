@@ -100,8 +100,9 @@ mlm_record = train.history(runs.mlm_checkpoint(settings))
 mlm_seconds = time.perf_counter() - start
 glue("mlm_search", {"stsb_dev": [float(v) for v in base_search["stsb_dev"]],
                     "chosen": int(base_search.index[base_search["chosen"]][0])}, display=False)
-base_search.drop(columns="checkpoint").rename(columns={"stsb_dev": "STS-B dev"}).style.format(
-    {"STS-B dev": "{:.2f}"}).hide(axis="index")
+# word_vectors None is a random start: say so in the table.
+base_search.drop(columns="checkpoint").replace({"None": "none (random)"}).rename(
+    columns={"stsb_dev": "STS-B dev"}).style.format({"STS-B dev": "{:.2f}"}).hide(axis="index")
 
 # %% tags=["remove-input"]
 searched = [field for field, _ in finetune.mlm_search]

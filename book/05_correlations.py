@@ -143,7 +143,7 @@ display(Markdown(f"{len(results.table):,} settings fitted in {fit_seconds:.1f} s
 # The first rows, in the columns a reader compares; the file holds the intervals of both slopes, r, counts.
 display(results.table[["pair", "dataset", "method", "quantity", "control", "delta", "delta_low", "delta_high",
                        "delta_r", "beta_pre", "beta_fine", "n_words", "verdict"]]
-        .head().style.hide(axis="index").format(precision=3))
+        .head().style.hide(axis="index").format(precision=3, na_rep="-"))  # no r with covariates
 downloads.csv_download(results.table, "correlation_results.csv", f"all {len(results.table):,} regressions")
 
 # %% tags=["remove-input"]
@@ -248,7 +248,7 @@ display(Markdown(
 # wander around no effect as much as the book's own seeds differ (what a
 # verdict about these models does not license).
 
-# %%
+# %% tags=["hide-input"]
 start = time.perf_counter()
 first_claim = claims[0][0]
 gain_members = primary[(primary["claim"] == first_claim) & (primary["statistic"] == "delta beta")]

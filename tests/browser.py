@@ -184,8 +184,8 @@ class Browser:
 def readme_screenshots(html: Path, out: Path, width: int = 1280) -> list[Path]:
     """The README's pictures of a built book: a chapter as it opens, the explorer and the hover scatter."""
     out.mkdir(parents=True, exist_ok=True)
-    # book.png: the window, scrolled to the Correlations chapter's headline table (the page's chrome included).
-    shots = [("05_correlations.html", "#the-headline-table", "book.png"),
+    # book.png: the window, scrolled to the Correlations chapter's claims and their tests (the page's chrome included).
+    shots = [("05_correlations.html", "#the-claims-and-their-tests", "book.png"),
              ("04_attribution.html", ".cwi-explorer", "explorer.png"),
              ("05_correlations.html", ".cwi-scatter", "scatter.png")]
     binary = find_chromium()
