@@ -97,19 +97,24 @@
 #
 # **What it says about self-information.** It depends on the positive partner.
 # $p(\cdot \mid w)$ is the distribution of the words of the partner of a sentence
-# that contains $w$. When the partner is another sentence (supervised SimCSE's
+# that contains $w$. In *unsupervised* SimCSE the partner is the sentence itself
+# (another dropout mask), so $w$ is always in its own partner: with $q$ the
+# distribution of the *other* words (what the Statistics chapter estimates), the
+# partner's distribution is about $\frac{L-1}{L} q + \frac1L \delta_w$ for
+# sentences of $L$ words, and when $w$ rarely recurs in its own sentence
+#
+# $$ \mathrm{KL}\Big(\tfrac{L-1}{L} q + \tfrac1L \delta_w \,\Big\|\, p\Big) - \mathrm{KL}(q \,\|\, p)
+#    \approx \frac{\mathrm{SI}(w) - \log L - \mathrm{IG}(w)}{L} + \frac{L-1}{L}\log\frac{L-1}{L} . $$ (eq-self-term)
+#
+# Self-information enters with weight $1/L$, and information gain is shrunk by
+# the same share: for unsupervised SimCSE the theory ties word weights to
+# self-information as well (section 5 computes the term's size on real
+# sentences). When the partner is another sentence (supervised SimCSE's
 # entailed hypothesis, or the other half of a sentence as in the check below),
-# $w$ itself need not be in it, $\mathrm{SI}(w) = -\log p(w)$ does not appear
-# in {eq}`eq-norm-kl`, and weights track self-information only as far as
-# information gain does. In *unsupervised* SimCSE the partner is the sentence
-# itself (another dropout mask), so $w$ is always in its own partner: counting
-# that occurrence puts about $1/L$ of $p(\cdot \mid w)$ on $w$ (for sentences of
-# $L$ words), and the KL divergence gains about
-# $(\mathrm{SI}(w) - \log L)/L$. That term grows with self-information, and
-# section 5 computes its size on real sentences: for unsupervised SimCSE the
-# theory does tie word weights to self-information. The Statistics chapter's
-# information gain leaves the self-occurrence out, as the theory's estimator for
-# distinct partners does.
+# the same term enters in proportion to how often $w$ recurs in its partner
+# (SNLI hypotheses often copy words of their premise); where it does not,
+# $\mathrm{SI}(w) = -\log p(w)$ does not appear in {eq}`eq-norm-kl`. The
+# Statistics chapter's information gain leaves the self-occurrence out.
 #
 # The numerical checks below regress $\|u_w\|^2$ (both norms) on $2\,\mathrm{KL}$.
 
@@ -118,6 +123,7 @@ import numpy as np
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from cwi import config, downloads, pipeline, plotting, record, stats, theory
 
@@ -267,17 +273,20 @@ word_table = stats.word_statistics(
     [" ".join(vocab[i] for i in ids) for ids in encoded], correction="shuffle", seed=settings.seed
 ).reindex(vocab)
 real_p = (word_table["count"] / word_table["count"].sum()).to_numpy()
-# The self-occurrence term of unsupervised SimCSE (section 1): (SI(w) - log L) / L for sentences of L words.
+# The self-occurrence term of unsupervised SimCSE (section 1), at the median sentence length.
 length = float(np.median([len(ids) for ids in encoded]))
-self_term = (word_table["self_information"] - np.log(length)) / length
+shift = ((word_table["self_information"] - np.log(length) - word_table["information_gain_corrected"]) / length
+         + (length - 1) / length * np.log((length - 1) / length))
+gain = word_table["information_gain_corrected"]
+glue("self_term", {"median": float(shift.median()), "spread": float(shift.std()), "gain_spread": float(gain.std())},
+     display=False)
 display(Markdown(
-    f"With the median sentence length here, L = {length:.0f} words, the self-occurrence term "
-    f"(SI(w) - log L)/L has median {self_term.median():.2f} nats and 90th percentile "
-    f"{self_term.quantile(0.9):.2f} nats over the {len(vocab):,} words, against a median raw information "
-    f"gain of {word_table['information_gain'].median():.2f} nats: "
-    + ("the same order, so" if self_term.median() > 0.2 * word_table["information_gain"].median() else
-       "smaller, but")
-    + " for unsupervised SimCSE's partners the theory adds a self-information term of real size."
+    f"With the median sentence length here, L = {length:.0f} words, the self-occurrence term of section 1 "
+    f"(with the shuffle-corrected information gain) has median {shift.median():+.2f} nats "
+    f"and varies across the {len(vocab):,} words with a standard deviation of {shift.std():.2f} nats, against "
+    f"{gain.std():.2f} nats for the corrected information gain itself: the term that ties unsupervised "
+    f"weights to self-information moves the word ranking by "
+    f"{shift.std() / gain.std():.0%} of the information gain's own spread."
 ))
 quantities = {
     "information gain": word_table["information_gain"].to_numpy(),

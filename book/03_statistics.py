@@ -217,7 +217,8 @@ glue("top_bin_token_share", float(bins_table["token share"].max()), display=Fals
 # %% tags=["remove-input"]
 display(Markdown(
     f"{len(bins_table)} bins; the one holding the most running tokens holds "
-    f"{bins_table['token share'].max():.1%} of them, in {int(bins_table.loc[bins_table['token share'].idxmax(), 'words'])} "
+    f"{bins_table['token share'].max():.1%} of them, in "
+    f"{int(bins_table.loc[bins_table['token share'].idxmax(), 'words'])} "
     f"words; the median bin has {int(bins_table['words'].median())} words."
 ))
 

@@ -295,8 +295,8 @@ lines = [
     f"With the models exchanged, some member of the primary family was off 0 in "
     f"**{null.loc['any member', 'rate']:.1%}** of {n_sim} simulations ({level} exact interval "
     f"{fwer_low:.1%} to {fwer_high:.1%}; nominal {nominal:.0%})"
-    + (f"; some dataset of the per-dataset claims in {null.loc['any dataset', 'rate']:.1%}" if "any dataset" in null.index
-       else "")
+    + (f"; some dataset of the per-dataset claims in {null.loc['any dataset', 'rate']:.1%}"
+       if "any dataset" in null.index else "")
     + f"; the claim \"{first_claim}\" was called reproduced in at most {null.loc[reproduced, 'rate'].max():.1%}. "
     + ("The rate is consistent with the nominal one. " if calibrated else
        f"**That is above the nominal rate** (the whole interval lies above {nominal:.0%}): with "
@@ -632,7 +632,7 @@ def under(pair: str, control: str) -> str:
 
 
 twinned = [name for name in pairs if name in results.twinned]
-# What the paper says that each claim of the default profile tests; a claim of another name is described by its contrast.
+# What the paper says that each claim of the default profile tests; another claim is described by its contrast.
 PAPER_SAYS = {
     "information gain": "fine-tuned models weight words of high information gain more than their pre-trained twins",
     "self-information": "the same holds for self-information",

@@ -246,18 +246,29 @@ def reading(result: dict) -> str:
 highest = average.idxmax()
 versus_highest = (weighting.paired_bootstrap(similarities[highest], similarities["SIF"], gold, ws.n_bootstrap,
                                              settings.seed, ws.level) if highest != "SIF" else None)
+
+
+def verdict(chosen: str, averages: dict[str, float]) -> str:
+    """The verdict: the dev-chosen information weighting against SIF and the plain mean, nothing else."""
+    against = {other: intervals[f"{chosen} − {other}"] for other in ("SIF", "uniform")}
+    return (f"The verdict compares the encoders chosen on STS-B dev only: the information weighting chosen there, "
+            f"**{chosen}**, averages **{averages[chosen]:.2f}** over the {len(test)} test sets; against SIF "
+            f"({averages['SIF']:.2f}) its difference is **{against['SIF']['delta']:+.2f} "
+            f"[{against['SIF']['low']:+.2f}, {against['SIF']['high']:+.2f}]** ({level} paired bootstrap), "
+            f"{reading(against['SIF'])}; against the plain mean, uniform ({averages['uniform']:.2f}), it is "
+            f"{against['uniform']['delta']:+.2f} [{against['uniform']['low']:+.2f}, {against['uniform']['high']:+.2f}], "
+            f"{reading(against['uniform'])}.")
+
+
+verdict_text = verdict(best_information, {label: average[label] for label in (best_information, "SIF", "uniform")})
+glue("verdict_text", verdict_text, display=False)
+glue("highest_test", highest, display=False)
 display(Markdown(
-    f"The verdict compares the encoders chosen on STS-B dev only: the information weighting chosen there, "
-    f"**{best_information}**, averages **{average[best_information]:.2f}** over the {len(test)} test sets; "
-    f"against SIF ({average['SIF']:.2f}) its difference is **{versus_sif['delta']:+.2f} [{versus_sif['low']:+.2f}, "
-    f"{versus_sif['high']:+.2f}]** ({level} paired bootstrap), {reading(versus_sif)}; against the plain mean "
-    f"({average['uniform']:.2f}) it is {intervals[f'{best_information} − uniform']['delta']:+.2f} "
-    f"[{intervals[f'{best_information} − uniform']['low']:+.2f}, "
-    f"{intervals[f'{best_information} − uniform']['high']:+.2f}], "
-    f"{reading(intervals[f'{best_information} − uniform'])}. "
+    verdict_text + " "
     + (f"Read off the test sets instead, which chooses on them and so is no verdict: the highest test average "
        f"of the static encoders is {highest}'s, {average[highest]:.2f}, "
-       f"{versus_highest['delta']:+.2f} [{versus_highest['low']:+.2f}, {versus_highest['high']:+.2f}] against SIF. "
+       f"{versus_highest['delta']:+.2f} [{versus_highest['low']:+.2f}, {versus_highest['high']:+.2f}] against SIF "
+       f"(an interval that does not allow for its being the largest of {len(average)} averages). "
        if versus_highest is not None else "SIF has the highest test average of the static encoders. ")
     + f"The best transformer here, {results.loc['transformer', 'avg.'].idxmax()}, averages "
     f"{results.loc['transformer', 'avg.'].max():.2f}."

@@ -118,7 +118,7 @@ def word_weights(encoder: Encoder, sentences: list[str], method: str = "ig", bas
         of the sentence; SHAP's efficiency), ``path_points`` (IG's rule for the
         sentence; missing for SHAP), ``evaluations`` (sequences the model ran for
         the sentence), ``word_error`` (IG: the largest change of a word's vector
-        against a coarser rule, relative to ``||f(x) - f(x')||``; NaN for SHAP),
+        against a coarser rule, relative to the sentence's mean word weight; NaN for SHAP),
         ``budget_spent`` (SHAP: the explainer used all of ``max_evals``; missing
         for IG) and ``truncated`` (words were cut).
 

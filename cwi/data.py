@@ -22,6 +22,7 @@ import csv
 import logging
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,7 +34,7 @@ import pandas as pd
 from .cache import atomic_write
 
 __all__ = [
-    "normalise_sentence", "evaluation_sentences", "triplet_overlap",
+    "normalise_sentence", "evaluation_sentences", "corpus_overlap", "triplet_overlap",
     "STS_DATASETS",
     "WIKI_PACK_FILES",
     "DataNotFoundError",
@@ -404,8 +405,11 @@ def snli_triplets(exclude: set[str] | frozenset[str] = frozenset()) -> list[tupl
 
 
 def normalise_sentence(text: str) -> str:
-    """A sentence as the overlap checks compare it: lower-cased, whitespace collapsed."""
-    return " ".join(text.lower().split())
+    """A sentence as the overlap checks compare it: lower-cased, punctuation as spaces, whitespace collapsed.
+
+    So "A man is sitting." and "a man is sitting", or "curly-haired" and "curly haired", are one sentence.
+    """
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
 @lru_cache(maxsize=4)
@@ -423,6 +427,12 @@ def evaluation_sentences() -> frozenset[str]:
     Read once per data folder and process.
     """
     return _evaluation_sentences(str(data_dir()))
+
+
+def corpus_overlap(sentences) -> list[str]:
+    """The sentences of a corpus that are also STS sentences (:func:`evaluation_sentences`), in corpus order."""
+    evaluated = evaluation_sentences()
+    return [s for s in sentences if normalise_sentence(s) in evaluated]
 
 
 def triplet_overlap() -> pd.DataFrame:

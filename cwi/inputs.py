@@ -70,7 +70,7 @@ class WordAttribution(NamedTuple):
         path points x words for IG, distinct coalitions for SHAP.
     word_error
         Integrated Gradients: the kept rule's largest change of a word's vector
-        against a coarser rule, relative to ``||delta||`` (NaN where unchecked).
+        against a coarser rule, relative to the sentence's mean word weight (NaN where unchecked).
     budget_spent
         SHAP: whether the explainer used its whole ``max_evals`` (then some
         groups of words were not expanded and share their credit equally).

@@ -230,14 +230,16 @@ def _embedded(nodes: list[int]):
     return nodes[::2], clenshaw_curtis((len(nodes) - 1) // 2 + 1)[1]
 
 
-def word_error(values: torch.Tensor, coarser: torch.Tensor, delta: torch.Tensor) -> float:
-    """The largest change of a word's vector between two rules, relative to ``||f(x) - f(x')||``.
+def word_error(values: torch.Tensor, coarser: torch.Tensor) -> float:
+    """The largest change of a word's vector between two rules, relative to the sentence's mean word weight.
 
     The sum of the words can converge while single words have not (their errors
-    cancel); this looks at each word.  It estimates the coarser rule's error,
-    so it errs on the safe side.
+    cancel); this looks at each word, on the scale of the normalised weights
+    (a word weight over the sentence's mean), so a word error under 1% moves no
+    normalised weight by more than about 0.01.  It estimates the coarser rule's
+    error, so it errs on the safe side.
     """
-    scale = float(delta.norm()) or 1.0
+    scale = float(values.norm(dim=1).mean()) or 1.0
     return float((values - coarser).norm(dim=1).max()) / scale
 
 
@@ -294,7 +296,7 @@ def word_integrated_gradients(encoder: Encoder, sentences: list[str], points=ADA
         for i in pending:
             values = rule(i, nodes, weights)
             coarser = rule(i, *embedded) if embedded else previous.get(i)
-            words = word_error(values, coarser, deltas[i]) if coarser is not None else float("nan")
+            words = word_error(values, coarser) if coarser is not None else float("nan")
             converged = completeness_error(values, deltas[i]) < target and not words >= target
             if converged or size == points[-1]:
                 evaluations = 2 + len(computed[i]) * len(prepared[i].word_text)

@@ -116,9 +116,10 @@ def dev_rows(profile: config.Profile) -> pd.DataFrame:
 def training_examples(profile: config.Profile, supervised: bool, settings: config.SimCSESettings) -> list:
     """What SimCSE trains on: the profile's corpus up to ``settings.corpus_limit``, or SNLI triplets (supervised).
 
-    No triplet holds a sentence of any STS dataset (:func:`cwi.data.evaluation_sentences`):
-    STS-B's image captions were drawn from SNLI, and an evaluated or attributed
-    sentence is never trained on.
+    No triplet holds a sentence of any STS dataset (:func:`cwi.data.evaluation_sentences`,
+    compared by :func:`cwi.data.normalise_sentence`): STS-B's image captions were
+    drawn from SNLI.  (The Wikipedia corpus is not filtered; the Fine-tuning
+    chapter counts its STS sentences.)
     """
     if supervised:
         return data.snli_triplets(exclude=data.evaluation_sentences())

@@ -230,6 +230,10 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     # The verdict compares only encoders chosen on dev: the information weighting is the dev argmax.
     dev_information = weighting["dev_information"]
     assert weighting["verdict_compares"] == [max(dev_information, key=dev_information.get), "SIF", "uniform"]
+    verdict = weighting["verdict_text"]  # names the dev-chosen encoders, and no test-chosen one
+    assert all(label in verdict for label in weighting["verdict_compares"]) and "wins" not in verdict
+    if weighting["highest_test"] not in weighting["verdict_compares"]:
+        assert not re.search(re.escape(weighting["highest_test"]) + r"(?!,)", verdict)
     assert weighting["static_encoders"] == 6 * len(smoke.weighting.remove_components)
     assert weighting["versus_sif"]["low"] <= weighting["versus_sif"]["delta"] <= weighting["versus_sif"]["high"]
 

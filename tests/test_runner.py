@@ -1,6 +1,5 @@
 """The runner under faults: two runs at once, a run killed mid-write, a failing chapter, bad command lines."""
 
-import ast
 import json
 import os
 import re
@@ -40,14 +39,9 @@ def start(root: Path, cache: Path, log: Path, *arguments: str) -> subprocess.Pop
 
 def glued(notebook: Path) -> dict:
     """The values a chapter glued, by name (what tests/test_book.py checks), read from an executed notebook."""
-    values = {}
-    for cell in json.loads(notebook.read_text())["cells"]:
-        for output in cell.get("outputs", []):
-            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name:
-                text = next(v for k, v in output["data"].items() if k.endswith("text/plain"))
-                values[name] = ast.literal_eval("".join(text))
-    return values
+    from test_book import glued as glued_values
+
+    return glued_values(json.loads(notebook.read_text()))
 
 
 def left_behind(root: Path, cache: Path, pids: list[int]) -> list[Path]:
