@@ -181,7 +181,8 @@ display(Markdown(
     f"raw, {rho['information_gain_shuffled']:+.2f} for the shuffled baseline alone and "
     f"**{rho['information_gain_corrected']:+.2f}** after correction "
     f"({len(frequent):,} words with count ≥ {min_count}). The shuffled baseline, the bias alone, explains "
-    f"R² = {bias_r2:.2f} of the variance of the raw values over these words"
+    f"r² = {bias_r2:.2f} of the variance of the raw values over these words (squared Pearson "
+    f"correlation: the linear part only)"
     + (": most of the raw variation is estimation bias." if bias_r2 > 0.5 else
        ": the raw variation is mostly not the estimation bias.")
 ))
@@ -189,10 +190,11 @@ display(Markdown(
 # %% [markdown]
 # ## A second correction: the frequency-bin baseline
 #
-# A second correction needs no shuffled corpus. As this book reads
-# {cite:t}`oyama2023norm`, who correct word-vector norms for frequency in this
-# way: group words of similar frequency, and take a low percentile of their
-# information gain as what a word of that frequency reaches with nothing to say,
+# A second correction needs no shuffled corpus. In the spirit of
+# {cite:t}`oyama2023norm`, who correct word-vector norms for frequency (the
+# details below are the book's own, not checked against their code): group words
+# of similar frequency, and take a low percentile of their information gain as
+# what a word of that frequency reaches with nothing to say,
 #
 # $$ \mathrm{IG}_\text{binned}(w) = \mathrm{IG}(w) - P_q\{\mathrm{IG}(v) : v \in \operatorname{bin}(w)\}. $$ (eq-ig-binned)
 #
@@ -268,8 +270,9 @@ display(Markdown(
 # times, the top is dominated by specific names and markup whose sentences share
 # vocabulary.
 # The bottom of that ranking is noise: rare words whose corrected value is
-# negative, because the shuffled baseline (an average over `stats.n_shuffles`
-# shuffled corpora) is itself a noisy estimate of their bias.
+# negative: for a rare word both the raw estimate and the shuffled baseline (an
+# average over `stats.n_shuffles` shuffled corpora) are noisy, and their
+# difference falls below 0 as often as chance puts it there.
 # Among frequent words, where both estimates are precise, the ranking is the
 # expected one: function words and punctuation, which appear everywhere, at the
 # bottom.

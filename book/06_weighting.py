@@ -123,7 +123,7 @@ ax.set(xscale="log", xlabel="SIF's a", ylabel="Spearman x100 (STS-B dev)");
 # their quantity only. SIF's average divides by $\sum_w a_w$ where
 # {cite:t}`arora2017simple` divide by the number of words: cosine similarity does
 # not see the difference, but the removed principal component, computed from the
-# sentence vectors, differs slightly.
+# sentence vectors, may differ; the book does not measure by how much.
 
 # %%
 weights = weighting.weight_table(table, sif_a, norms)

@@ -14,7 +14,7 @@ import pytest
 from nbformat.sign import NotebookNotary
 from scipy import stats as scistats
 
-from cwi import analysis, attribution, config, inference, models, pipeline
+from cwi import analysis, attribution, config, data, inference, models, pipeline
 from cwi.__main__ import ChapterFailed, build_html, chapter_sources, run_chapter, toc_entries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,6 +199,9 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert base_search["chosen"] == max(range(len(base_search["stsb_dev"])), key=base_search["stsb_dev"].__getitem__)
     for kind, search in finetuning["search"].items():  # the recipe is the dev argmax of the search shown
         assert search["chosen"] == max(range(len(search["stsb_dev"])), key=search["stsb_dev"].__getitem__), kind
+    # Supervised SimCSE trains on the SNLI triplets that hold no STS sentence: the count dropped is the difference.
+    kept = len(data.snli_triplets(data.evaluation_sentences()))
+    assert finetuning["triplets_dropped"] == len(data.snli_triplets()) - kept > 0
     assert sorted(finetuning["sts_by_seed"]) == ["sup-SimCSE", "unsup-SimCSE"]
     assert all(len(scores) == smoke.finetune.seeds for scores in finetuning["sts_by_seed"].values())
     seed_rows = len(attribution.METHODS) * len(analysis.QUANTITIES) * (smoke.finetune.seeds + 1)
@@ -211,14 +214,23 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert all(m["verdict"] == analysis.verdict(m["low"], m["high"]) for m in primary.values())
     assert correlations["critical"] > 1.9  # never below one interval's own
     calibration = correlations["calibration"]
-    assert 0 <= calibration["false_positive"] <= 1 and 0 <= calibration["power"] <= 1
+    assert 0 <= calibration["false_positive"] <= 1 and isinstance(calibration["calibrated"], bool)
+    assert calibration["power"] and all(0 <= rate <= 1 for rate in calibration["power"].values())
     assert set(correlations["claim_words"].values()) <= set(inference.CLAIM_WORDS)
     table = pipeline.corpus_statistics(smoke)  # cached by the run above
     frequent = table[table["count"] >= smoke.stats.min_count]
     agreement = scistats.spearmanr(frequent["information_gain_corrected"], frequent["information_gain_binned"])
     assert values["03_statistics"]["corrections_spearman"] == pytest.approx(agreement.statistic, abs=1e-9)
+    assert 0 <= values["03_statistics"]["bias_r2"] <= 1
     attributions = values["04_attribution"]
     assert attributions["completeness_median_max"] < attributions["completeness_target"]
+    assert attributions["ig_word_error_median"] < attributions["completeness_target"]  # IG's per-word stop held
+    shap_sentences = sum(smoke.attribution.sentences(m) * len(smoke.attribution.datasets) for m in smoke.attribution.models)
+    assert 0 <= attributions["shap_budget_spent"] <= shap_sentences
+    # Unit-length output changes the weights of the normalising encoders only, and is measured for each of them.
+    normalising = sorted(m for m in smoke.attribution.models if models.MODELS[m].normalized)
+    assert sorted(attributions["normalised_spearman"]) == normalising
+    assert all(-1 <= rho <= 1 for rho in attributions["normalised_spearman"].values())
     assert attributions["captum_difference"] < 1e-4 and attributions["shap_efficiency_max"] < 1e-4
     expected = {m: smoke.attribution.sentences(m) * len(smoke.attribution.datasets) for m in smoke.attribution.models}
     assert attributions["sentences_by_model"] == expected
