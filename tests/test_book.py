@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -316,6 +317,30 @@ DOT_TO_HOVER = r"""(() => {
   return {x: box.x + box.width / 2, y: box.y + box.height / 2, word: dot.dataset.word, dots: dots.length};
 })()"""
 
+# The equations as a reader sees them: typeset by MathJax (its output elements), no TeX source left in the text.
+TYPESET = r"""(() => {
+  const main = document.querySelector("article.bd-article") || document.querySelector("main");
+  const skipped = "pre, code, script, style, mjx-container, .cell_input";
+  const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT,
+    {acceptNode: (n) => n.parentElement.closest(skipped) ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+  const pieces = [];
+  while (walker.nextNode()) pieces.push(walker.currentNode.nodeValue);
+  return {math: main.querySelectorAll(".math").length, typeset: main.querySelectorAll(".math mjx-container").length,
+          tex: [...pieces.join(" ").matchAll(/.{0,30}(\$\$|\\\(|\\\[|\\frac|\\sum|\\mathrm).{0,30}/g)]
+            .map((m) => m[0]).slice(0, 3)};
+})()"""
+
+
+def typeset_math(browser, timeout: float = 20.0) -> dict:
+    """What `TYPESET` sees once MathJax, which runs after the page loads, has typeset every equation (or `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = browser.evaluate(TYPESET)
+        if seen["typeset"] >= seen["math"] or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.1)
+
+
 # Jupyter Book 1's template declares sphinx-thebe's settings twice on every page: not the book's error.
 TEMPLATE_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 
@@ -325,7 +350,8 @@ def test_every_page_reads_well_in_chromium(smoke_book):
 
     No page scrolls sideways and no prose runs past the text column (wide tables
     and charts scroll inside their output); every image loaded; no ``nan``,
-    ``None`` or ``Loading widget`` in the text; no script error; the explorer
+    ``None`` or ``Loading widget`` in the text; every equation typeset by the
+    MathJax that ships with the book; no script error; the explorer
     redraws on every new selection and the scatter names the word under the
     pointer, with no kernel.
     """
@@ -355,6 +381,11 @@ def test_every_page_reads_well_in_chromium(smoke_book):
                 assert seen["inactive"] == 0, f"{where}: an interactive view's script did not run"
                 if page.stem in chapters:
                     assert seen["figures"] > 0, f"{where} shows no figure"
+                # MathJax ships with the book (sphinx-mathjax-offline): equations are typeset with no network.
+                math = typeset_math(browser)
+                assert math["typeset"] == math["math"] and not math["tex"], f"{where}: equations not typeset: {math}"
+                if page.stem == "01_theory":
+                    assert math["math"] > 10  # the derivation is the book's argument
             browser.open((html / "04_attribution.html").as_uri())
             views = [browser.evaluate(f"{EXPLORER_AFTER}(null, 0)")]
             assert views[0]["options"]["sentence"] > 1 and views[0]["options"]["method"] == len(attribution.METHODS)
