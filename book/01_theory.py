@@ -169,7 +169,7 @@ trajectory = []
 model = theory.AdditiveEncoder(synthetic.n_words, th.dim, seed=settings.seed)
 losses = theory.train_info_nce(
     model, sample_synthetic, steps=th.steps, batch_size=th.batch_size, temperature=th.temperature, lr=th.lr,
-    seed=settings.seed, every=max(1, th.steps // 30),
+    seed=settings.seed, every=max(1, th.steps // 30), label="InfoNCE on the synthetic corpus",
     callback=lambda step, m: trajectory.append({"step": step, **{k: f["r2"] for k, f in fits(m).items()}}),
 )
 main_fit = fits(model)
@@ -224,7 +224,8 @@ def sweep_run(batch_size=th.batch_size, temperature=th.temperature, tied=False):
     m = theory.AdditiveEncoder(synthetic.n_words, th.dim, tied=tied, seed=settings.seed)
     lr = th.lr * np.sqrt(temperature / 0.05)
     loss = theory.train_info_nce(m, sample_synthetic, steps=th.sweep_steps, batch_size=batch_size,
-                                 temperature=temperature, lr=lr, seed=settings.seed)
+                                 temperature=temperature, lr=lr, seed=settings.seed,
+                                 label=f"sweep: batch {batch_size}, temperature {temperature:g}{', tied' if tied else ''}")
     return {k: f["r2"] for k, f in fits(m).items()} | {"final loss": np.mean(loss[-20:])}
 
 
@@ -301,7 +302,8 @@ def real_fits(m, label):
 
 def train_real(init):
     return theory.train_on_sentences(encoded, len(vocab), th.real_dim, th.real_steps, th.batch_size,
-                                     th.temperature, th.lr, seed=settings.seed, init=init)
+                                     th.temperature, th.lr, seed=settings.seed, init=init,
+                                     label="InfoNCE on Wikipedia sentences, GloVe start")
 
 
 real_results = pd.DataFrame(real_fits(real_model, "random init, contrastive"))

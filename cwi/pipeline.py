@@ -401,7 +401,8 @@ def contrastive_additive_encoder(profile) -> AdditiveRun:
 
     def train() -> dict:
         model, losses = theory.train_on_sentences(encoded, len(vocab), th.real_dim, th.real_steps, th.batch_size,
-                                                  th.temperature, th.lr, seed=profile.seed)
+                                                  th.temperature, th.lr, seed=profile.seed,
+                                                  label="InfoNCE on Wikipedia sentences, random start")
         return {"u": model.u.weight.detach(), "v": model.v.weight.detach(), "losses": losses}
 
     stored = cache.cached("additive_encoders", key, ".pt", train, lambda value, tmp: torch.save(value, tmp),

@@ -55,17 +55,18 @@ class Progress:
         Show a tqdm bar in the notebook, unless a runner reads the lines (a bar
         papermill saves is a dead widget in the HTML book).
     every
-        Seconds between lines; the last line is written when the loop closes, if it
-        ran at least that long.
+        Seconds between lines (default :data:`EVERY`); the last line is written when
+        the loop closes, if it ran at least that long.
     announce_start
         Also write a line when the loop starts (for the few long loops of a chapter).
     """
 
-    def __init__(self, total: int, what: str, unit: str = "steps", show_bar: bool = True, every: float = EVERY,
+    def __init__(self, total: int, what: str, unit: str = "steps", show_bar: bool = True, every: float | None = None,
                  announce_start: bool = False):
         from tqdm.auto import tqdm
 
-        self.total, self.what, self.unit, self.every = total, what, unit, every
+        self.total, self.what, self.unit = total, what, unit
+        self.every = EVERY if every is None else every
         under_runner = bool(os.environ.get(ENVIRONMENT))
         self.bar = tqdm(total=total, desc=what, unit=f" {unit}", disable=not show_bar or under_runner)
         self.done, self.postfix, self.reported = 0, "", None

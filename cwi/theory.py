@@ -26,6 +26,8 @@ import torch
 from scipy import stats as scistats
 from torch import nn
 
+from .progress import Progress
+
 __all__ = [
     "TopicCorpus",
     "make_topic_corpus",
@@ -213,12 +215,14 @@ def train_info_nce(
     seed: int = 0,
     callback: Callable[[int, AdditiveEncoder], None] | None = None,
     every: int = 100,
+    label: str = "InfoNCE",
 ) -> list[float]:
     """Train `model` with InfoNCE on batches from ``sample(batch_size, rng)``; return the losses.
 
     Adam on all vectors with the learning rate decayed linearly to zero;
     deterministic given `seed` (CPU).  `callback(step, model)`
-    is called every `every` steps and after the last one.
+    is called every `every` steps and after the last one.  `label` names the
+    run in the progress lines of the runner's terminal (:class:`cwi.progress.Progress`).
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -230,16 +234,21 @@ def train_info_nce(
     # Linear decay to zero: the last steps average out the noise of sampled batches.
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / steps)
     losses = []
-    for step in range(1, steps + 1):
-        anchors, positives = (torch.as_tensor(a, dtype=torch.long) for a in sample(batch_size, rng))
-        loss = info_nce_loss(*model(anchors, positives), temperature)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        if callback is not None and (step % every == 0 or step == steps):
-            callback(step, model)
+    # No notebook bar (a chapter's cells stay quiet), but a line to the runner's terminal twice a minute.
+    with Progress(steps, label, "steps", show_bar=False, announce_start=True) as progress:
+        for step in range(1, steps + 1):
+            anchors, positives = (torch.as_tensor(a, dtype=torch.long) for a in sample(batch_size, rng))
+            loss = info_nce_loss(*model(anchors, positives), temperature)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            if callback is not None and (step % every == 0 or step == steps):
+                callback(step, model)
+            if step % 50 == 0:
+                progress.set_postfix(loss=f"{losses[-1]:.3f}")
+            progress.update(1)
     return losses
 
 
@@ -276,7 +285,8 @@ def half_split_pairs(encoded_sentences: Sequence[np.ndarray], min_length: int = 
 
 def train_on_sentences(encoded_sentences: Sequence[np.ndarray], n_words: int, dim: int, steps: int,
                        batch_size: int, temperature: float, lr: float, seed: int = 0,
-                       init: np.ndarray | None = None) -> tuple[AdditiveEncoder, list[float]]:
+                       init: np.ndarray | None = None,
+                       label: str = "InfoNCE on sentences") -> tuple[AdditiveEncoder, list[float]]:
     """An untied additive encoder trained with InfoNCE on half-sentence pairs (:func:`half_split_pairs`).
 
     `init` (n_words, e) starts both tables from given vectors (then ``e``
@@ -285,7 +295,7 @@ def train_on_sentences(encoded_sentences: Sequence[np.ndarray], n_words: int, di
     """
     model = AdditiveEncoder(n_words, init.shape[1] if init is not None else dim, init=init, seed=seed)
     losses = train_info_nce(model, half_split_pairs(encoded_sentences), steps=steps, batch_size=batch_size,
-                            temperature=temperature, lr=lr, seed=seed)
+                            temperature=temperature, lr=lr, seed=seed, label=label)
     return model, losses
 
 

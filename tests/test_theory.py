@@ -75,6 +75,21 @@ def test_training_lowers_the_loss(corpus):
     assert np.mean(losses[-30:]) < np.mean(losses[:30]) - 0.1
 
 
+def test_a_long_training_tells_the_runners_terminal(corpus, tmp_path, monkeypatch):
+    """Under `python -m cwi book` a Theory cell of minutes names its run, then how far it got (not heartbeats only)."""
+    from cwi import progress
+
+    log = tmp_path / "progress.log"
+    monkeypatch.setenv("CWI_PROGRESS_FILE", str(log))
+    monkeypatch.setattr(progress, "EVERY", 0.0)  # a line at every step, as a long run gets one twice a minute
+    model = theory.AdditiveEncoder(corpus.n_words, 8, seed=0)
+    theory.train_info_nce(model, lambda b, rng: corpus.sample_pairs(b, 2, rng), steps=60, batch_size=16,
+                          label="InfoNCE on the toy corpus")
+    lines = log.read_text().splitlines()
+    assert lines[0] == "InfoNCE on the toy corpus: 60 steps to do"
+    assert lines[-1].startswith("InfoNCE on the toy corpus: 60/60 steps (100%), loss ")
+
+
 def test_same_seed_same_vectors(corpus):
     first, _ = train(corpus, seed=7, steps=50)
     again, _ = train(corpus, seed=7, steps=50)
