@@ -173,7 +173,8 @@ losses = theory.train_info_nce(
     callback=lambda step, m: trajectory.append({"step": step, **{k: f["r2"] for k, f in fits(m).items()}}),
 )
 main_fit = fits(model)
-pd.DataFrame(main_fit).T[["slope", "slope_low", "slope_high", "intercept", "intercept_low", "intercept_high", "r2", "n"]]
+pd.DataFrame(main_fit).T[["slope", "slope_low", "slope_high", "intercept", "intercept_low", "intercept_high", "r2", "n"]].rename(
+    columns=lambda column: column.replace("_", " ")).style.format(precision=3).format({"n": "{:,.0f}"})
 
 # %% tags=["remove-input"]
 g = main_fit["metric G"]

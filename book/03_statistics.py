@@ -127,7 +127,7 @@ ax_zipf.set(xlabel="rank", ylabel="count");
 # %%
 frequent = table[table["count"] >= min_count].copy()
 frequent["log_count"] = np.log(frequent["count"])
-frequent.head(10)
+downloads.wide(frequent.head(10).style.format(precision=3).format({"p": "{:.2e}"}))
 
 # %% [markdown]
 # ## Distributions
@@ -360,7 +360,7 @@ display(Markdown(
 
 # %%
 print(f"{len(table):,} words x {table.shape[1]} columns, cached as {table.attrs['cache_path']}")
-display(table.describe().T.style.format(precision=3))
+display(downloads.wide(table.describe().T.style.format(precision=3)))
 downloads.csv_download(table.nlargest(10_000, "count").rename_axis("word"), "word_statistics_top10k.csv",
                        "the statistics of the 10,000 most frequent words")
 

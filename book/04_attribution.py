@@ -235,14 +235,16 @@ summary = per_sentence.groupby(["model", "method"]).agg(
     evaluations=("evaluations", "mean"), truncated=("truncated", "sum"))
 # A spent budget is SHAP's alone; IG's rows show "-" there, as SHAP's do for the word error.
 summary["budget_spent"] = summary["budget_spent"].astype(float).where(summary.index.get_level_values("method") == "shap")
-display(summary.style.format({"median_error": "{:.2e}", "max_error": "{:.2e}", "max_word_error": "{:.2e}",
-                              "words": "{:,}", "evaluations": "{:,.0f}", "budget_spent": "{:,.0f}"}, na_rep="-"))
+# Column names with spaces, so that the table wraps its header to the text column.
+display(summary.rename(columns=lambda column: column.replace("_", " ")).style.format(
+    {"median error": "{:.2e}", "max error": "{:.2e}", "max word error": "{:.2e}", "words": "{:,}",
+     "evaluations": "{:,.0f}", "budget spent": "{:,.0f}"}, na_rep="-"))
 downloads.csv_download(per_sentence, "attribution_per_sentence.csv", "the checks of every attributed sentence")
 
 # %% [markdown]
 # `evaluations` is the mean number of sequences the model ran per sentence: path
-# points x words for IG, distinct coalitions for SHAP. `max_word_error` is IG's
-# largest word error, `budget_spent` the sentences whose SHAP explainer used its
+# points x words for IG, distinct coalitions for SHAP. "max word error" is IG's
+# largest word error, "budget spent" the sentences whose SHAP explainer used its
 # whole `attribution.shap_max_evals` (none when it is unset: every group is
 # expanded). The path points each sentence kept, by model (share of its sentences):
 
@@ -478,8 +480,8 @@ first = weights.iloc[0]
 display(Markdown(f"The rows of the first sentence: {first['model']}, {first['dataset']}, {first['method'].upper()}, "
                  f"sentence {first['sentence_id']}, *{first['sentence']}* (the columns {', '.join(key)} are left "
                  "out here to keep the table narrow):"))
-weights[(weights[key] == first[key]).all(axis=1)].drop(columns=key).style.hide(axis="index").format(
-    precision=3).format({"completeness_error": "{:.1e}"})
+downloads.wide(weights[(weights[key] == first[key]).all(axis=1)].drop(columns=key).style.hide(axis="index").format(
+    precision=3).format({"completeness_error": "{:.1e}"}))
 
 
 # %% [markdown]

@@ -141,9 +141,9 @@ display(Markdown(f"{len(results.table):,} settings fitted in {fit_seconds:.1f} s
                  f"{settings.analysis.n_bootstrap:,} shared bootstrap replicates; the table (all "
                  f"{results.table.shape[1]} columns) is at `{results.table.attrs['cache_path']}`."))
 # The first rows, in the columns a reader compares; the file holds the intervals of both slopes, r, counts.
-display(results.table[["pair", "dataset", "method", "quantity", "control", "delta", "delta_low", "delta_high",
-                       "delta_r", "beta_pre", "beta_fine", "n_words", "verdict"]]
-        .head().style.hide(axis="index").format(precision=3, na_rep="-"))  # no r with covariates
+display(downloads.wide(results.table[["pair", "dataset", "method", "quantity", "control", "delta", "delta_low",
+                                      "delta_high", "delta_r", "beta_pre", "beta_fine", "n_words", "verdict"]]
+                       .head().style.hide(axis="index").format(precision=3, na_rep="-")))  # no r with covariates
 downloads.csv_download(results.table, "correlation_results.csv", f"all {len(results.table):,} regressions")
 
 # %% tags=["remove-input"]
@@ -200,7 +200,7 @@ critical = float(primary["critical"].iloc[0]) if len(primary) else float("nan")
 by_seed = inference.seed_contrasts(results, claims, settings.analysis.level)
 by_seed = by_seed.assign(statistic="delta beta",
                          **{"seeds above 0": [f"{a} of {k}" for a, k in zip(by_seed["seeds_above"], by_seed["seeds"])],
-                            "t interval across seeds": [f"[{lo:+.3f}, {hi:+.3f}]"
+                            "t interval across seeds": [f"[{lo:+.3f},{analysis.NO_BREAK}{hi:+.3f}]"
                                                         for lo, hi in zip(by_seed["t_low"], by_seed["t_high"])]})
 primary_view = pd.DataFrame({
     "pair": primary["pair"], "claim": primary["claim"], "statistic": primary["statistic"].map(inference.STATISTICS),
@@ -450,20 +450,25 @@ by_method.style.format("{:+.3f}")
 # dev search chose the recipe and the step from, so its model is the selected
 # one, and the later seeds are draws. Each seed is attributed on the same
 # sentences and gets its own Δβ against the base (all datasets pooled, no
-# covariates), on the same bootstrap draws: the *mean* row is the seeds' mean
-# with its percentile interval over sentences (the seeds held fixed) and the t
-# interval across seeds (the seeds as draws of the recipe).
+# covariates), on the same bootstrap draws: each seed's column shows its
+# estimate (its own interval is in the download), the *mean* column the seeds'
+# mean with its percentile interval over sentences (the seeds held fixed), and
+# beside it the t interval across seeds (the seeds as draws of the recipe).
 
 # %%
 seed_names = {name: f"seed {seed}" for model in replicates
               for seed, name in pipeline.seed_model_names(model, settings).items()} | {"mean": "mean"}
 seed_view = seeds.assign(quantity=seeds["quantity"].map(analysis.QUANTITIES), method=seeds["method"].str.upper(),
                          seed=seeds["seed"].map(seed_names),
-                         Δβ=analysis.interval_text(seeds["delta"], seeds["delta_low"], seeds["delta_high"]))
+                         # each seed's estimate (its interval is in the download), the mean with its interval
+                         Δβ=np.where(seeds["seed"] == "mean",
+                                     analysis.interval_text(seeds["delta"], seeds["delta_low"], seeds["delta_high"]),
+                                     [f"{delta:+.3f}" for delta in seeds["delta"]]))
 seed_wide = seed_view.pivot_table(index=["pair", "method", "quantity"], columns="seed", values="Δβ", aggfunc="first",
                                   sort=False)
 means = seed_view[seed_view["seed"] == "mean"].set_index(["pair", "method", "quantity"])
-seed_wide["t interval across seeds"] = [f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in zip(means["t_low"], means["t_high"])]
+seed_wide["t interval across seeds"] = [f"[{lo:+.3f},{analysis.NO_BREAK}{hi:+.3f}]"
+                                        for lo, hi in zip(means["t_low"], means["t_high"])]
 seed_wide["seeds above 0"] = [f"{int(a)} of {int(k)}" for a, k in zip(means["seeds_above"], means["seeds"])]
 display(seed_wide)
 downloads.csv_download(seeds, "delta_beta_by_seed.csv", "Δβ per seed")

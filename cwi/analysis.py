@@ -38,7 +38,7 @@ from scipy import stats as scistats
 __all__ = [
     "ANALYSIS_VERSION", "QUANTITIES", "COVARIATES", "CONTROLS", "VERDICTS", "attach_statistics", "missing_statistics",
     "quantity_scales", "SentenceBootstrap", "Fit", "fit_models", "refit_many", "verdict", "present_pairs", "PairFits",
-    "pair_table", "t_interval", "seed_table", "interval_text", "headline", "within_sentence_spearman",
+    "pair_table", "t_interval", "seed_table", "NO_BREAK", "interval_text", "headline", "within_sentence_spearman",
 ]
 
 # Bump when what the regressions compute changes (it is part of the results' cache key).
@@ -572,28 +572,37 @@ def seed_table(results: PairFits, level: float = 0.95, dataset: str = "all", con
     return table
 
 
+# A no-break space: a table cell may wrap between words, never inside an interval (the CSV has plain spaces).
+NO_BREAK = "\u00a0"
+
+
 def interval_text(value, low, high, digits: int = 3) -> list[str]:
-    """``+0.123 [+0.045, +0.201]`` per row (``-`` where the value is missing)."""
-    return [f"{v:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]" if np.isfinite(v) else "-"
+    """``+0.123 [+0.045, +0.201]`` per row (``-`` where the value is missing).
+
+    In a narrow table cell the estimate may sit above its interval; the interval
+    itself never breaks (:data:`NO_BREAK`).
+    """
+    return [f"{v:+.{digits}f} [{lo:+.{digits}f},{NO_BREAK}{hi:+.{digits}f}]" if np.isfinite(v) else "-"
             for v, lo, hi in zip(value, low, high)]
 
 
 def headline(results: pd.DataFrame, dataset: str = "all", control: str = "none", level: float = 0.95) -> pd.DataFrame:
     """The paper-style table: one row per pair, method and quantity, for one dataset selection and control.
 
-    The comparison comes first (delta beta with its interval, delta r, the
-    verdict), then both slopes.  `level` is the coverage the intervals of
-    `results` were computed at (it names the columns).
+    The comparison comes first (delta beta with its interval and the verdict
+    read from it, then delta r), then both slopes (their intervals are in
+    `results`).  `level` is the coverage the intervals of `results` were
+    computed at (it names the columns).
     """
     chosen = results[(results["dataset"] == dataset) & (results["control"] == control)]
     return pd.DataFrame({
         "pair": chosen["pair"], "method": chosen["method"].str.upper(), "quantity": chosen["quantity"].map(QUANTITIES),
         f"delta beta [{level:.0%}]": interval_text(chosen["delta"], chosen["delta_low"], chosen["delta_high"]),
-        f"delta r [{level:.0%}]": interval_text(chosen["delta_r"], chosen["delta_r_low"], chosen["delta_r_high"]),
         "verdict": chosen["verdict"].map(VERDICTS),
-        "beta pre-trained": interval_text(chosen["beta_pre"], chosen["pre_low"], chosen["pre_high"]),
-        "beta fine-tuned": interval_text(chosen["beta_fine"], chosen["fine_low"], chosen["fine_high"]),
-        "seeds": chosen["seeds"], "words": chosen["n_words"],
+        f"delta r [{level:.0%}]": interval_text(chosen["delta_r"], chosen["delta_r_low"], chosen["delta_r_high"]),
+        "beta pre-trained": [f"{beta:+.3f}" if np.isfinite(beta) else "-" for beta in chosen["beta_pre"]],
+        "beta fine-tuned": [f"{beta:+.3f}" if np.isfinite(beta) else "-" for beta in chosen["beta_fine"]],
+        "words": chosen["n_words"],  # (the seeds averaged are the pairs table's: `results` holds them too)
     }).reset_index(drop=True)
 
 

@@ -1,9 +1,11 @@
-"""Results to take away: a chapter's table as a CSV download link beside it.
+"""Tables to read and take away: a chapter's table as a CSV download link beside it.
 
 The CSV travels inside the link (a ``data:`` URI), so the link works the same in
 the rendered HTML book, opened from ``_build/html`` without a server, and in
 JupyterLab, with no file to copy or keep in sync.  Tables above
 :data:`MAX_BYTES` are not embedded: the link's place says so instead.
+:func:`wide` marks a raw preview of an artefact, the one kind of table that may
+be wider than the text column.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import html
 
 import pandas as pd
 
-__all__ = ["MAX_BYTES", "csv_download"]
+__all__ = ["MAX_BYTES", "csv_download", "wide"]
 
 MAX_BYTES = 2 * 2**20  # a page should stay light to load
 
@@ -28,7 +30,8 @@ def csv_download(table, filename: str, label: str | None = None):
 
     frame = table.data if hasattr(table, "data") and isinstance(table.data, pd.DataFrame) else table
     plain = isinstance(frame.index, pd.RangeIndex) and frame.index.name is None
-    text = frame.to_csv(index=not plain)
+    # Tables keep an interval on one line with no-break spaces; a CSV reader wants plain ones.
+    text = frame.to_csv(index=not plain).replace("\u00a0", " ")
     size = len(text.encode())
     what = html.escape(label or filename)
     if size > MAX_BYTES:
@@ -38,3 +41,14 @@ def csv_download(table, filename: str, label: str | None = None):
     return HTML(f'<p><a class="cwi-download" download="{html.escape(filename)}" '
                 f'href="data:text/csv;charset=utf-8;base64,{encoded}">Download {what} '
                 f"(CSV, {len(frame):,} rows)</a></p>")
+
+
+def wide(table):
+    """`table` (a DataFrame or a pandas Styler) shown as a raw data preview: one line per row, scrolling sideways.
+
+    Every other table of the book fits the text column at a laptop's and a
+    narrow width (checked in the browser: ``tests/test_book.py``); a preview of
+    an artefact's columns is exempt, marked with the class ``cwi-wide``.
+    """
+    styler = table if hasattr(table, "set_table_attributes") else table.style
+    return styler.set_table_attributes('class="cwi-wide"')

@@ -203,9 +203,11 @@ def test_pair_table_has_every_setting_and_reports_exclusions():
     assert table.query("control == 'covariates'")["delta_r"].isna().all()  # r is not defined with covariates
     headline = analysis.headline(table)
     assert len(headline) == 2 * len(analysis.QUANTITIES) and headline["delta beta [95%]"].str.contains(r"\[").any()
-    assert list(headline.columns[:5]) == ["pair", "method", "quantity", "delta beta [95%]", "delta r [95%]"]
+    # The comparison first, as a reader at page width sees it: delta beta, its verdict, delta r.
+    assert list(headline.columns[:6]) == ["pair", "method", "quantity", "delta beta [95%]", "verdict", "delta r [95%]"]
     assert "delta beta [90%]" in analysis.headline(table, level=0.9).columns
     assert set(headline["verdict"]) <= set(analysis.VERDICTS.values())
+    assert not headline.astype(str).apply(lambda column: column.str.contains("nan")).any().any()
 
 
 def test_the_fine_tuned_side_of_a_pair_is_the_mean_of_its_seeds():

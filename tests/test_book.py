@@ -317,6 +317,18 @@ DOT_TO_HOVER = r"""(() => {
   return {x: box.x + box.width / 2, y: box.y + box.height / 2, word: dot.dataset.word, dots: dots.length};
 })()"""
 
+# Every table's columns against the text column's right edge: a table fits, unless it is a marked raw preview.
+TABLE_COLUMNS = r"""(() => {
+  const main = document.querySelector("article.bd-article") || document.querySelector("main");
+  const right = main.getBoundingClientRect().right + 2;
+  return [...main.querySelectorAll(".cell_output table")].map((table) => ({
+    wide: table.classList.contains("cwi-wide"),
+    past: [...table.querySelectorAll("th, td")].filter((cell) => cell.getBoundingClientRect().right > right)
+      .map((cell) => cell.textContent.trim().slice(0, 30)).slice(0, 3),
+    header: [...table.querySelectorAll("thead th")].map((cell) => cell.textContent.trim()).join(" | ").slice(0, 200),
+  }));
+})()"""
+
 # The equations as a reader sees them: typeset by MathJax (its output elements), no TeX source left in the text.
 TYPESET = r"""(() => {
   const main = document.querySelector("article.bd-article") || document.querySelector("main");
@@ -348,8 +360,9 @@ TEMPLATE_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 def test_every_page_reads_well_in_chromium(smoke_book):
     """The built HTML in headless Chromium, offline, as a reader meets it, at a laptop's and a narrow width.
 
-    No page scrolls sideways and no prose runs past the text column (wide tables
-    and charts scroll inside their output); every image loaded; no ``nan``,
+    No page scrolls sideways and no prose runs past the text column; every table
+    fits it too, its comparison columns in view, except a raw preview marked
+    ``cwi-wide`` (:func:`cwi.downloads.wide`), which scrolls inside its output; every image loaded; no ``nan``,
     ``None`` or ``Loading widget`` in the text; every equation typeset by the
     MathJax that ships with the book; no script error; the explorer
     redraws on every new selection and the scatter names the word under the
@@ -381,6 +394,14 @@ def test_every_page_reads_well_in_chromium(smoke_book):
                 assert seen["inactive"] == 0, f"{where}: an interactive view's script did not run"
                 if page.stem in chapters:
                     assert seen["figures"] > 0, f"{where} shows no figure"
+                # The answer in view: every table a reader reads fits the text column (a raw preview scrolls).
+                tables = browser.evaluate(TABLE_COLUMNS)
+                cut = [table for table in tables if table["past"] and not table["wide"]]
+                assert not cut, f"{where}: a table runs past the text column: {cut[0]}"
+                if page.stem == "05_correlations":  # the claims' table and the per-setting table, comparison first
+                    answers = [t["header"] for t in tables if "verdict" in t["header"] and not t["wide"]]
+                    assert any(h.startswith("pair | claim | statistic | estimate") for h in answers), answers
+                    assert any(h.startswith("pair | method | quantity | delta beta") for h in answers), answers
                 # MathJax ships with the book (sphinx-mathjax-offline): equations are typeset with no network.
                 math = typeset_math(browser)
                 assert math["typeset"] == math["math"] and not math["tex"], f"{where}: equations not typeset: {math}"
