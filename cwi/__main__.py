@@ -90,7 +90,9 @@ class TerminalProgress:
     """While a chapter runs: print the lines its kernel writes to ``CWI_PROGRESS_FILE`` (:mod:`cwi.progress`).
 
     A line is printed at least every `heartbeat` seconds: a cell without progress
-    reports of its own gets "still running" with the time so far.
+    reports of its own gets "still running" with the time so far.  When the
+    chapter ends, the longest wait between lines that were not heartbeats is
+    printed, if a heartbeat was needed (a loop that deserves a progress line).
     """
 
     def __init__(self, chapter: str, heartbeat: float | None = None, poll: float = 1.0, folder: Path | None = None):
@@ -105,25 +107,38 @@ class TerminalProgress:
 
     def __enter__(self):
         os.environ[PROGRESS_ENVIRONMENT] = self.path  # the kernel papermill starts inherits it
-        self.start = time.perf_counter()
+        self.start = self.heard = time.perf_counter()
+        self.longest_silence, self.heartbeats = 0.0, 0
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop.set()
         self.thread.join()
+        self._heard()
+        if self.heartbeats:
+            self._say(f"longest wait with no progress line: {duration(self.longest_silence)}", heartbeat=True)
         if self.previous is None:
             os.environ.pop(PROGRESS_ENVIRONMENT, None)
         else:
             os.environ[PROGRESS_ENVIRONMENT] = self.previous
         os.unlink(self.path)
 
-    def _say(self, text: str) -> None:
+    def _heard(self) -> None:
+        """A line that was not a heartbeat: the silence before it is measured."""
+        now = time.perf_counter()
+        self.longest_silence, self.heard = max(self.longest_silence, now - self.heard), now
+
+    def _say(self, text: str, heartbeat: bool = False) -> None:
         from tqdm import tqdm
 
         tqdm.write(f"  {self.chapter} | {text}")  # above papermill's cell bar, which it redraws
         sys.stdout.flush()
         self.last = time.perf_counter()
+        if heartbeat:
+            self.heartbeats += 1
+        else:
+            self._heard()
 
     def _follow(self) -> None:
         self.last = time.perf_counter()
@@ -135,7 +150,7 @@ class TerminalProgress:
                 if stopping:
                     return
                 if time.perf_counter() - self.last >= self.heartbeat:
-                    self._say(f"still running, {duration(time.perf_counter() - self.start)} so far")
+                    self._say(f"still running, {duration(time.perf_counter() - self.start)} so far", heartbeat=True)
 
 
 def finish_executed_notebook(notebook: Path, shown_as: Path | None = None) -> None:

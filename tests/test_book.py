@@ -486,6 +486,9 @@ def test_the_terminal_hears_from_a_running_chapter(tmp_path, monkeypatch, capsys
     printed = capsys.readouterr().out
     assert "98_slow | counting: 3/3 steps (100%)" in printed  # the kernel's lines reach the terminal
     assert "98_slow | still running" in printed  # and a heartbeat while a cell reports nothing
+    # At the end, the longest silence but for heartbeats: the 2.5 s sleep (a second or so of kernel start-up around it).
+    silence = re.search(r"98_slow \| longest wait with no progress line: (\d+) s", printed)
+    assert silence and 2 <= int(silence.group(1)) <= 30, printed
     cells = json.loads(notebook.read_text())["cells"]
     hidden = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
     assert hidden and all("remove-cell" in c["metadata"]["tags"] for c in hidden)
