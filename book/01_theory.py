@@ -280,6 +280,8 @@ length = float(np.median([len(ids) for ids in encoded]))
 shift = ((word_table["self_information"] - np.log(length) - word_table["information_gain_corrected"]) / length
          + (length - 1) / length * np.log((length - 1) / length))
 gain = word_table["information_gain_corrected"]
+
+# %% tags=["remove-input"]
 glue("self_term", {"median": float(shift.median()), "spread": float(shift.std()), "gain_spread": float(gain.std())},
      display=False)
 display(Markdown(
@@ -290,6 +292,8 @@ display(Markdown(
     f"weights to self-information moves the word ranking by "
     f"{shift.std() / gain.std():.0%} of the information gain's own spread."
 ))
+
+# %%
 quantities = {
     "information gain": word_table["information_gain"].to_numpy(),
     "information gain, corrected": word_table["information_gain_corrected"].to_numpy(),
@@ -309,7 +313,9 @@ def train_real(init):
 
 real_results = pd.DataFrame(real_fits(real_model, "random init, contrastive"))
 real_table = real_results.pivot_table(index="quantity", columns="norm", values="r2")
-display(real_table.style.format("{:.3f}"))
+real_table.style.format("{:.3f}")
+
+# %% tags=["remove-input"]
 downloads.csv_download(real_table, "theory_wikipedia_r2.csv", "these R²")
 
 # %% tags=["remove-input"]

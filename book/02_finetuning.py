@@ -100,8 +100,6 @@ start = time.perf_counter()
 base_search = runs.mlm_search(settings)
 mlm_record = train.history(runs.mlm_checkpoint(settings))
 mlm_seconds = time.perf_counter() - start
-glue("mlm_search", {"stsb_dev": [float(v) for v in base_search["stsb_dev"]],
-                    "chosen": int(base_search.index[base_search["chosen"]][0])}, display=False)
 # word_vectors None is a random start: say so in the table and the text.
 searched = [field for field, _ in finetune.mlm_search]
 base_search[searched] = base_search[searched].map(lambda value: "none (random)" if value in (None, "None") else value)
@@ -109,6 +107,8 @@ base_search.drop(columns="checkpoint").rename(
     columns={"stsb_dev": "STS-B dev"}).style.format({"STS-B dev": "{:.2f}"}).hide(axis="index")
 
 # %% tags=["remove-input"]
+glue("mlm_search", {"stsb_dev": [float(v) for v in base_search["stsb_dev"]],
+                    "chosen": int(base_search.index[base_search["chosen"]][0])}, display=False)
 if searched:
     best = base_search[base_search["chosen"]].iloc[0]
     display(Markdown(
@@ -145,11 +145,11 @@ display(Markdown(
 overlap = data.triplet_overlap()
 corpus = data.load_corpus(settings.corpus, finetune.mlm.corpus_limit)
 in_corpus = data.corpus_overlap(corpus)
-glue("triplets_dropped", int(overlap.loc["any", "triplets"]), display=False)
-glue("corpus_sts_sentences", len(in_corpus), display=False)
 overlap.rename(columns={"triplets": "triplets sharing a sentence", "of": "SNLI triplets"}).T
 
 # %% tags=["remove-input"]
+glue("triplets_dropped", int(overlap.loc["any", "triplets"]), display=False)
+glue("corpus_sts_sentences", len(in_corpus), display=False)
 shared = overlap.drop(index="any")["triplets"]
 display(Markdown(
     f"Of {int(overlap.loc['any', 'of']):,} SNLI triplets, **{int(overlap.loc['any', 'triplets']):,}** share a "
@@ -287,7 +287,9 @@ scores = pipeline.sts_scores(settings)  # cached: later chapters read these scor
 table = scores.pivot(index="model", columns="dataset", values="spearman").loc[list(finetune.models)]
 table = table[list(finetune.sts_datasets)]
 table["avg."] = table.mean(axis=1)
-display(table.style.format("{:.2f}"))
+table.style.format("{:.2f}")
+
+# %% tags=["remove-input"]
 downloads.csv_download(table, "sts_test_spearman.csv", "the STS scores")
 
 # %% tags=["hide-input"]
@@ -321,11 +323,13 @@ for kind, model in (("unsup-SimCSE", "book-unsup-simcse"), ("sup-SimCSE", "book-
                           "gain avg.": by_seed.loc[name].mean() - by_seed.loc["book-mlm"].mean()})
 seed_table = pd.DataFrame(seed_rows)
 summary = seed_table.groupby("model", sort=False)[["STS-B", "avg.", "gain STS-B", "gain avg."]].agg(["mean", "std"])
-glue("sts_by_seed", {kind: [float(v) for v in group["STS-B"]] for kind, group in seed_table.groupby("model")},
-     display=False)
 display(seed_table.style.format(precision=2).hide(axis="index"))
 display(summary.style.format(precision=2).set_caption("Across seeds: mean and standard deviation"))
-display(downloads.csv_download(seed_table, "sts_by_seed.csv", "the scores per seed"))
+
+# %% tags=["remove-input"]
+glue("sts_by_seed", {kind: [float(v) for v in group["STS-B"]] for kind, group in seed_table.groupby("model")},
+     display=False)
+downloads.csv_download(seed_table, "sts_by_seed.csv", "the scores per seed")
 
 # %% tags=["remove-input"]
 base_stsb = by_seed.loc["book-mlm", "stsb"]

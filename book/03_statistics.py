@@ -213,10 +213,10 @@ bins_table = stats.bin_summary(table)
 display(bins_table.sort_values("token share", ascending=False).head(8).style.format(
     {"token share": "{:.1%}", "baseline (nats)": "{:.3f}", "lowest count": "{:,}", "highest count": "{:,}"})
     .set_caption("The bins holding the most running tokens"))
-downloads.csv_download(bins_table, "frequency_bins.csv", "every frequency bin")
-glue("top_bin_token_share", float(bins_table["token share"].max()), display=False)
 
 # %% tags=["remove-input"]
+display(downloads.csv_download(bins_table, "frequency_bins.csv", "every frequency bin"))
+glue("top_bin_token_share", float(bins_table["token share"].max()), display=False)
 display(Markdown(
     f"{len(bins_table)} bins; the one holding the most running tokens holds "
     f"{bins_table['token share'].max():.1%} of them, in "
@@ -228,12 +228,14 @@ display(Markdown(
 corrections = ["information_gain_corrected", "information_gain_binned"]
 agreement = scistats.spearmanr(frequent[corrections[0]], frequent[corrections[1]]).statistic
 rho_binned = scistats.spearmanr(frequent["log_count"], frequent["information_gain_binned"]).statistic
-glue("corrections_spearman", float(agreement), display=False)
 pd.DataFrame({
     "Spearman ρ with log count": [rho[c] for c in ["information_gain"] + corrections[:1]] + [rho_binned],
     "share below 0": [(frequent[c] < 0).mean() for c in ["information_gain"] + corrections],
 }, index=["raw", "shuffle-corrected", "bin-corrected"]).style.format("{:+.2f}", subset=["Spearman ρ with log count"]) \
     .format("{:.1%}", subset=["share below 0"])
+
+# %% tags=["remove-input"]
+glue("corrections_spearman", float(agreement), display=False)
 
 # %% tags=["hide-input"]
 fig, (ax_scatter, ax_trend) = plotting.figure(
@@ -360,7 +362,9 @@ display(Markdown(
 
 # %%
 print(f"{len(table):,} words x {table.shape[1]} columns, cached as {table.attrs['cache_path']}")
-display(downloads.wide(table.describe().T.style.format(precision=3)))
+downloads.wide(table.describe().T.style.format(precision=3))
+
+# %% tags=["remove-input"]
 downloads.csv_download(table.nlargest(10_000, "count").rename_axis("word"), "word_statistics_top10k.csv",
                        "the statistics of the 10,000 most frequent words")
 

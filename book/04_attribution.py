@@ -239,6 +239,8 @@ summary["budget_spent"] = summary["budget_spent"].astype(float).where(summary.in
 display(summary.rename(columns=lambda column: column.replace("_", " ")).style.format(
     {"median error": "{:.2e}", "max error": "{:.2e}", "max word error": "{:.2e}", "words": "{:,}",
      "evaluations": "{:,.0f}", "budget spent": "{:,.0f}"}, na_rep="-"))
+
+# %% tags=["remove-input"]
 downloads.csv_download(per_sentence, "attribution_per_sentence.csv", "the checks of every attributed sentence")
 
 # %% [markdown]
@@ -393,11 +395,11 @@ for name in normalising:
                             "10th percentile": rho.quantile(0.1), "lowest": rho.min()})
 normalised_effect = pd.DataFrame(normalised_rows,
                                  columns=["model", "sentences", "median Spearman", "10th percentile", "lowest"])
-glue("normalised_spearman", dict(zip(normalised_effect["model"], normalised_effect["median Spearman"].astype(float))),
-     display=False)
 normalised_effect.style.format(precision=3).hide(axis="index")
 
 # %% tags=["remove-input"]
+glue("normalised_spearman", dict(zip(normalised_effect["model"], normalised_effect["median Spearman"].astype(float))),
+     display=False)
 display(Markdown(
     "No model of this profile ends with a normalisation." if not len(normalised_effect) else
     "Attributing the normalised vector instead keeps the within-sentence ranking of words at a median Spearman of "

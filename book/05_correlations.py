@@ -137,16 +137,16 @@ display(Markdown(
 start = time.perf_counter()
 results = pipeline.correlation_results(settings, frame, pairs, replicates)
 fit_seconds = time.perf_counter() - start
+# The first rows, in the columns a reader compares; the file holds the intervals of both slopes, r, counts.
+downloads.wide(results.table[["pair", "dataset", "method", "quantity", "control", "delta", "delta_low", "delta_high",
+                              "delta_r", "beta_pre", "beta_fine", "n_words", "verdict"]]
+               .head().style.hide(axis="index").format(precision=3, na_rep="-"))  # no r with covariates
+
+# %% tags=["remove-input"]
+display(downloads.csv_download(results.table, "correlation_results.csv", f"all {len(results.table):,} regressions"))
 display(Markdown(f"{len(results.table):,} settings fitted in {fit_seconds:.1f} s on "
                  f"{settings.analysis.n_bootstrap:,} shared bootstrap replicates; the table (all "
                  f"{results.table.shape[1]} columns) is at `{results.table.attrs['cache_path']}`."))
-# The first rows, in the columns a reader compares; the file holds the intervals of both slopes, r, counts.
-display(downloads.wide(results.table[["pair", "dataset", "method", "quantity", "control", "delta", "delta_low",
-                                      "delta_high", "delta_r", "beta_pre", "beta_fine", "n_words", "verdict"]]
-                       .head().style.hide(axis="index").format(precision=3, na_rep="-")))  # no r with covariates
-downloads.csv_download(results.table, "correlation_results.csv", f"all {len(results.table):,} regressions")
-
-# %% tags=["remove-input"]
 paired = results.table[results.table["pretrained"].notna() & (results.table["verdict"] != "not fitted")]
 chance = (1 - settings.analysis.level) / 2 * len(paired)
 display(Markdown(
@@ -209,14 +209,14 @@ primary_view = pd.DataFrame({
 }).join(primary[["pair", "claim", "statistic"]].merge(
     by_seed[["pair", "claim", "statistic", "seeds above 0", "t interval across seeds"]],
     on=["pair", "claim", "statistic"], how="left").drop(columns=["pair", "claim", "statistic"]).fillna("-"))
+primary_view.style.hide(axis="index")
+
+# %% tags=["remove-input"]
+display(downloads.csv_download(primary, "primary_family.csv", "the primary family"))
 glue("primary", {f"{r.pair}/{r.claim}/{r.statistic}": {"estimate": float(r.estimate), "low": float(r.low),
                                                         "high": float(r.high), "verdict": r.verdict}
                  for r in primary.itertuples()}, display=False)
 glue("critical", critical, display=False)
-display(primary_view.style.hide(axis="index"))
-downloads.csv_download(primary, "primary_family.csv", "the primary family")
-
-# %% tags=["remove-input"]
 one = scistats.norm.ppf(1 - (1 - settings.analysis.level) / 2)
 bonferroni = scistats.norm.ppf(1 - (1 - settings.analysis.level) / 2 / max(len(primary), 1))
 n_seeds = settings.finetune.seeds
@@ -326,12 +326,12 @@ display(Markdown(" ".join(lines)))
 
 # %%
 headline = analysis.headline(results.table, level=settings.analysis.level)
-glue("headline_rows", len(headline), display=False)  # read by the tests, as every glued value
-glue("headline_pairs", sorted(set(headline["pair"])), display=False)
-display(headline.style.hide(axis="index"))
-downloads.csv_download(headline, "headline.csv", "the per-setting table")
+headline.style.hide(axis="index")
 
 # %% tags=["remove-input"]
+display(downloads.csv_download(headline, "headline.csv", "the per-setting table"))
+glue("headline_rows", len(headline), display=False)  # read by the tests, as every glued value
+glue("headline_pairs", sorted(set(headline["pair"])), display=False)
 uncovered = paired[paired["control"] == "none"]
 widths = (uncovered["delta_high"] - uncovered["delta_low"]).groupby(uncovered["dataset"] == "all").median()
 glue("delta_width_per_dataset", float(widths.get(False, np.nan)), display=False)
@@ -470,10 +470,10 @@ means = seed_view[seed_view["seed"] == "mean"].set_index(["pair", "method", "qua
 seed_wide["t interval across seeds"] = [f"[{lo:+.3f},{analysis.NO_BREAK}{hi:+.3f}]"
                                         for lo, hi in zip(means["t_low"], means["t_high"])]
 seed_wide["seeds above 0"] = [f"{int(a)} of {int(k)}" for a, k in zip(means["seeds_above"], means["seeds"])]
-display(seed_wide)
-downloads.csv_download(seeds, "delta_beta_by_seed.csv", "Δβ per seed")
+seed_wide
 
 # %% tags=["remove-input"]
+display(downloads.csv_download(seeds, "delta_beta_by_seed.csv", "Δβ per seed"))
 single = seeds[seeds["seed"] != "mean"]
 flips = single.groupby(["pair", "method", "quantity"])["delta"].agg(lambda d: bool((d > 0).any() and (d < 0).any()))
 glue("seed_deltas", {f"{r.pair}/{r.method}/{r.quantity}/{r.seed}": float(r.delta) for r in seeds.itertuples()},
@@ -508,9 +508,11 @@ trajectories = pd.concat([pipeline.trajectory(settings, supervised, scales).assi
 trajectory_view = trajectories.assign(
     stsb_dev=trajectories["stsb_dev"].map("{:.2f}".format),
     change=analysis.interval_text(trajectories["delta"], trajectories["delta_low"], trajectories["delta_high"]))
-display(trajectory_view.pivot_table(index=["run", "seed", "step", "stsb_dev"], columns="quantity", values="change",
-                                    aggfunc="first", sort=False)
-        .rename(columns=analysis.QUANTITIES).rename_axis(index={"stsb_dev": "STS-B dev"}))
+(trajectory_view.pivot_table(index=["run", "seed", "step", "stsb_dev"], columns="quantity", values="change",
+                             aggfunc="first", sort=False)
+ .rename(columns=analysis.QUANTITIES).rename_axis(index={"stsb_dev": "STS-B dev"}))
+
+# %% tags=["remove-input"]
 downloads.csv_download(trajectories, "trajectory.csv", "the trajectory, with intervals")
 
 # %% tags=["hide-input"]

@@ -186,7 +186,9 @@ results = pd.concat({"static (GloVe 50-d)": static, "transformer": transformers.
                     names=["family", "encoder"])
 results["avg."] = results.mean(axis=1)
 results = results.sort_values(["avg."], ascending=False).sort_index(level=0, sort_remaining=False)
-display(results.style.format("{:.2f}").set_table_styles(TABLE_STYLE))
+results.style.format("{:.2f}").set_table_styles(TABLE_STYLE)
+
+# %% tags=["remove-input"]
 downloads.csv_download(results, "weighting_sts_spearman.csv", "these scores")
 
 # %% tags=["hide-input"]

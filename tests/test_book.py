@@ -35,6 +35,19 @@ def test_chapters_declare_a_parameters_cell():
         assert '# %% tags=["parameters"]\nprofile = ' in text, f"{source.name} has no parameters cell"
 
 
+def test_bookkeeping_stays_out_of_the_code_a_reader_reads():
+    """`glue` and the CSV links live in hidden cells: a shown cell holds what a reader would type to reproduce it."""
+    import jupytext
+
+    for source in chapter_sources(ROOT):
+        for cell in jupytext.read(source).cells:
+            tags = cell.metadata.get("tags", [])
+            if cell.cell_type != "code" or {"remove-input", "remove-cell", "hide-input"} & set(tags):
+                continue
+            calls = re.findall(r"\b(glue|csv_download)\(", cell.source)
+            assert not calls, f"{source.name}: a shown cell calls {calls[0]}: {cell.source.splitlines()[0]!r}"
+
+
 # What a number in a chapter's Markdown may be without code computing it: part of a name ("GloVe 6B 50-d",
 # "all-MiniLM-L6-v2", "STS12-16", "x100", assumption "A1"), a cross-reference ("section 5"), a year, or the
 # reference values 0 and 1 ("above 0", "1 = the sentence's mean"). Math and code are not prose; a sentence
