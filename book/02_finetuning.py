@@ -112,9 +112,9 @@ glue("mlm_search", {"stsb_dev": [float(v) for v in base_search["stsb_dev"]],
 if searched:
     best = base_search[base_search["chosen"]].iloc[0]
     display(Markdown(
-        "Chosen on STS-B dev: " + ", ".join(f"`{field}={best[field]}`" for field in searched)
+        "Chosen on STS-B dev: " + ", ".join(f"{field} {best[field]}" for field in searched)
         + f", {best['stsb_dev']:.2f} against "
-        + ", ".join(f"{row['stsb_dev']:.2f} for " + ", ".join(f"`{field}={row[field]}`" for field in searched)
+        + ", ".join(f"{row['stsb_dev']:.2f} for " + ", ".join(f"{field} {row[field]}" for field in searched)
                     for _, row in base_search[~base_search["chosen"]].iterrows()) + "."
     ))
 
@@ -196,12 +196,12 @@ searches = {"unsupervised": runs.search(settings, supervised=False),
             "supervised": runs.search(settings, supervised=True)}
 search_seconds = time.perf_counter() - start
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 glue("search", {kind: {"stsb_dev": [float(v) for v in table["stsb_dev"]],
                        "chosen": int(table.index[table["chosen"]][0])} for kind, table in searches.items()},
      display=False)
 
-
+# %% tags=["hide-input"]
 def show_search(table, title):
     """The search as a reader compares it: one row per candidate, dev score per snapshot, the chosen one in bold."""
     dev = [c for c in table.columns if c.startswith("dev@")]
@@ -280,7 +280,7 @@ for ax, (label, losses_by_seed) in zip(axes, curves.items()):
 # subsets pooled, as SimCSE reports them. Supervised SimCSE trains on SNLI only,
 # without the triplets that hold a sentence of any STS set (counted above, before
 # the search), so no STS sentence, SICK-R's included, is in its training data; the
-# Wikipedia corpus's few STS sentences are counted there too.
+# Wikipedia corpus's STS sentences are counted there too.
 
 # %%
 scores = pipeline.sts_scores(settings)  # cached: later chapters read these scores

@@ -201,6 +201,7 @@ by_seed = inference.seed_contrasts(results, claims, settings.analysis.level)
 by_seed = by_seed.assign(statistic="delta beta",
                          **{"seeds above 0": [f"{a} of {k}" for a, k in zip(by_seed["seeds_above"], by_seed["seeds"])],
                             "t interval across seeds": [f"[{lo:+.3f},{analysis.NO_BREAK}{hi:+.3f}]"
+                                                        if np.isfinite(lo) else "-"
                                                         for lo, hi in zip(by_seed["t_low"], by_seed["t_high"])]})
 primary_view = pd.DataFrame({
     "pair": primary["pair"], "claim": primary["claim"], "statistic": primary["statistic"].map(inference.STATISTICS),
@@ -266,10 +267,10 @@ calibration = pd.concat([inference.null_calibration(results, claims, settings.an
                          for scenario, n, datasets in scenarios], ignore_index=True)
 calibration_seconds = time.perf_counter() - start
 calibration_view = calibration.pivot_table(index="outcome", columns="scenario", values="rate", sort=False)
-display(calibration_view.style.format("{:.1%}", na_rep="-"))
-downloads.csv_download(calibration, "calibration.csv", "the rule's error rates")
+calibration_view.style.format("{:.1%}", na_rep="-")
 
 # %% tags=["remove-input"]
+display(downloads.csv_download(calibration, "calibration.csv", "the rule's error rates"))
 nominal = 1 - settings.analysis.level
 null = calibration[calibration["scenario"] == "no effect"].set_index("outcome")
 n_sim = settings.analysis.null_simulations
@@ -463,11 +464,11 @@ seed_view = seeds.assign(quantity=seeds["quantity"].map(analysis.QUANTITIES), me
                          # each seed's estimate (its interval is in the download), the mean with its interval
                          Δβ=np.where(seeds["seed"] == "mean",
                                      analysis.interval_text(seeds["delta"], seeds["delta_low"], seeds["delta_high"]),
-                                     [f"{delta:+.3f}" for delta in seeds["delta"]]))
+                                     [f"{delta:+.3f}" if np.isfinite(delta) else "-" for delta in seeds["delta"]]))
 seed_wide = seed_view.pivot_table(index=["pair", "method", "quantity"], columns="seed", values="Δβ", aggfunc="first",
                                   sort=False)
 means = seed_view[seed_view["seed"] == "mean"].set_index(["pair", "method", "quantity"])
-seed_wide["t interval across seeds"] = [f"[{lo:+.3f},{analysis.NO_BREAK}{hi:+.3f}]"
+seed_wide["t interval across seeds"] = [f"[{lo:+.3f},{analysis.NO_BREAK}{hi:+.3f}]" if np.isfinite(lo) else "-"
                                         for lo, hi in zip(means["t_low"], means["t_high"])]
 seed_wide["seeds above 0"] = [f"{int(a)} of {int(k)}" for a, k in zip(means["seeds_above"], means["seeds"])]
 seed_wide

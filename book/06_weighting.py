@@ -309,7 +309,7 @@ display(Markdown(
     "- **The quantities are close relatives.** Self-information is minus log frequency and SIF a saturating "
     f"function of frequency; over the {len(frequent):,} words seen at least {settings.stats.min_count} times, "
     f"raw information gain has a Spearman correlation of {rho_ig_si:.2f} with self-information. Which weighting "
-    "wins on STS says which *shape* of down-weighting suits averaged GloVe vectors, not which quantity a "
+    "scores higher on STS says which *shape* of down-weighting suits averaged GloVe vectors, not which quantity a "
     "contrastive encoder tracks: the Correlations chapter asks that.\n"
     "- **Removing the principal component**, SIF's second ingredient, changes the average by "
     f"{pc_effect.min():+.2f} to {pc_effect.max():+.2f} points depending on the weighting "

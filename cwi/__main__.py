@@ -107,7 +107,7 @@ class TerminalProgress:
 
     def __enter__(self):
         os.environ[PROGRESS_ENVIRONMENT] = self.path  # the kernel papermill starts inherits it
-        self.start = self.heard = time.perf_counter()
+        self.start, self.heard = time.perf_counter(), None  # the clock of silences starts at the kernel's first line
         self.longest_silence, self.heartbeats = 0.0, 0
         self.thread.start()
         return self
@@ -115,6 +115,8 @@ class TerminalProgress:
     def __exit__(self, *exc) -> None:
         self.stop.set()
         self.thread.join()
+        if self.heard is None:  # not one line from the kernel: the whole chapter was one silence
+            self.heard = self.start
         self._heard()
         if self.heartbeats:
             self._say(f"longest wait with no progress line: {duration(self.longest_silence)}", heartbeat=True)
@@ -125,9 +127,15 @@ class TerminalProgress:
         os.unlink(self.path)
 
     def _heard(self) -> None:
-        """A line that was not a heartbeat: the silence before it is measured."""
+        """A line that was not a heartbeat (or the end): the silence before it is measured.
+
+        Before the kernel's first line, the chapter's start counts only if it never wrote one: the
+        start-up of a kernel and its imports is not a loop that owes the terminal a progress line.
+        """
         now = time.perf_counter()
-        self.longest_silence, self.heard = max(self.longest_silence, now - self.heard), now
+        if self.heard is not None:
+            self.longest_silence = max(self.longest_silence, now - self.heard)
+        self.heard = now
 
     def _say(self, text: str, heartbeat: bool = False) -> None:
         from tqdm import tqdm

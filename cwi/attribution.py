@@ -42,7 +42,8 @@ __all__ = [
 # 3: IG by word tangents with adaptive points; SHAP over words, shap's hierarchy on words.
 # 4: words are cwi.stats.tokenize's for every tokenizer, aligned by character offsets.
 # 5: IG also stops on every word's convergence (word_error); SHAP records a spent budget (budget_spent).
-ALGORITHM_VERSION = 5
+# 6: IG's word error is relative to the sentence's mean word weight (was: to its difference norm).
+ALGORITHM_VERSION = 6
 
 # An attribution method: (encoder, sentences, baseline=..., progress=..., **its settings) -> [WordAttribution].
 AttributionMethod = Callable[..., list[WordAttribution]]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 
 import pandas as pd
 
@@ -30,8 +31,9 @@ def csv_download(table, filename: str, label: str | None = None):
 
     frame = table.data if hasattr(table, "data") and isinstance(table.data, pd.DataFrame) else table
     plain = isinstance(frame.index, pd.RangeIndex) and frame.index.name is None
-    # Tables keep an interval on one line with no-break spaces; a CSV reader wants plain ones.
-    text = frame.to_csv(index=not plain).replace("\u00a0", " ")
+    # Tables keep an interval "[-0.001, +0.002]" on one line with a no-break space after its comma
+    # (cwi.analysis.interval_text); a CSV reader wants a plain one. Other text is written as it is.
+    text = re.sub(",\u00a0(?=[+-]?\\d)", ", ", frame.to_csv(index=not plain))
     size = len(text.encode())
     what = html.escape(label or filename)
     if size > MAX_BYTES:

@@ -278,3 +278,17 @@ def test_a_pair_matches_its_words_by_sentence_text_whatever_each_sample_numbers_
     alone = analysis.fit_models(pd.concat([shared, subset]), ["pre", "fine"], "information_gain", bootstrap)
     assert matched.n_sentences == 100 and matched.beta == pytest.approx(alone.beta)
     assert matched.beta_draws == pytest.approx(alone.beta_draws)  # the same sentences read the same counts
+
+
+def test_an_interval_never_breaks_in_a_table_and_reads_plainly_in_its_csv():
+    import base64
+
+    from cwi import downloads
+
+    text = analysis.interval_text([0.1, np.nan], [-0.2, np.nan], [0.3, np.nan])
+    assert text == [f"+0.100 [-0.200,{analysis.NO_BREAK}+0.300]", "-"]
+    frame = pd.DataFrame({"interval": text, "sentence": ["a\u00a0b", "c"]})
+    link = downloads.csv_download(frame, "t.csv").data
+    csv = base64.b64decode(link.split("base64,")[1].split('"')[0]).decode()
+    assert "+0.100 [-0.200, +0.300]" in csv and "a\u00a0b" in csv  # the interval's space only
+    assert 'class="cwi-wide"' in downloads.wide(frame).to_html()
