@@ -38,6 +38,8 @@ import pandas as pd
 import scipy.sparse as sp
 from tokenizers import normalizers, pre_tokenizers
 
+from .progress import Progress
+
 
 __all__ = [
     "tokenize",
@@ -275,7 +277,11 @@ def word_statistics(
         raise ValueError(f"correction must be 'shuffle' or None, got {correction!r}")
     if n_shuffles < 1:
         raise ValueError(f"n_shuffles must be >= 1, got {n_shuffles}")
+    shuffles = n_shuffles if correction == "shuffle" else 0
+    # Minutes on a large corpus: the runner's terminal hears of each pass (tokenizing, the corpus, each shuffle).
+    progress = Progress(2 + shuffles, "word statistics", "passes", show_bar=False, announce_start=True)
     corpus = encode_corpus(sentences, tokenizer)
+    progress.update()
     if len(corpus.ids) == 0:
         raise ValueError(
             f"the corpus has no words ({len(corpus.lengths)} sentences, all empty after "
@@ -286,6 +292,7 @@ def word_statistics(
     p = n / n.sum()
     log_p = np.log(p)
     information_gain, context = _information_gain(counts_matrix, log_p, block_nnz)
+    progress.update()
     columns = {
         "count": n.astype(np.int64),
         "n_sentences": np.bincount(counts_matrix.indices, minlength=len(n)).astype(np.int64),
@@ -305,9 +312,11 @@ def word_statistics(
             shuffled_matrix = corpus.count_matrix(rng.permutation(corpus.ids))
             shuffled += _information_gain(shuffled_matrix, log_p, block_nnz)[0]
             del shuffled_matrix
+            progress.update()
         columns["information_gain_shuffled"] = shuffled / n_shuffles
         columns["information_gain_corrected"] = information_gain - columns["information_gain_shuffled"]
 
+    progress.close()
     frame = pd.DataFrame(columns, index=pd.Index(corpus.vocab, name="word"))
     frame = frame.iloc[np.lexsort((frame.index.to_numpy(dtype=str), -frame["count"].to_numpy()))]
     frame.attrs.update(

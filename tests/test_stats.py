@@ -267,3 +267,16 @@ def test_frequency_bin_correction_ignores_word_order():
     pd.testing.assert_frame_equal(binned, stats.frequency_bin_correction(reordered, 3, 10).loc[binned.index])
     shuffled_rows = table.sample(frac=1.0, random_state=0)  # the table's row order does not matter either
     pd.testing.assert_frame_equal(binned, stats.frequency_bin_correction(shuffled_rows, 3, 10).loc[binned.index])
+
+
+def test_a_long_statistics_pass_tells_the_runners_terminal(tmp_path, monkeypatch):
+    """Minutes on the default corpus: tokenizing, the corpus and each shuffle are passes the terminal hears of."""
+    from cwi import progress
+
+    log = tmp_path / "progress.log"
+    monkeypatch.setenv("CWI_PROGRESS_FILE", str(log))
+    monkeypatch.setattr(progress, "EVERY", 0.0)
+    stats.word_statistics(["a b c", "a b d", "c d e"], correction="shuffle", n_shuffles=2)
+    lines = log.read_text().splitlines()
+    assert lines[0] == "word statistics: 4 passes to do"
+    assert lines[-1].startswith("word statistics: 4/4 passes (100%)")
