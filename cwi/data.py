@@ -412,13 +412,15 @@ def normalise_sentence(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
+def _dataset_sentences(name: str) -> set[str]:
+    """Every sentence of the STS dataset `name` (both sides, all splits), normalised."""
+    frame = load_sts(name)
+    return {normalise_sentence(s) for s in pd.concat([frame["sentence1"], frame["sentence2"]])}
+
+
 @lru_cache(maxsize=4)
 def _evaluation_sentences(folder: str) -> frozenset[str]:
-    sentences = set()
-    for name in STS_DATASETS:
-        frame = load_sts(name)
-        sentences.update(normalise_sentence(s) for s in pd.concat([frame["sentence1"], frame["sentence2"]]))
-    return frozenset(sentences)
+    return frozenset().union(*(_dataset_sentences(name) for name in STS_DATASETS))
 
 
 def evaluation_sentences() -> frozenset[str]:
@@ -443,12 +445,8 @@ def triplet_overlap() -> pd.DataFrame:
     """
     triplets = snli_triplets()
     normalised = [{normalise_sentence(s) for s in t} for t in triplets]
-    rows = {}
-    for name in STS_DATASETS:
-        frame = load_sts(name)
-        sentences = {normalise_sentence(s) for s in pd.concat([frame["sentence1"], frame["sentence2"]])}
-        rows[name] = sum(bool(t & sentences) for t in normalised)
-    rows["any"] = sum(bool(t & evaluation_sentences()) for t in normalised)
+    sets = {name: _dataset_sentences(name) for name in STS_DATASETS} | {"any": evaluation_sentences()}
+    rows = {name: sum(bool(t & sentences) for t in normalised) for name, sentences in sets.items()}
     return pd.DataFrame({"triplets": rows}).assign(of=len(triplets))
 
 
