@@ -214,8 +214,9 @@ display(Markdown(
 # %% [markdown]
 # ## Word weights for every model, dataset and method
 #
-# The profile draws distinct sentences from each STS dataset (both sides of every
-# pair, all splits, duplicates removed, seeded) and attributes them with both
+# The profile draws distinct sentences from each STS dataset's test split (both
+# sides of every pair, duplicates removed, seeded: `cwi.data.sample_sts_sentences`),
+# never from STS-B dev, where the book makes its choices, and attributes them with both
 # methods. Each (model, dataset, method) table is cached under a key made of the
 # model's weights, the sentences and the settings
 # (`cwi.pipeline.word_weights`); the Correlations chapter reads the same

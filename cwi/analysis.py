@@ -35,6 +35,8 @@ import pandas as pd
 from scipy import sparse
 from scipy import stats as scistats
 
+from .data import normalise_sentence
+
 __all__ = [
     "ANALYSIS_VERSION", "QUANTITIES", "COVARIATES", "CONTROLS", "VERDICTS", "attach_statistics", "missing_statistics",
     "quantity_scales", "SentenceBootstrap", "Fit", "fit_models", "refit_many", "verdict", "present_pairs", "PairFits",
@@ -140,9 +142,13 @@ class SentenceBootstrap:
 
     Notes
     -----
-    Replicate b resamples each dataset's sentences with replacement, as many as
-    it has (a stratified bootstrap: every dataset keeps its share, as in the
-    design).  A fit on a subset of the sentences (one dataset, or a model
+    Replicate b resamples sentences with replacement within each dataset, as
+    many as it has (a stratified bootstrap: every dataset keeps its share, as in
+    the design).  A sentence is resampled as one unit wherever it occurs: STS-B
+    re-uses sentences of STS12-16, and SICK-R and STS12 share some, so the same
+    text (:func:`cwi.data.normalise_sentence`) in two datasets is one cluster,
+    drawn in the first of its datasets (in sorted order) and given the same count
+    in each.  A fit on a subset of the sentences (one dataset, or a model
     attributed on a smaller nested sample) reads the counts of its own
     sentences, so all fits of one :class:`SentenceBootstrap` are paired.
     """
@@ -153,11 +159,19 @@ class SentenceBootstrap:
         self.column = column
         self.n_boot = n_boot
         self.index = pd.MultiIndex.from_frame(sentences)
+        # Sentence numbers are per dataset; only texts can be shared between datasets.
+        texts = (sentences[column].map(normalise_sentence) if column == "sentence"
+                 else sentences["dataset"] + "/" + sentences[column].astype(str))
+        clusters = pd.DataFrame({"dataset": sentences["dataset"].to_numpy(), "text": texts.to_numpy()})
+        homes = clusters.drop_duplicates("text").sort_values(["dataset", "text"])  # first dataset: sorted already
         rng = np.random.default_rng(seed)
-        sizes = sentences.groupby("dataset", sort=True).size()
-        counts = [rng.multinomial(size, np.full(size, 1 / size), size=n_boot) for size in sizes]
+        drawn = [rng.multinomial(len(group), np.full(len(group), 1 / len(group)), size=n_boot)
+                 for _, group in homes.groupby("dataset", sort=True)]
+        text_counts = np.concatenate(drawn, axis=1) if drawn else np.zeros((n_boot, 0))
+        where = pd.Index(homes["text"]).get_indexer(clusters["text"])
+        self.clusters = len(homes)
         # Column-major: a fit gathers the columns of its sentences.
-        self.counts = np.asfortranarray(np.concatenate(counts, axis=1) if counts else np.zeros((n_boot, 0)), float)
+        self.counts = np.asfortranarray(text_counts[:, where], float)
 
     def columns(self, sentences: np.ndarray) -> np.ndarray:
         """The (B, g) counts of the bootstrap's sentences `sentences` (column numbers)."""

@@ -474,6 +474,12 @@ class AnalysisSettings:
     scenario_simulations
         Simulations of each other scenario: a planted effect (the power) and
         seeds that wander around no effect.
+    calibration_tolerance
+        The largest family-wise false-positive rate under which the verdicts
+        count as calibrated: the exact `level` interval of the simulated rate
+        must end at or below it (:func:`cwi.inference.calibration_status`).
+        Twice the nominal ``1 - level`` by default, so that 500 simulations of
+        a rule at its nominal rate show it with room to spare.
     power_multiples
         The planted effects of the power curve, in multiples of the standard
         error of each pair's first-claim delta beta.
@@ -492,12 +498,16 @@ class AnalysisSettings:
     per_dataset_claim: str = "information gain"
     null_simulations: int = 500
     scenario_simulations: int = 200
+    calibration_tolerance: float = 0.10
     power_multiples: tuple[float, ...] = (1.0, 2.0, 3.0)
     median_bins: int = 15
 
     def __post_init__(self):
         _check_bootstrap(self)
         _positive(self, "median_bins", "null_simulations", "scenario_simulations")
+        _require(1 - self.level < self.calibration_tolerance < 1,
+                 f"AnalysisSettings.calibration_tolerance must lie between the nominal rate {1 - self.level:.3g} "
+                 f"and 1, got {self.calibration_tolerance}")
         _require(bool(self.power_multiples) and min(self.power_multiples) > 0,
                  f"AnalysisSettings.power_multiples must be positive multiples, got {self.power_multiples}")
         names = [claim[0] for claim in self.claims]

@@ -47,6 +47,7 @@ __all__ = [
     "load_corpus",
     "snli_triplets",
     "sample_sts_sentences",
+    "sts_split",
 ]
 
 log = logging.getLogger(__name__)
@@ -450,13 +451,34 @@ def triplet_overlap() -> pd.DataFrame:
     return pd.DataFrame({"triplets": rows}).assign(of=len(triplets))
 
 
-def sample_sts_sentences(dataset: str, n: int | None, seed: int = 0) -> list[str]:
-    """`n` distinct sentences of an STS dataset (both sides of every pair, all splits), drawn with `seed`.
+def sts_split(name: str, split: str) -> pd.DataFrame:
+    """The `split` rows of STS dataset `name` (:func:`load_sts`), in file order.
 
-    Duplicates are removed before drawing; ``n=None`` or more than there are returns all of them.
+    For the SICK-R copy fetched from the Hub, whose one split is named "all",
+    every row.
+
+    Raises
+    ------
+    ValueError
+        If the dataset has no such split (the message lists those it has).
+    """
+    frame = load_sts(name)
+    splits = set(frame["split"])
+    if split not in splits and splits != {"all"}:
+        raise ValueError(f"{name} has no split {split!r}; it has {sorted(splits)}")
+    return frame[frame["split"] == split] if split in splits else frame
+
+
+def sample_sts_sentences(dataset: str, n: int | None, seed: int = 0, split: str = "test") -> list[str]:
+    """`n` distinct sentences of the `split` pairs of an STS dataset (both sides of every pair), drawn with `seed`.
+
+    The test split by default: the sentences whose similarity the book scores, and
+    never those of STS-B dev, on which the book makes its choices (its masked-LM
+    base, its supervised recipe), nor those of a train split.  Duplicates are
+    removed before drawing; ``n=None`` or more than there are returns all of them.
     Samples are nested: the `n` sentences are among the ``n + k`` of the same seed.
     """
-    frame = load_sts(dataset)
+    frame = sts_split(dataset, split)
     unique = pd.unique(pd.concat([frame["sentence1"], frame["sentence2"]]).str.strip())
     unique = [s for s in unique if s]
     if n is None or n >= len(unique):

@@ -35,11 +35,7 @@ def sts_pairs(name: str, split: str = "test", max_pairs: int | None = None) -> p
     every row.  `max_pairs` keeps the first pairs only (quick checks; not a
     comparable score).
     """
-    frame = data.load_sts(name)
-    splits = set(frame["split"])
-    if split not in splits and splits != {"all"}:
-        raise ValueError(f"{name} has no split {split!r}; it has {sorted(splits)}")
-    rows = frame[frame["split"] == split] if split in splits else frame
+    rows = data.sts_split(name, split)
     return (rows if max_pairs is None else rows.iloc[:max_pairs]).reset_index(drop=True)
 
 

@@ -45,10 +45,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from scipy import stats as scistats
+
 from .analysis import PairFits, refit_many, t_interval, verdict
 
 __all__ = ["STATISTICS", "MEMBER_VERDICTS", "CLAIM_WORDS", "simultaneous", "contrasts", "seed_contrasts", "family",
-           "per_dataset", "method_claims", "claim_word", "Scenario", "null_calibration"]
+           "per_dataset", "method_claims", "claim_word", "Scenario", "null_calibration",
+           "CALIBRATION_WORDS", "calibration_status"]
 
 # The two statistics of a contrast: the change of slope and the change of correlation.
 STATISTICS = {"delta beta": "Δβ", "delta r": "Δr"}
@@ -375,6 +378,31 @@ def null_calibration(results: PairFits, claims, level: float, n_simulations: int
                 said(f"{pair}: each dataset reproduces", claim_word(vs) == "reproduces")
     table = pd.DataFrame({"outcome": list(counts), "said": list(counts.values())})
     return table.assign(simulations=n_simulations, rate=table["said"] / n_simulations, scenario=scenario.name)
+
+
+# What the rule's measured false-positive rate says of its verdicts (:func:`calibration_status`).
+CALIBRATION_WORDS = {
+    "calibrated": "calibrated: the rate is shown to be at most the tolerance",
+    "over": "over the nominal rate: the rate is shown to exceed it",
+    "undetermined": "not shown calibrated: too few simulations to bound the rate by the tolerance",
+}
+
+
+def calibration_status(said: int, simulations: int, level: float, tolerance: float) -> tuple[str, float, float]:
+    """Whether simulations show the rule's family-wise error within `tolerance` (a key of :data:`CALIBRATION_WORDS`).
+
+    The rate's exact (Clopper-Pearson) `level` interval decides: "calibrated"
+    when its upper end is at most `tolerance`, "over" when its lower end lies
+    above the nominal rate ``1 - level``, "undetermined" otherwise.  Calibration
+    must be shown, not merely not refuted: a handful of simulations never
+    passes.  Returns the status and the interval's ends.
+    """
+    if not 0 <= said <= simulations or simulations < 1:
+        raise ValueError(f"need 0 <= said <= simulations and simulations >= 1, got {said} of {simulations}")
+    interval = scistats.binomtest(int(said), int(simulations)).proportion_ci(level, method="exact")
+    if interval.high <= tolerance:
+        return "calibrated", interval.low, interval.high
+    return ("over" if interval.low > 1 - level else "undetermined"), interval.low, interval.high
 
 
 class _Refit:

@@ -80,6 +80,22 @@ def test_the_bootstrap_resamples_sentences_within_each_dataset():
         bootstrap.locate(pre.assign(dataset="unseen"))
 
 
+def test_a_sentence_shared_by_two_datasets_is_one_bootstrap_unit():
+    """STS-B re-uses STS12-16 sentences: the same text (up to case and punctuation) is drawn once, counted in both."""
+    texts = [f"Sentence number {i}." for i in range(12)]
+    rows = [("sts12", text) for text in texts[:8]] + [("stsb", text) for text in texts[6:]]
+    rows[-1] = ("stsb", "sentence NUMBER 11")  # the same sentence once normalised
+    frame = pd.DataFrame(rows, columns=["dataset", "sentence"]).assign(word_index=0)
+    bootstrap = analysis.SentenceBootstrap(frame, 300, 0)
+    assert bootstrap.counts.shape == (300, 14) and bootstrap.clusters == 12  # 14 (dataset, sentence) columns
+    for text in texts[6:8]:  # in both datasets: one count, twice
+        both = bootstrap.locate(frame[frame["sentence"] == text])
+        assert len(both) == 2 and (bootstrap.counts[:, both[0]] == bootstrap.counts[:, both[1]]).all()
+    home = bootstrap.locate(frame[frame["dataset"] == "sts12"])
+    assert (bootstrap.counts[:, home].sum(1) == 8).all()  # drawn in sts12, its first dataset in sorted order
+    assert bootstrap.counts[:, home].std(0).min() > 0  # each is resampled, not fixed
+
+
 def test_delta_beta_recovers_a_planted_difference_and_none_when_absent():
     pre, fine = synthetic_words(slope=0.2, delta=0.15)
     result = fit(pd.concat([pre, fine]), ["pre", "fine"])

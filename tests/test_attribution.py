@@ -157,6 +157,17 @@ def test_sample_sentences_are_distinct_and_seeded(data_dir):
     assert set(data.sample_sts_sentences("sickr", 15, seed=0)) <= set(first)  # nested: MiniLM's 15 among the 50
 
 
+def test_word_weights_are_computed_on_test_sentences_only(data_dir):
+    """STS-B dev decides the book's choices: none of its sentences (unless also a test sentence) is attributed."""
+    frame = data.load_sts("stsb")
+    sides = lambda rows: set(pd.concat([rows["sentence1"], rows["sentence2"]]).str.strip())
+    test, elsewhere = sides(frame[frame["split"] == "test"]), sides(frame[frame["split"] != "test"])
+    sample = set(data.sample_sts_sentences("stsb", None))
+    assert sample == test and not sample & (elsewhere - test)
+    with pytest.raises(ValueError, match="no split 'dev'"):
+        data.sample_sts_sentences("sts12", 5, split="dev")
+
+
 def test_shap_warns_when_its_budget_cuts_the_hierarchy(tiny):
     with pytest.warns(UserWarning, match="max_evals=20"):
         values, delta, _ = attribution.shap_values(tiny, "a sentence long enough to need many evaluations", max_evals=20)

@@ -229,6 +229,8 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert correlations["critical"] > 1.9  # never below one interval's own
     calibration = correlations["calibration"]
     assert 0 <= calibration["false_positive"] <= 1 and isinstance(calibration["calibrated"], bool)
+    assert calibration["status"] in inference.CALIBRATION_WORDS and calibration["upper"] >= calibration["false_positive"]
+    assert calibration["calibrated"] == (calibration["status"] == "calibrated")
     assert calibration["power"] and all(0 <= rate <= 1 for rate in calibration["power"].values())
     assert set(correlations["claim_words"].values()) <= set(inference.CLAIM_WORDS)
     table = pipeline.corpus_statistics(smoke)  # cached by the run above

@@ -177,3 +177,15 @@ def test_seed_contrasts_read_each_seed_and_the_t_interval():
     per_seed = np.mean([f.beta[1:] - f.beta[0] for f in fits], axis=0)
     assert row["seeds"] == 3 and row["seeds_above"] == int((per_seed > 0).sum())
     assert (row["t_low"], row["t_high"]) == pytest.approx(analysis.t_interval(per_seed, 0.95))
+
+
+def test_calibration_must_be_shown_not_merely_not_refuted():
+    status = lambda said, n: inference.calibration_status(said, n, 0.95, 0.10)[0]
+    assert status(25, 500) == "calibrated"  # at the nominal 5%: exact interval ends near 7.3%
+    assert status(0, 20) == "undetermined"  # no false positive, but 20 simulations bound nothing below 10%
+    assert status(60, 500) == "over"  # 12%: the whole interval lies above 5%
+    assert status(10, 20) == "over"
+    _, low, high = inference.calibration_status(25, 500, 0.95, 0.10)
+    assert low < 0.05 < high < 0.10
+    with pytest.raises(ValueError, match="said <= simulations"):
+        inference.calibration_status(5, 3, 0.95, 0.10)
