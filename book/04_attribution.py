@@ -100,7 +100,8 @@ from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 from scipy import stats as scistats
 
-from cwi import analysis, attribution, config, data, downloads, interactive, models, pipeline, plotting, record
+from cwi import (analysis, attribution, config, data, downloads, faithfulness, inference, interactive, models,
+                 pipeline, plotting, record)
 from cwi.encoders import normalized
 
 # %% tags=["parameters"]
@@ -408,6 +409,182 @@ display(Markdown(
                 f"{r['lowest']:.3f}, over {r['sentences']} sentences)" for _, r in normalised_effect.iterrows())
     + ". The book's weights are those of the vector before normalisation, for every model alike."
 ))
+
+# %% [markdown]
+# ## Are the weights faithful?
+#
+# Completeness says the word vectors add up; it does not say that the words a
+# method ranks first are those the embedding depends on. And for a claim about
+# information weighting the rival is trivial: perhaps corpus frequency alone
+# (rarest first, the order of IDF) finds the words that matter as well as
+# Integrated Gradients or SHAP do. So each model's words are removed one at a
+# time, in several orders, and the cosine between the partial sentence's
+# embedding and the full sentence's is followed (`cwi.faithfulness`):
+#
+# * **orders**: each method's weights (largest first), frequency (rarest
+#   first), information gain (largest first; a word too rare to have one
+#   leads) and random orders (their mean);
+# * **deletion** removes the first k words, **insertion** keeps only them;
+# * a word is **removed** in two ways, since either alone can mislead
+#   {cite}`madsen2023posthoc`: its tokens become the attribution baseline's
+#   (the input both methods compare with: the sentence keeps its length), or its
+#   characters are deleted and the sentence is tokenised again;
+# * **comprehensiveness** is the mean of 1 - cosine over the deletion steps
+#   (higher: the order finds what the embedding needs), **sufficiency** the mean
+#   of 1 - cosine over the insertion steps before the last (lower: the first
+#   words alone rebuild the embedding), the area-over-the-curve scores of
+#   {cite:t}`deyoung2020eraser`.
+#
+# The curves use the first sentences of each model's attributed sample
+# (`faithfulness.sentences_per_dataset`), so nothing is attributed again, and
+# are cached under the model's weights and every order of every sentence.
+
+# %%
+start = time.perf_counter()
+statistics = pipeline.corpus_statistics(settings)  # cached by the Statistics chapter
+words = analysis.attach_statistics(weights, statistics, settings.stats.min_count)
+curves, leave_one_out = pipeline.faithfulness_curves(settings, words, encoders)
+faithfulness_seconds = time.perf_counter() - start
+scores = faithfulness.summarise(curves)
+scores.groupby(["model", "removal", "order"], sort=False)[list(faithfulness.SUMMARIES)].mean().unstack("removal").style.format("{:.3f}")
+
+# %% tags=["remove-input"]
+downloads.csv_download(scores, "faithfulness_scores.csv", "every sentence's comprehensiveness and sufficiency")
+
+# %% tags=["hide-input"]
+order_names = list(attribution.METHODS) + list(faithfulness.RIVALS)
+mean_curves = (faithfulness.on_grid(curves[curves["direction"] == "deletion"])
+               .groupby(["model", "removal", "order", "fraction"], sort=False)["cosine"].mean().reset_index())
+removal_names = list(settings.faithfulness.removals)
+fig, axes = plotting.figure(
+    "Deletion curves: the mean cosine between the sentence with the first words of each order removed and the "
+    "full sentence, against the fraction of words removed (one panel per model; rows: words replaced by the "
+    "baseline, words deleted from the text). A faithful order falls fastest.",
+    width=2.0, height=2.1, ncols=len(encoders), nrows=len(removal_names), sharey=True,
+)
+axes = np.asarray(axes).reshape(len(removal_names), len(encoders))
+for row, removal in enumerate(removal_names):
+    for column, name in enumerate(encoders):
+        ax = axes[row, column]
+        shown = mean_curves[(mean_curves["model"] == name) & (mean_curves["removal"] == removal)]
+        sns.lineplot(shown, x="fraction", y="cosine", hue="order", hue_order=order_names, ax=ax,
+                     legend=row == 0 and column == len(encoders) - 1)
+        ax.set(title=name if row == 0 else "", xlabel="fraction removed" if row == len(removal_names) - 1 else "",
+               ylabel=f"cosine ({removal})" if column == 0 else "")
+sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+
+# %% [markdown]
+# **Do the methods' orders beat the rivals?** For every model, method, way of
+# removing, rival and score, the mean over sentences of the method's advantage
+# (its score minus the rival's, the other way round for sufficiency, so that
+# positive is more faithful) is one member of a family tested as one: a max-t
+# randomisation test that flips the sign of each sentence's advantages at
+# random (`cwi.faithfulness.sign_flip_family`), with simultaneous intervals
+# that agree with it. Its false-positive rate is measured below on data with
+# the advantages' signs flipped, where no order is better than its rival.
+
+# %%
+faith = settings.faithfulness
+methods = list(attribution.METHODS)
+versus_rivals, null_state = faithfulness.compare_orders(scores, methods, faithfulness.RIVALS, faith.flips,
+                                                        settings.seed, faith.level)
+said = faithfulness.sign_flip_null(null_state, faith.null_simulations, settings.seed + 1)
+faith_status, faith_low, faith_high = inference.calibration_status(said, faith.null_simulations, faith.level,
+                                                                   faith.calibration_tolerance)
+shown = versus_rivals[versus_rivals["summary"] == "comprehensiveness"].assign(
+    interval=lambda t: analysis.interval_text(t["estimate"], t["low"], t["high"]))
+shown.pivot(index=["model", "method", "rival"], columns="removal", values="interval")
+
+# %% tags=["remove-input"]
+downloads.csv_download(versus_rivals, "faithfulness_versus_rivals.csv", "every comparison of the family")
+
+
+def beats(model: str, method: str, rival: str) -> str:
+    """What the family says of one method's order against one rival, over both scores and removals."""
+    rows = versus_rivals[(versus_rivals["model"] == model) & (versus_rivals["method"] == method)
+                         & (versus_rivals["rival"] == rival)]
+    verdicts = set(rows["verdict"])
+    if verdicts == {"more"}:
+        return "beats it on every score and removal"
+    if "less" in verdicts:
+        return ("falls behind it on " + ", ".join(f"{r.summary} ({r.removal})" for r in rows.itertuples()
+                                                  if r.verdict == "less"))
+    if "more" in verdicts:
+        return ("beats it on " + ", ".join(f"{r.summary} ({r.removal})" for r in rows.itertuples()
+                                          if r.verdict == "more") + " only")
+    return "does not beat it clearly on any score"
+
+
+glue("faithfulness", {"status": faith_status, "false_positive": said / faith.null_simulations,
+                      "versus_frequency": {f"{r.model}/{r.method}/{r.removal}/{r.summary}": r.verdict
+                                           for r in versus_rivals[versus_rivals["rival"] == "frequency"].itertuples()},
+                      "members": len(versus_rivals), "seconds": faithfulness_seconds}, display=False)
+lines = [f"With the signs flipped, some member of the family ({len(versus_rivals)} comparisons) was off 0 in "
+         f"**{said / faith.null_simulations:.1%}** of {faith.null_simulations:,} simulations (exact interval "
+         f"{faith_low:.1%} to {faith_high:.1%}; nominal {1 - faith.level:.0%}): "
+         + inference.CALIBRATION_WORDS[faith_status] + "."]
+for name in encoders:
+    for method in methods:
+        lines.append(f"- {name}, {method.upper()}'s order: against frequency it "
+                     f"{beats(name, method, 'frequency')}; against information gain it "
+                     f"{beats(name, method, 'information gain')}; against random orders it "
+                     f"{beats(name, method, 'random')}.")
+lines.append(f"({scores['sentence'].nunique():,} distinct sentences; the curves took {faithfulness_seconds:.0f} s here, "
+             "from the cache or computed.)")
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# **Leave one out.** Each word removed alone: does the drop of the cosine rank
+# the words as the weights do? The Kendall correlation between the two, per
+# sentence of at least three words.
+
+# %%
+sentence_keys = ["model", "dataset", "sentence", "method", "removal"]
+faith_words = weights[weights["sentence"].isin(set(leave_one_out["sentence"]))]
+taus = faithfulness.kendall_by_sentence(faith_words[["model", "dataset", "sentence", "method", "word_index", "weight"]],
+                                        leave_one_out, sentence_keys)
+word_counts = faith_words.groupby(["model", "dataset", "sentence", "method"]).size().rename("words").reset_index()
+taus = taus.merge(word_counts, on=["model", "dataset", "sentence", "method"])
+taus = taus[taus["words"] >= 3]
+tau_table = taus.groupby(["model", "method", "removal"])["tau"].median().unstack("removal")
+tau_table.style.format("{:.2f}")
+
+# %% tags=["remove-input"]
+glue("leave_one_out_tau", {f"{m}/{me}/{r}": float(v) for (m, me, r), v in
+                           taus.groupby(["model", "method", "removal"])["tau"].median().items()}, display=False)
+display(Markdown(
+    f"The median Kendall correlation between a word's weight and the drop when it alone is removed ranges from "
+    f"{tau_table.min().min():.2f} to {tau_table.max().max():.2f} over models, methods and removals."
+))
+
+# %% [markdown]
+# **Pre-trained versus fine-tuned.** Is a method's order more faithful to the
+# fine-tuned model than to its pre-trained twin? The fine-tuned model's scores
+# minus the pre-trained one's on the same sentences (positive: more faithful
+# after fine-tuning), tested as one family the same way.
+
+# %%
+faith_pairs = {name: (pair.pretrained, pair.finetuned)
+               for name, pair in analysis.present_pairs(models.PAIRS, list(encoders)).items() if pair.pretrained}
+if faith_pairs:
+    pair_changes, _ = faithfulness.compare_models(scores, faith_pairs, methods, faith.flips, settings.seed, faith.level)
+    display(pair_changes.assign(change=analysis.interval_text(pair_changes["estimate"], pair_changes["low"],
+                                                              pair_changes["high"]))
+            .pivot(index=["pair", "method", "summary"], columns="removal", values="change"))
+
+# %% tags=["remove-input"]
+if faith_pairs:
+    glue("faithfulness_pairs", {f"{r.pair}/{r.method}/{r.removal}/{r.summary}": r.verdict
+                                for r in pair_changes.itertuples()}, display=False)
+    phrases = []
+    for pair in faith_pairs:
+        rows = pair_changes[pair_changes["pair"] == pair]
+        more, less = (rows["verdict"] == "more").sum(), (rows["verdict"] == "less").sum()
+        phrases.append(f"{pair}: fine-tuning made the orders more faithful in {more} and less faithful in {less} "
+                       f"of {len(rows)} comparisons (the others show no clear difference)")
+    display(Markdown("; ".join(phrases) + "."))
+else:
+    display(Markdown("No pre-trained and fine-tuned pair is among this profile's attributed models."))
 
 # %% [markdown]
 # ## Explore

@@ -17,7 +17,7 @@ from typing import Literal
 
 __all__ = [
     "STS_DATASETS", "QUANTITY_NAMES", "METHOD_NAMES", "OFFLINE_MODELS", "PAPER_MODELS", "StatsSettings", "TheorySettings", "MLMSettings", "SimCSESettings", "FinetuneSettings",
-    "AttributionSettings", "AnalysisSettings", "WeightingSettings", "Profile", "PROFILES", "get_profile",
+    "AttributionSettings", "FaithfulnessSettings", "AnalysisSettings", "WeightingSettings", "Profile", "PROFILES", "get_profile",
 ]
 
 
@@ -523,6 +523,50 @@ class AnalysisSettings:
 
 
 @dataclass(frozen=True)
+class FaithfulnessSettings:
+    """Deletion and insertion curves of the Attribution chapter (:mod:`cwi.faithfulness`).
+
+    Attributes
+    ----------
+    sentences_per_dataset
+        Sentences per dataset whose curves are drawn, a nested subset of each
+        model's attributed sample (no sentence is attributed again); a model
+        attributed on fewer keeps all of its own.  ``None``: all of them.
+    random_orders
+        Random word orders per sentence (their scores are averaged: the random rival).
+    removals
+        How a word is removed: ``"baseline"`` (its tokens become the
+        attribution baseline's) and ``"text"`` (its characters are deleted).
+    flips
+        Random sign flips of the randomisation test that compares the orders
+        (:func:`cwi.faithfulness.compare_orders`).
+    null_simulations
+        Data sets with no effect on which the test's family-wise error is measured.
+    level
+        Joint coverage of the comparisons (family-wise error ``1 - level``).
+    calibration_tolerance
+        As :attr:`AnalysisSettings.calibration_tolerance`, for this test.
+    """
+
+    sentences_per_dataset: int | None = 20
+    random_orders: int = 5
+    removals: tuple[str, ...] = ("baseline", "text")
+    flips: int = 5_000
+    null_simulations: int = 2_000
+    level: float = 0.95
+    calibration_tolerance: float = 0.10
+
+    def __post_init__(self):
+        _positive(self, "sentences_per_dataset", "random_orders", "flips", "null_simulations")
+        _require(bool(self.removals) and set(self.removals) <= {"baseline", "text"},
+                 f"FaithfulnessSettings.removals must be among ('baseline', 'text'), got {self.removals}")
+        _require(0 < self.level < 1, f"FaithfulnessSettings.level must be in (0, 1), got {self.level}")
+        _require(1 - self.level < self.calibration_tolerance < 1,
+                 f"FaithfulnessSettings.calibration_tolerance must lie between {1 - self.level:.3g} and 1, "
+                 f"got {self.calibration_tolerance}")
+
+
+@dataclass(frozen=True)
 class WeightingSettings:
     """Static weighted-average encoders of the Weighting chapter (:mod:`cwi.weighting`).
 
@@ -576,6 +620,8 @@ class Profile:
         Training of the book's encoder pair and the STS evaluation.
     attribution
         Models, sentences and settings of the word weights.
+    faithfulness
+        The deletion and insertion curves that check the word weights.
     analysis
         Bootstrap of the regressions.
     weighting
@@ -607,6 +653,7 @@ class Profile:
         seeds=3,
     )
     attribution: AttributionSettings = AttributionSettings()
+    faithfulness: FaithfulnessSettings = FaithfulnessSettings()
     analysis: AnalysisSettings = AnalysisSettings()
     weighting: WeightingSettings = WeightingSettings()
 
@@ -641,6 +688,7 @@ PROFILES: dict[str, Profile] = {
             datasets=("stsb", "sickr"), sentences_per_dataset=4, sentences_by_model=(("all-MiniLM-L6-v2", 3),),
             baseline_sentences=2, trajectory_sentences=2, trajectory_seeds=2,
         ),
+        faithfulness=FaithfulnessSettings(sentences_per_dataset=2, random_orders=2, flips=500, null_simulations=200),
         analysis=AnalysisSettings(n_bootstrap=200, null_simulations=50, scenario_simulations=20),
         weighting=WeightingSettings(sif_a_grid=(1e-4, 1e-3, 1e-2), n_bootstrap=200),
     ),
@@ -681,7 +729,7 @@ def dry_run(full: Profile, small: Profile) -> Profile:
         full, name=f"{full.name}-dryrun", stats=small.stats, theory=small.theory,
         finetune=replace(small.finetune, models=full.finetune.models),
         attribution=replace(small.attribution, models=full.attribution.models, sentences_by_model=()),
-        analysis=small.analysis, weighting=small.weighting,
+        faithfulness=small.faithfulness, analysis=small.analysis, weighting=small.weighting,
     )
 
 

@@ -13,6 +13,7 @@ so a chapter run on its own reuses what an earlier chapter computed.
 * :func:`sts_scores`: STS test Spearman of the profile's transformer models
   (the Fine-tuning chapter computes them, later chapters read them);
 * :func:`word_weights` and :func:`profile_word_weights`: the attribution tables;
+* :func:`faithfulness_curves`: deletion and insertion curves of the word weights;
 * :func:`correlation_results`: the Correlations chapter's regressions, as CSV;
 * :func:`contrastive_additive_encoder`: the Theory chapter's additive encoder
   trained with InfoNCE on Wikipedia half-sentence pairs (the Weighting chapter
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import analysis, attribution, cache, config, data, evaluation, runs, stats, theory
+from . import analysis, attribution, cache, config, data, evaluation, faithfulness, runs, stats, theory
 from .encoders import Encoder, weights_fingerprint
 from .models import MODELS
 from .models import load_encoder as load_registered
@@ -35,7 +36,7 @@ from .progress import Progress
 
 __all__ = [
     "corpus_statistics", "load_encoder", "sts_scores", "word_weights", "word_weight_block", "word_weight_blocks",
-    "word_weight_sample", "encoder_fingerprint", "profile_word_weights", "seed_model_name", "seed_model_names",
+    "word_weight_sample", "encoder_fingerprint", "profile_word_weights", "faithfulness_curves", "seed_model_name", "seed_model_names",
     "seed_encoders", "seed_word_weights", "trajectory",
     "correlation_results", "AdditiveRun", "contrastive_additive_encoder",
 ]
@@ -220,6 +221,92 @@ def profile_word_weights(profile, encoders: dict[str, Encoder] | None = None,
     columns = ["model", "dataset", "method"]
     table = pd.concat(frames, ignore_index=True)
     return table[columns + [c for c in table.columns if c not in columns]]
+
+
+def faithfulness_curves(profile, words: pd.DataFrame, encoders: dict[str, Encoder] | None = None
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Deletion and insertion curves and leave-one-out drops of every model of `words`, cached per model and dataset.
+
+    Parameters
+    ----------
+    profile
+        Its ``faithfulness`` settings choose the sentences (the first of each
+        model's attributed sample: :func:`word_weight_sample`), the random
+        orders and the removals; ``attribution.baseline`` is what a removed
+        word's tokens become.
+    words
+        Word weights with statistics (:func:`cwi.analysis.attach_statistics` of
+        :func:`profile_word_weights`): they give each sentence its orders
+        (:func:`cwi.faithfulness.word_orders`).
+    encoders
+        Models already loaded, by name; the others are loaded.
+
+    Returns
+    -------
+    curves, leave_one_out
+        :func:`cwi.faithfulness.removal_curves`' two tables with ``model``,
+        ``dataset``, ``sentence`` (as the word-weight tables spell it) and, for
+        the curves, ``draw``.  Each (model, dataset) is cached under its model's
+        weights, the sentences and every order of every sentence, so new weights
+        or statistics recompute it.
+    """
+    profile = config.get_profile(profile)
+    settings = profile.faithfulness
+    methods = list(attribution.METHODS)
+    encoders = dict(encoders or {})
+    curves, drops = [], []
+    models = list(dict.fromkeys(words["model"]))
+    jobs = []
+    for name in models:
+        own = words[words["model"] == name]
+        for dataset in profile.attribution.datasets:
+            attributed = own.loc[own["dataset"] == dataset, "sentence"].nunique()
+            count = attributed if settings.sentences_per_dataset is None else min(settings.sentences_per_dataset,
+                                                                                   attributed)
+            sample = word_weight_sample(name, dataset, profile, count) if count else []
+            jobs.append((name, dataset, own[(own["dataset"] == dataset) & own["sentence"].isin(sample)], sample))
+    with Progress(sum(len(job[3]) for job in jobs), "faithfulness curves", "sentences", announce_start=True) as bar:
+        for name, dataset, rows, sample in jobs:
+            if not sample:
+                continue
+            encoder = encoders.get(name) or load_encoder(name, profile)
+            encoders[name] = encoder
+            orders = faithfulness.word_orders(rows, methods, settings.random_orders, profile.seed)
+            key = {"model": name, "weights": encoder_fingerprint(encoder), "pooling": encoder.pooling,
+                   "max_length": encoder.max_length, "dataset": dataset, "sentences": cache.fingerprint_texts(sample),
+                   "orders": cache.fingerprint_texts(f"{r.sentence}|{r.order}|{r.draw}|{r.words}"
+                                                     for r in orders.itertuples()),
+                   "removals": list(settings.removals), "baseline": profile.attribution.baseline,
+                   "version": faithfulness.ALGORITHM_VERSION}
+
+            computed = []
+
+            def compute():
+                frames = []
+                for sentence, group in orders.groupby("sentence", sort=False):
+                    text, _ = attribution.fit_to_length(encoder, sentence)
+                    named = {f"{r.order}|{r.draw}": list(r.words) for r in group.itertuples()}
+                    curve, drop = faithfulness.removal_curves(encoder, text, named, profile.attribution.baseline,
+                                                              settings.removals)
+                    frames.append(pd.concat([curve.assign(table="curve"), drop.assign(table="leave one out")])
+                                  .assign(sentence=sentence))
+                    bar.update()
+                    computed.append(sentence)
+                return pd.concat(frames, ignore_index=True)
+
+            bar.set_postfix(last=f"{name} {dataset}")
+            stored = cache.cached_frame("faithfulness", key, compute)
+            bar.update(len(sample) - len(computed))  # those read from the cache
+            stored = stored.assign(model=name, dataset=dataset)
+            curve = stored[stored["table"] == "curve"]
+            named = curve["order"].str.rsplit("|", n=1, expand=True)
+            curves.append(curve.assign(order=named[0], draw=named[1].astype(int))
+                          [["model", "dataset", "sentence", "removal", "order", "draw", "direction", "k", "fraction",
+                            "cosine"]])
+            drops.append(stored[stored["table"] == "leave one out"]
+                         [["model", "dataset", "sentence", "removal", "word_index", "drop"]]
+                         .astype({"word_index": int}))
+    return pd.concat(curves, ignore_index=True), pd.concat(drops, ignore_index=True)
 
 
 def seed_model_name(model: str, seed: int) -> str:

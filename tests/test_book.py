@@ -15,7 +15,7 @@ import pytest
 from nbformat.sign import NotebookNotary
 from scipy import stats as scistats
 
-from cwi import analysis, attribution, config, data, inference, models, pipeline
+from cwi import analysis, attribution, config, data, faithfulness, inference, models, pipeline
 from cwi.__main__ import ChapterFailed, build_html, chapter_sources, run_chapter, toc_entries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -250,6 +250,13 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert attributions["captum_difference"] < 1e-4 and attributions["shap_efficiency_max"] < 1e-4
     expected = {m: smoke.attribution.sentences(m) * len(smoke.attribution.datasets) for m in smoke.attribution.models}
     assert attributions["sentences_by_model"] == expected
+    # Faithfulness: one family of every model x method x removal x rival x score, with its measured error rate.
+    faithful = attributions["faithfulness"]
+    assert faithful["members"] == (len(smoke.attribution.models) * len(attribution.METHODS) * 2
+                                   * len(smoke.faithfulness.removals) * len(faithfulness.RIVALS))
+    assert faithful["status"] in inference.CALIBRATION_WORDS and 0 <= faithful["false_positive"] <= 1
+    assert set(faithful["versus_frequency"].values()) <= {"more", "less", "unclear"}
+    assert attributions["leave_one_out_tau"] and all(-1 <= t <= 1 for t in attributions["leave_one_out_tau"].values())
     most = max(smoke.attribution.sentences(m) for m in smoke.attribution.models)
     offered = min(smoke.attribution.explorer_sentences, most) * len(smoke.attribution.datasets)
     assert attributions["explorer_sentences"] == offered
