@@ -217,7 +217,9 @@ display(Markdown(
 #
 # The profile draws distinct sentences from each STS dataset's test split (both
 # sides of every pair, duplicates removed, seeded: `cwi.data.sample_sts_sentences`),
-# never from STS-B dev, where the book makes its choices, and attributes them with both
+# never a sentence of STS-B dev, where the book makes its choices, even where
+# another dataset's test split holds it too (STS-B was assembled from the STS
+# tasks' sets), and attributes them with both
 # methods. Each (model, dataset, method) table is cached under a key made of the
 # model's weights, the sentences and the settings
 # (`cwi.pipeline.word_weights`); the Correlations chapter reads the same
@@ -268,7 +270,16 @@ glue("shap_efficiency_max", float(shap_errors.max()), display=False)
 glue("shap_budget_spent", int(spent.sum()), display=False)
 glue("ig_word_error_median", float(ig_word_errors.median()), display=False)
 glue("captum_difference", captum_difference, display=False)
+chosen_on = data.choice_sentences()
+left_out = {}
+for dataset in attribution_settings.datasets:
+    rows = data.sts_split(dataset, "test")
+    texts = {data.normalise_sentence(t) for t in pd.concat([rows["sentence1"], rows["sentence2"]])}
+    left_out[dataset] = (len(texts & chosen_on), len(texts))
+glue("dev_sentences_left_out", {d: n for d, (n, _) in left_out.items()}, display=False)
 display(Markdown(
+    "Test sentences that are also STS-B dev sentences, left out of the draws: "
+    + ", ".join(f"{d} {n:,} of {total:,}" for d, (n, total) in left_out.items()) + ". "
     f"{weights['sentence'].nunique():,} distinct sentences from {len(attribution_settings.datasets)} datasets, "
     f"{len(weights):,} word weights in all ({weights_seconds:.0f} s here, from the cache or computed); "
     + ", ".join(f"{n} sentences per dataset with {m}" for m, n in
@@ -422,18 +433,28 @@ display(Markdown(
 # embedding and the full sentence's is followed (`cwi.faithfulness`):
 #
 # * **orders**: each method's weights (largest first), frequency (rarest
-#   first), information gain (largest first; a word too rare to have one
-#   leads) and random orders (their mean);
+#   first), information gain (largest first among the words with usable
+#   statistics; words too rare for one lead, rarest first) and random orders
+#   (their mean); ties are broken at random;
 # * **deletion** removes the first k words, **insertion** keeps only them;
 # * a word is **removed** in two ways, since either alone can mislead
 #   {cite}`madsen2023posthoc`: its tokens become the attribution baseline's
 #   (the input both methods compare with: the sentence keeps its length), or its
-#   characters are deleted and the sentence is tokenised again;
+#   characters are deleted and the sentence is tokenised again. The first is
+#   partly self-consistency, since SHAP's game is played with exactly that
+#   removal and Integrated Gradients' path ends there; the second, where a
+#   removed word leaves no trace, is the independent check;
 # * **comprehensiveness** is the mean of 1 - cosine over the deletion steps
 #   (higher: the order finds what the embedding needs), **sufficiency** the mean
-#   of 1 - cosine over the insertion steps before the last (lower: the first
-#   words alone rebuild the embedding), the area-over-the-curve scores of
-#   {cite:t}`deyoung2020eraser`.
+#   of 1 - cosine over the insertion steps (lower: the first words alone
+#   rebuild the embedding): area-over-the-curve scores in the manner of
+#   {cite:t}`deyoung2020eraser`, over every step but the two every order shares
+#   (nothing removed, everything removed).
+#
+# The curves follow the embedding's direction, the cosine an STS user compares,
+# while a weight is the norm of a word's share of $f(x) - f(x')$; a word whose
+# share lies along $f(x)$ changes the embedding's length more than its
+# direction, which these curves do not see.
 #
 # The curves use the first sentences of each model's attributed sample
 # (`faithfulness.sentences_per_dataset`), so nothing is attributed again, and
@@ -480,8 +501,11 @@ sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1), frameon=Fal
 # positive is more faithful) is one member of a family tested as one: a max-t
 # randomisation test that flips the sign of each sentence's advantages at
 # random (`cwi.faithfulness.sign_flip_family`), with simultaneous intervals
-# that agree with it. Its false-positive rate is measured below on data with
-# the advantages' signs flipped, where no order is better than its rival.
+# that agree with it. It is exact only where a sentence's advantage is as likely
+# negative as positive, which an order set against the mean of several random
+# orders is not quite; so its false-positive rate is measured below on data with
+# no effect but the advantages' own shape: the sentences resampled from their
+# advantages centred on 0 (`cwi.faithfulness.sign_flip_null`).
 
 # %%
 faith = settings.faithfulness
@@ -519,7 +543,8 @@ glue("faithfulness", {"status": faith_status, "false_positive": said / faith.nul
                       "versus_frequency": {f"{r.model}/{r.method}/{r.removal}/{r.summary}": r.verdict
                                            for r in versus_rivals[versus_rivals["rival"] == "frequency"].itertuples()},
                       "members": len(versus_rivals), "seconds": faithfulness_seconds}, display=False)
-lines = [f"With the signs flipped, some member of the family ({len(versus_rivals)} comparisons) was off 0 in "
+lines = [f"On data with no effect but the advantages' own shape, some member of the family "
+         f"({len(versus_rivals)} comparisons, critical |t| {null_state['critical']:.2f}) was off 0 in "
          f"**{said / faith.null_simulations:.1%}** of {faith.null_simulations:,} simulations (exact interval "
          f"{faith_low:.1%} to {faith_high:.1%}; nominal {1 - faith.level:.0%}): "
          + inference.CALIBRATION_WORDS[faith_status] + "."]
@@ -536,7 +561,7 @@ display(Markdown("\n".join(lines)))
 # %% [markdown]
 # **Leave one out.** Each word removed alone: does the drop of the cosine rank
 # the words as the weights do? The Kendall correlation between the two, per
-# sentence of at least three words.
+# sentence of at least four words.
 
 # %%
 sentence_keys = ["model", "dataset", "sentence", "method", "removal"]
@@ -545,7 +570,7 @@ taus = faithfulness.kendall_by_sentence(faith_words[["model", "dataset", "senten
                                         leave_one_out, sentence_keys)
 word_counts = faith_words.groupby(["model", "dataset", "sentence", "method"]).size().rename("words").reset_index()
 taus = taus.merge(word_counts, on=["model", "dataset", "sentence", "method"])
-taus = taus[taus["words"] >= 3]
+taus = taus[taus["words"] >= 4]  # with three words, tau can only be ±1/3 or ±1
 tau_table = taus.groupby(["model", "method", "removal"])["tau"].median().unstack("removal")
 tau_table.style.format("{:.2f}")
 
@@ -559,9 +584,12 @@ display(Markdown(
 
 # %% [markdown]
 # **Pre-trained versus fine-tuned.** Is a method's order more faithful to the
-# fine-tuned model than to its pre-trained twin? The fine-tuned model's scores
-# minus the pre-trained one's on the same sentences (positive: more faithful
-# after fine-tuning), tested as one family the same way.
+# fine-tuned model than to its pre-trained twin? Raw scores would mislead: a
+# pre-trained encoder's embeddings crowd into a narrow cone, so every cosine is
+# near 1 and any order scores low. So the comparison is of each method's
+# advantage over the same model's random orders, fine-tuned minus pre-trained on
+# the same sentences (positive: more faithful after fine-tuning), tested as one
+# family the same way.
 
 # %%
 faith_pairs = {name: (pair.pretrained, pair.finetuned)

@@ -296,8 +296,8 @@ lines = [
     + (f"; some dataset of the per-dataset claims in {null.loc['any dataset', 'rate']:.1%}"
        if "any dataset" in null.index else "")
     + f"; the claim \"{first_claim}\" was called reproduced in at most {null.loc[reproduced, 'rate'].max():.1%}. "
-    + {"calibrated": f"The interval ends within the book's tolerance of {tolerance:.0%}: the verdicts below "
-                     "are calibrated. ",
+    + {"calibrated": f"The interval ends within the book's tolerance of {tolerance:.0%} and does not lie above "
+                     f"the nominal {nominal:.0%}: the verdicts below count as calibrated at that tolerance. ",
        "over": f"**That is above the nominal rate** (the whole interval lies above {nominal:.0%}): with "
                f"{results.bootstrap.clusters} sentences in all, too few for the bootstrap to measure the spread, "
                "the verdicts below are not calibrated and read as descriptions, not findings. ",

@@ -541,7 +541,8 @@ class FaithfulnessSettings:
         Random sign flips of the randomisation test that compares the orders
         (:func:`cwi.faithfulness.compare_orders`).
     null_simulations
-        Data sets with no effect on which the test's family-wise error is measured.
+        Data sets with no effect on which the test's family-wise error is
+        measured (:func:`cwi.faithfulness.sign_flip_null`; 1,000 sign flips each).
     level
         Joint coverage of the comparisons (family-wise error ``1 - level``).
     calibration_tolerance
@@ -552,7 +553,7 @@ class FaithfulnessSettings:
     random_orders: int = 5
     removals: tuple[str, ...] = ("baseline", "text")
     flips: int = 5_000
-    null_simulations: int = 2_000
+    null_simulations: int = 1_000
     level: float = 0.95
     calibration_tolerance: float = 0.10
 

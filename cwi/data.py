@@ -48,6 +48,7 @@ __all__ = [
     "snli_triplets",
     "sample_sts_sentences",
     "sts_split",
+    "choice_sentences",
 ]
 
 log = logging.getLogger(__name__)
@@ -469,18 +470,40 @@ def sts_split(name: str, split: str) -> pd.DataFrame:
     return frame[frame["split"] == split] if split in splits else frame
 
 
+# The split on which the book makes its choices (the masked-LM base, the SimCSE recipe, SIF's a, ...).
+CHOICE_DATASET, CHOICE_SPLIT = "stsb", "dev"
+
+
+@lru_cache(maxsize=4)
+def _choice_sentences(folder: str) -> frozenset[str]:
+    frame = sts_split(CHOICE_DATASET, CHOICE_SPLIT)
+    return frozenset(normalise_sentence(s) for s in pd.concat([frame["sentence1"], frame["sentence2"]]))
+
+
+def choice_sentences() -> frozenset[str]:
+    """The normalised sentences of STS-B dev, on which the book makes its choices: never attributed.
+
+    Read once per data folder and process.
+    """
+    return _choice_sentences(str(data_dir()))
+
+
 def sample_sts_sentences(dataset: str, n: int | None, seed: int = 0, split: str = "test") -> list[str]:
     """`n` distinct sentences of the `split` pairs of an STS dataset (both sides of every pair), drawn with `seed`.
 
-    The test split by default: the sentences whose similarity the book scores, and
-    never those of STS-B dev, on which the book makes its choices (its masked-LM
-    base, its supervised recipe), nor those of a train split.  Duplicates are
-    removed before drawing; ``n=None`` or more than there are returns all of them.
-    Samples are nested: the `n` sentences are among the ``n + k`` of the same seed.
+    The test split by default: the sentences whose similarity the book scores.
+    A sentence of STS-B dev, where the book makes its choices
+    (:func:`choice_sentences`), is never drawn, even where another dataset's test
+    split holds it too (STS-B was assembled from the STS 2012-2017 sets).  The
+    SICK-R copy fetched from the Hub has one split, "all" (:func:`sts_split`),
+    so there every pair is a candidate.  Duplicates are removed before drawing;
+    ``n=None`` or more than there are returns all of them.  Samples are nested:
+    the `n` sentences are among the ``n + k`` of the same seed.
     """
     frame = sts_split(dataset, split)
     unique = pd.unique(pd.concat([frame["sentence1"], frame["sentence2"]]).str.strip())
-    unique = [s for s in unique if s]
+    chosen_on = choice_sentences()
+    unique = [s for s in unique if s and normalise_sentence(s) not in chosen_on]
     if n is None or n >= len(unique):
         return list(unique)
     chosen = np.random.default_rng(seed).permutation(len(unique))[:n]  # a prefix: nested samples

@@ -27,16 +27,22 @@ frequency (rarest first, the order of IDF), information gain (largest first)
 and random orders.  :func:`summarise` turns curves into AOPC scores (Samek et
 al. 2017; ERASER's comprehensiveness and sufficiency, DeYoung et al. 2020):
 
-* **comprehensiveness** = mean over k = 1 ... W of ``1 - cos`` after deleting
+* **comprehensiveness** = mean over k = 1 ... W-1 of ``1 - cos`` after deleting
   the first k words (higher: the order finds what the embedding needs);
-* **sufficiency** = mean over k = 0 ... W-1 of ``1 - cos`` keeping only the
+* **sufficiency** = mean over k = 1 ... W-1 of ``1 - cos`` keeping only the
   first k words (lower: the first words alone rebuild the embedding).
+
+Every step counts, not ERASER's bins of 1, 5, 10, 20 and 50 %, and the
+endpoints k = 0 and k = W, the same input for every order, are left out.  The
+curves follow the direction of the embedding (the cosine an STS user compares),
+while a word weight is the norm of the word's share of ``f(x) - f(x')``: a word
+whose share lies along f(x) moves its length more than its direction.
 
 :func:`compare_orders` sets each method's order against each rival on the same
 sentences, and :func:`compare_models` a fine-tuned model's scores against its
 pre-trained twin's, each as one family tested by random sign flips (a max-t
 randomisation test, :func:`sign_flip_family`); :func:`sign_flip_null` measures
-that rule's false-positive rate.  The
+that rule's false-positive rate on a null with the data's own shape.  The
 leave-one-out check (:func:`kendall_by_sentence`) compares each word's weight
 with the drop of the cosine when that word alone is removed.
 """
@@ -61,39 +67,70 @@ RIVALS = ("frequency", "information gain", "random")
 # The two AOPC scores and the sign that makes "larger is more faithful".
 SUMMARIES = {"comprehensiveness": 1.0, "sufficiency": -1.0}
 # Bump when what this module computes for the same inputs changes: it is part of the cache keys.
-ALGORITHM_VERSION = 1
+ALGORITHM_VERSION = 2
 
 
-def _ranked(word_index, keys) -> list[int]:
-    """`word_index` sorted by `keys` (tuples, smallest first), ties by position in the sentence."""
-    return [w for _, w in sorted(zip(keys, word_index), key=lambda item: (item[0], item[1]))]
+def _ranked(word_index, keys, tie_break=None) -> list[int]:
+    """`word_index` sorted by `keys` (tuples, smallest first); ties by `tie_break` (a random key per word), else position.
 
-
-def attribution_order(word_index, weights) -> list[int]:
-    """Largest weight first; equal weights in sentence order."""
-    return _ranked(word_index, [(-float(w),) for w in weights])
-
-
-def frequency_order(word_index, counts) -> list[int]:
-    """Rarest first (corpus count; a word the corpus lacks counts 0), equal counts in sentence order."""
-    return _ranked(word_index, [(0.0 if pd.isna(c) else float(c),) for c in counts])
-
-
-def gain_order(word_index, gains, counts) -> list[int]:
-    """Largest information gain first; words without one (too rare to measure) before all, rarest first.
-
-    A word has no information gain when the corpus saw it fewer than
-    ``min_count`` times: it is rarer than every word that has one, and rare words
-    carry the most information, so it leads.  Ties: rarer first, then sentence order.
+    Position alone would send the leftmost of equal words first, and under text
+    removal a sentence's first word is spelled apart (byte-level BPE), so the
+    orders break ties at random.
     """
-    keys = [(-np.inf if pd.isna(g) else -float(g), 0.0 if pd.isna(c) else float(c)) for g, c in zip(gains, counts)]
-    return _ranked(word_index, keys)
+    tie_break = list(range(len(word_index))) if tie_break is None else list(tie_break)
+    ranked = sorted(zip(keys, tie_break, word_index), key=lambda item: (item[0], item[1]))
+    return [w for _, _, w in ranked]
+
+
+def attribution_order(word_index, weights, tie_break=None) -> list[int]:
+    """Largest weight first."""
+    return _ranked(word_index, [(-float(w),) for w in weights], tie_break)
+
+
+def frequency_order(word_index, counts, tie_break=None) -> list[int]:
+    """Rarest first (corpus count; a word the corpus lacks counts 0): the order of IDF."""
+    return _ranked(word_index, [(0.0 if pd.isna(c) else float(c),) for c in counts], tie_break)
+
+
+# Where a word goes in the information-gain order, by its status (cwi.analysis.attach_statistics).
+GAIN_GROUPS = {"absent": 0, "rare": 0, "ok": 1, "no context": 2}
+
+
+def gain_order(word_index, gains, counts, status, tie_break=None) -> list[int]:
+    """Largest information gain first, among the words whose statistics are usable (status ``"ok"``).
+
+    A word absent from the corpus or seen fewer than ``min_count`` times has no
+    usable gain (a rare word's estimate is biased upwards): it is rarer than
+    every usable word, and rare words carry the most information, so such words
+    lead, rarest first.  A word seen only in one-word sentences ("no context")
+    comes last, rarest first.
+    """
+    keys = []
+    for gain, count, state in zip(gains, counts, status):
+        group = GAIN_GROUPS[str(state)]
+        count = 0.0 if pd.isna(count) else float(count)
+        keys.append((group, -float(gain) if group == 1 else count))
+    return _ranked(word_index, keys, tie_break)
 
 
 def random_orders(word_index, draws: int, rng: np.random.Generator) -> list[list[int]]:
     """`draws` uniformly random orders of the words."""
     word_index = list(word_index)
     return [[word_index[i] for i in rng.permutation(len(word_index))] for _ in range(draws)]
+
+
+def sentence_rng(seed: int, sentence: str) -> np.random.Generator:
+    """The random stream of one sentence: from `seed` and the sentence's normalised text.
+
+    So a sentence gets the same random orders and tie-breaks whichever table,
+    dataset or sample it is in, and two sentences of the same length different ones.
+    """
+    import hashlib
+
+    from .data import normalise_sentence
+
+    digest = hashlib.sha256(normalise_sentence(sentence).encode()).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
 def word_orders(words: pd.DataFrame, methods, random_draws: int, seed: int) -> pd.DataFrame:
@@ -104,15 +141,13 @@ def word_orders(words: pd.DataFrame, methods, random_draws: int, seed: int) -> p
     words
         One model's word rows (:func:`cwi.analysis.attach_statistics` of its word
         weights): ``dataset``, ``sentence``, ``method``, ``word_index``,
-        ``weight``, ``count`` and ``information_gain``.
+        ``weight``, ``count``, ``information_gain`` and ``status``.
     methods
         The methods whose weights give an order each (``"ig"``, ``"shap"``).
     random_draws
         Random orders per sentence.
     seed
-        Seed of the random orders: sentence s of the table (sorted by dataset and
-        text) draws from ``default_rng([seed, s])``, so an order does not depend
-        on which other sentences are in the table.
+        Seed of the random orders and of the tie-breaks (:func:`sentence_rng`).
 
     Returns
     -------
@@ -121,19 +156,20 @@ def word_orders(words: pd.DataFrame, methods, random_draws: int, seed: int) -> p
         ``draw`` (0 but for random orders) and ``words`` (a tuple of word indices).
     """
     rows = []
-    for number, ((dataset, sentence), group) in enumerate(words.groupby(["dataset", "sentence"], sort=True)):
+    for (dataset, sentence), group in words.groupby(["dataset", "sentence"], sort=True):
         first = group[group["method"] == methods[0]].sort_values("word_index")
         index = first["word_index"].tolist()
+        rng = sentence_rng(seed, sentence)
+        ties = rng.permutation(len(index))
         for method in methods:
             own = group[group["method"] == method].sort_values("word_index")
             if own["word_index"].tolist() != index:
                 raise ValueError(f"the {method} and {methods[0]} tables of {sentence[:40]!r} ({dataset}) hold "
                                  "different words: attribute both on the same sentences with the same model")
-            rows.append((dataset, sentence, method, 0, tuple(attribution_order(index, own["weight"]))))
-        rows.append((dataset, sentence, "frequency", 0, tuple(frequency_order(index, first["count"]))))
+            rows.append((dataset, sentence, method, 0, tuple(attribution_order(index, own["weight"], ties))))
+        rows.append((dataset, sentence, "frequency", 0, tuple(frequency_order(index, first["count"], ties))))
         rows.append((dataset, sentence, "information gain", 0,
-                     tuple(gain_order(index, first["information_gain"], first["count"]))))
-        rng = np.random.default_rng([seed, number])
+                     tuple(gain_order(index, first["information_gain"], first["count"], first["status"], ties))))
         rows += [(dataset, sentence, "random", d, tuple(order))
                  for d, order in enumerate(random_orders(index, random_draws, rng))]
     return pd.DataFrame(rows, columns=["dataset", "sentence", "order", "draw", "words"])
@@ -241,19 +277,26 @@ def removal_curves(encoder: Encoder, text: str, orders: dict, baseline: str = "p
 
 
 def summarise(curves: pd.DataFrame) -> pd.DataFrame:
-    """AOPC comprehensiveness and sufficiency of every curve (see the module's notes).
+    """AOPC-style comprehensiveness and sufficiency of every curve, over the steps where orders can differ.
 
-    `curves` has the columns of :func:`removal_curves` plus any identifying
-    columns (``model``, ``dataset``, ``sentence``, ...), which are kept.
-    Returns one row per curve pair (deletion and insertion of one order).
+    Comprehensiveness is the mean of ``1 - cos`` after deleting the first k
+    words, sufficiency the mean of ``1 - cos`` keeping only the first k, both
+    over k = 1 ... W-1: at k = 0 and k = W every order gives the same input (the
+    full sentence, or all words removed), whose constant would only dilute the
+    differences between orders and add each model's own endpoint.  A sentence
+    of one word has no such step: NaN.  `curves` has the columns of
+    :func:`removal_curves` plus any identifying columns (``model``,
+    ``dataset``, ``sentence``, ...), which are kept; one row per order.
     """
     keys = [c for c in curves.columns if c not in ("direction", "k", "fraction", "cosine")]
     gap = curves.assign(gap=1 - curves["cosine"])
     length = gap.groupby(keys, sort=False)["k"].transform("max")
-    deletion = gap[(gap["direction"] == "deletion") & (gap["k"] > 0)]
-    insertion = gap[(gap["direction"] == "insertion") & (gap["k"] < length)]
-    return pd.concat([deletion.groupby(keys, sort=False)["gap"].mean().rename("comprehensiveness"),
-                      insertion.groupby(keys, sort=False)["gap"].mean().rename("sufficiency")], axis=1).reset_index()
+    inner = gap[(gap["k"] > 0) & (gap["k"] < length)]
+    means = inner.groupby([*keys, "direction"], sort=False)["gap"].mean().unstack("direction")
+    table = gap[keys].drop_duplicates().set_index(keys)
+    table["comprehensiveness"] = means.get("deletion")
+    table["sufficiency"] = means.get("insertion")
+    return table.reset_index()
 
 
 def kendall_by_sentence(weights: pd.DataFrame, drops: pd.DataFrame, keys) -> pd.DataFrame:
@@ -307,6 +350,11 @@ def _studentised(signs: np.ndarray, filled: np.ndarray, n: np.ndarray, sum_squar
         return np.where(spread > 0, means / np.sqrt(spread), np.nan)
 
 
+def _largest(t: np.ndarray) -> np.ndarray:
+    """The largest |t| of each row; a member without spread (NaN t) cannot be off 0, so counts as 0."""
+    return np.where(np.isfinite(t), np.abs(t), 0.0).max(axis=1)
+
+
 def sign_flip_family(members: pd.DataFrame, per_sentence: pd.DataFrame, flips: int = 5000, seed: int = 0,
                      level: float = 0.95) -> tuple[pd.DataFrame, dict]:
     """Test a family of paired differences, one column per member, as one: a max-t sign-flip randomisation test.
@@ -326,15 +374,18 @@ def sign_flip_family(members: pd.DataFrame, per_sentence: pd.DataFrame, flips: i
     Notes
     -----
     The unit is a distinct sentence (:func:`cwi.data.normalise_sentence`: a
-    sentence two datasets share counts once).  With no difference, a sentence's
-    difference is as likely negative as positive; so the test flips the signs of
-    every sentence's differences at random (one flip per sentence, shared by all
-    members, which keeps their dependence) and takes the `level` quantile c of
-    the largest absolute one-sample t over the family.  A member whose own |t|
-    exceeds c is off 0.  Under that symmetry the family-wise error is ``1 -
-    level`` exactly, with no large-sample approximation (a sentence bootstrap on
-    20 sentences per dataset errs by more: its variance is short by a factor
-    (n - 1) / n per dataset).  The intervals ``mean +- c se`` agree with the decisions.
+    sentence two datasets share counts once).  If no member differs from 0 and a
+    sentence's differences are symmetric about 0, flipping their signs changes
+    nothing; so the test flips the signs of every sentence's differences at
+    random (one flip per sentence, shared by all members, which keeps their
+    dependence) and takes the `level` quantile c of the largest absolute
+    one-sample t over the family.  A member whose own |t| exceeds c is off 0:
+    a max-t randomisation test.  Under symmetry its family-wise error is ``1 -
+    level`` up to the Monte Carlo error of c; a mean of 0 without symmetry (a
+    skewed difference, such as an order against the mean of several random
+    orders) makes it approximate, which is why :func:`sign_flip_null` measures
+    it on a null that keeps the data's skew.  The intervals ``mean +- c se``
+    agree with the decisions; their joint coverage is as approximate.
 
     Returns
     -------
@@ -357,7 +408,7 @@ def sign_flip_family(members: pd.DataFrame, per_sentence: pd.DataFrame, flips: i
     observed = _studentised(np.ones((1, len(values))), filled, n, sum_squares)[0]
     rng = np.random.default_rng(seed)
     flipped = _studentised(rng.choice([-1.0, 1.0], size=(flips, len(values))), filled, n, sum_squares)
-    critical = float(np.quantile(np.nanmax(np.abs(flipped), axis=1), level))
+    critical = float(np.quantile(_largest(flipped), level))
     with np.errstate(divide="ignore", invalid="ignore"):
         estimates = filled.sum(0) / n
         se = np.where(np.isfinite(observed) & (observed != 0), estimates / observed, np.nan)
@@ -365,7 +416,8 @@ def sign_flip_family(members: pd.DataFrame, per_sentence: pd.DataFrame, flips: i
     table = members.reset_index(drop=True).assign(
         estimate=estimates, low=low, high=high, sentences=n.astype(int),
         verdict=[verdict(lo, hi) if np.isfinite(lo) else "unclear" for lo, hi in zip(low, high)])
-    return table, {"filled": filled, "n": n, "sum_squares": sum_squares, "critical": critical, "level": level}
+    return table, {"filled": filled, "present": present, "estimates": estimates, "critical": critical,
+                   "level": level}
 
 
 def compare_orders(summary: pd.DataFrame, methods, rivals=RIVALS, flips: int = 5000, seed: int = 0,
@@ -388,30 +440,35 @@ def compare_orders(summary: pd.DataFrame, methods, rivals=RIVALS, flips: int = 5
 
 def compare_models(summary: pd.DataFrame, pairs: dict, methods, flips: int = 5000, seed: int = 0,
                    level: float = 0.95) -> tuple[pd.DataFrame, dict]:
-    """Fine-tuned against pre-trained: is a method's order more faithful to the fine-tuned model?
+    """Fine-tuned against pre-trained: does a method's order beat random orders by more after fine-tuning?
 
     `pairs` maps a pair's name to ``(pretrained, finetuned)`` model names.  One
-    member per pair x method x removal x summary, on the sentences both
-    models have: the fine-tuned model's score minus the pre-trained one's
-    (signed: positive means more faithful after fine-tuning), tested as one
-    family (:func:`sign_flip_family`).
+    member per pair x method x removal x summary, on the sentences both models
+    have: the method's advantage over random orders (:func:`compare_orders`'
+    signs) for the fine-tuned model minus that for the pre-trained one.  Raw
+    scores would not do: a pre-trained encoder's embeddings are anisotropic, so
+    every cosine is near 1 and any order, random ones included, scores low; the
+    advantage over random orders of the same model removes that geometry.
+    Tested as one family (:func:`sign_flip_family`).
     """
-    keys = ["removal", "dataset", "sentence"]
-    scores = summary[summary["order"].isin(methods)].set_index(["model", "order", *keys])[list(SUMMARIES)].sort_index()
-    members, columns = [], []
+    members, advantage = _advantages(summary, methods, ("random",))
+    if members.empty:
+        raise ValueError("no method order with random orders on the same sentences: nothing to compare")
+    column = {tuple(row): number for number, row in
+              enumerate(members[["model", "method", "removal", "summary"]].itertuples(index=False))}
+    rows, columns = [], []
     for pair, (pretrained, finetuned) in pairs.items():
         for method in methods:
-            for removal in summary["removal"].unique():
-                try:
-                    pre, fine = (scores.loc[(model, method, removal)] for model in (pretrained, finetuned))
-                except KeyError:
-                    continue
-                for name, sign in SUMMARIES.items():
-                    members.append({"pair": pair, "method": method, "removal": removal, "summary": name})
-                    columns.append((sign * (fine[name] - pre[name])).rename(len(members) - 1))
-    if not members:
+            for removal in members["removal"].unique():
+                for name in SUMMARIES:
+                    pre, fine = (column.get((model, method, removal, name)) for model in (pretrained, finetuned))
+                    if pre is None or fine is None:
+                        continue
+                    rows.append({"pair": pair, "method": method, "removal": removal, "summary": name})
+                    columns.append((advantage[fine] - advantage[pre]).rename(len(rows) - 1))
+    if not rows:
         raise ValueError("no pair has both its models' curves: nothing to compare")
-    return sign_flip_family(pd.DataFrame(members), pd.concat(columns, axis=1), flips, seed, level)
+    return sign_flip_family(pd.DataFrame(rows), pd.concat(columns, axis=1), flips, seed, level)
 
 
 def on_grid(curves: pd.DataFrame, points: int = 11) -> pd.DataFrame:
@@ -430,17 +487,28 @@ def on_grid(curves: pd.DataFrame, points: int = 11) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*keys, "fraction", "cosine"])
 
 
-def sign_flip_null(state: dict, simulations: int, seed: int) -> int:
-    """How many of `simulations` data sets with no effect get some member of the family off 0.
+def sign_flip_null(state: dict, simulations: int, seed: int, flips: int = 1000) -> int:
+    """How many of `simulations` data sets with no effect, but the data's own shape, get some member off 0.
 
-    Each simulation flips the signs of the sentences' advantages at random (the
-    data a method no better than its rival would give, under the test's
-    symmetry) and applies :func:`compare_orders`' rule.  Flipping flipped data
-    gives the same set of flips, so the rule's critical value is the same and is
-    reused.  The count over `simulations` estimates the rule's family-wise
-    false-positive rate (:func:`cwi.inference.calibration_status` reads it).
+    Each simulation resamples the sentences, with replacement, from the
+    observed differences centred on their means (every member's mean is then 0
+    while its spread, skew and the members' dependence are the data's), and
+    applies :func:`sign_flip_family`'s whole rule to it, with a critical value
+    of its own from `flips` sign flips.  The count over `simulations` estimates
+    the rule's family-wise false-positive rate where the symmetry it assumes
+    need not hold (:func:`cwi.inference.calibration_status` reads it).
     """
     rng = np.random.default_rng(seed)
-    signs = rng.choice([-1.0, 1.0], size=(simulations, len(state["filled"])))
-    t = _studentised(signs, state["filled"], state["n"], state["sum_squares"])
-    return int((np.nanmax(np.abs(t), axis=1) > state["critical"]).sum())
+    present = state["present"]
+    centred = np.where(present, state["filled"] - state["estimates"], 0.0)
+    units = len(centred)
+    said = 0
+    for _ in range(simulations):
+        drawn = rng.integers(0, units, units)
+        filled, here = centred[drawn], present[drawn]
+        n = here.sum(0).astype(float)
+        sum_squares = (filled**2).sum(0)
+        observed = _studentised(np.ones((1, units)), filled, n, sum_squares)[0]
+        null = _studentised(rng.choice([-1.0, 1.0], size=(flips, units)), filled, n, sum_squares)
+        said += bool(_largest(observed[None])[0] > np.quantile(_largest(null), state["level"]))
+    return said

@@ -382,7 +382,7 @@ def null_calibration(results: PairFits, claims, level: float, n_simulations: int
 
 # What the rule's measured false-positive rate says of its verdicts (:func:`calibration_status`).
 CALIBRATION_WORDS = {
-    "calibrated": "calibrated: the rate is shown to be at most the tolerance",
+    "calibrated": "calibrated: the rate is shown to be at most the tolerance and not shown above the nominal rate",
     "over": "over the nominal rate: the rate is shown to exceed it",
     "undetermined": "not shown calibrated: too few simulations to bound the rate by the tolerance",
 }
@@ -391,18 +391,19 @@ CALIBRATION_WORDS = {
 def calibration_status(said: int, simulations: int, level: float, tolerance: float) -> tuple[str, float, float]:
     """Whether simulations show the rule's family-wise error within `tolerance` (a key of :data:`CALIBRATION_WORDS`).
 
-    The rate's exact (Clopper-Pearson) `level` interval decides: "calibrated"
-    when its upper end is at most `tolerance`, "over" when its lower end lies
-    above the nominal rate ``1 - level``, "undetermined" otherwise.  Calibration
-    must be shown, not merely not refuted: a handful of simulations never
-    passes.  Returns the status and the interval's ends.
+    The rate's exact (Clopper-Pearson) `level` interval decides: "over" when its
+    lower end lies above the nominal rate ``1 - level`` (shown to exceed it,
+    however close), else "calibrated" when its upper end is at most
+    `tolerance`, else "undetermined".  Calibration must be shown, not merely not
+    refuted: a handful of simulations never passes.  Returns the status and the
+    interval's ends.
     """
     if not 0 <= said <= simulations or simulations < 1:
         raise ValueError(f"need 0 <= said <= simulations and simulations >= 1, got {said} of {simulations}")
     interval = scistats.binomtest(int(said), int(simulations)).proportion_ci(level, method="exact")
-    if interval.high <= tolerance:
-        return "calibrated", interval.low, interval.high
-    return ("over" if interval.low > 1 - level else "undetermined"), interval.low, interval.high
+    if interval.low > 1 - level:
+        return "over", interval.low, interval.high
+    return ("calibrated" if interval.high <= tolerance else "undetermined"), interval.low, interval.high
 
 
 class _Refit:

@@ -185,6 +185,7 @@ def test_calibration_must_be_shown_not_merely_not_refuted():
     assert status(0, 20) == "undetermined"  # no false positive, but 20 simulations bound nothing below 10%
     assert status(60, 500) == "over"  # 12%: the whole interval lies above 5%
     assert status(10, 20) == "over"
+    assert status(1_500, 20_000) == "over"  # 7.5%: within the tolerance, yet shown above the nominal rate
     _, low, high = inference.calibration_status(25, 500, 0.95, 0.10)
     assert low < 0.05 < high < 0.10
     with pytest.raises(ValueError, match="said <= simulations"):
