@@ -543,11 +543,17 @@ glue("faithfulness", {"status": faith_status, "false_positive": said / faith.nul
                       "versus_frequency": {f"{r.model}/{r.method}/{r.removal}/{r.summary}": r.verdict
                                            for r in versus_rivals[versus_rivals["rival"] == "frequency"].itertuples()},
                       "members": len(versus_rivals), "seconds": faithfulness_seconds}, display=False)
+# |t| of each member: its interval is estimate +- c se.
+member_t = versus_rivals["estimate"].abs() / ((versus_rivals["high"] - versus_rivals["low"]) / (2 * null_state["critical"]))
+near = int(member_t.between(0.9 * null_state["critical"], 1.1 * null_state["critical"]).sum())
 lines = [f"On data with no effect but the advantages' own shape, some member of the family "
          f"({len(versus_rivals)} comparisons, critical |t| {null_state['critical']:.2f}) was off 0 in "
          f"**{said / faith.null_simulations:.1%}** of {faith.null_simulations:,} simulations (exact interval "
          f"{faith_low:.1%} to {faith_high:.1%}; nominal {1 - faith.level:.0%}): "
-         + inference.CALIBRATION_WORDS[faith_status] + "."]
+         + inference.CALIBRATION_WORDS[faith_status] + "."
+         + ("" if faith_status == "calibrated" else
+            f" So a verdict whose |t| lies within a tenth of the critical value ({near} of {len(versus_rivals)}) is "
+            "the one to doubt.")]
 for name in encoders:
     for method in methods:
         lines.append(f"- {name}, {method.upper()}'s order: against frequency it "
