@@ -89,6 +89,7 @@
 # $f(x) - f(x')$.
 
 # %% tags=["remove-cell"]
+import textwrap
 import time
 
 import ipywidgets as widgets
@@ -481,7 +482,7 @@ fig, axes = plotting.figure(
     "Deletion curves: the mean cosine between the sentence with the first words of each order removed and the "
     "full sentence, against the fraction of words removed (one panel per model; rows: words replaced by the "
     "baseline, words deleted from the text). A faithful order falls fastest.",
-    width=2.0, height=2.1, ncols=len(encoders), nrows=len(removal_names), sharey=True,
+    width=2.2, height=2.2, ncols=len(encoders), nrows=len(removal_names), sharey=True,
 )
 axes = np.asarray(axes).reshape(len(removal_names), len(encoders))
 for row, removal in enumerate(removal_names):
@@ -490,8 +491,11 @@ for row, removal in enumerate(removal_names):
         shown = mean_curves[(mean_curves["model"] == name) & (mean_curves["removal"] == removal)]
         sns.lineplot(shown, x="fraction", y="cosine", hue="order", hue_order=order_names, ax=ax,
                      legend=row == 0 and column == len(encoders) - 1)
-        ax.set(title=name if row == 0 else "", xlabel="fraction removed" if row == len(removal_names) - 1 else "",
+        ax.set(xlabel="fraction removed" if row == len(removal_names) - 1 and column == 0 else "",
                ylabel=f"cosine ({removal})" if column == 0 else "")
+        ax.set_xticks([0, 0.5, 1], ["0", "½", "1"])
+        if row == 0:  # long names wrap at a hyphen, so that neighbouring titles do not run together
+            ax.set_title(textwrap.fill(name, 12), fontsize=9)
 sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
 
 # %% [markdown]
