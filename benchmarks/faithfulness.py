@@ -31,19 +31,10 @@ import time
 import numpy as np
 import torch
 
-from cwi import attribution, config, data, faithfulness, inputs, models, pipeline, stats
+from cwi import attribution, config, faithfulness, inputs
 
-
-def load(name: str):
-    """A registered model: the book's from the default profile's checkpoint cache, the others by the registry."""
-    if name.startswith("book-"):
-        return pipeline.load_encoder(name, "default")
-    return models.load_encoder(name)
-
-
-def sentences_of(n_words: int, count: int) -> list[str]:
-    pool = data.load_sts("stsb").query("split == 'test'")["sentence1"].drop_duplicates()
-    return [s for s in pool if len(stats.tokenize(s)) == n_words][:count]
+# The same models and sentences as the attribution benchmark beside this script.
+from attribution import load, sentences_of  # noqa: E402  (benchmarks/attribution.py)
 
 
 def orders_for(encoder, text: str, seed: int) -> dict[str, list[int]]:

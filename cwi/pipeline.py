@@ -254,7 +254,7 @@ def faithfulness_curves(profile, words: pd.DataFrame, encoders: dict[str, Encode
     settings = profile.faithfulness
     methods = list(attribution.METHODS)
     encoders = dict(encoders or {})
-    curves, drops = [], []
+    curves, drops, fingerprints = [], [], {}
     models = list(dict.fromkeys(words["model"]))
     jobs = []
     for name in models:
@@ -271,8 +271,10 @@ def faithfulness_curves(profile, words: pd.DataFrame, encoders: dict[str, Encode
                 continue
             encoder = encoders.get(name) or load_encoder(name, profile)
             encoders[name] = encoder
+            if name not in fingerprints:  # once per model, not per dataset (hashing weights is not free)
+                fingerprints[name] = encoder_fingerprint(encoder)
             orders = faithfulness.word_orders(rows, methods, settings.random_orders, profile.seed)
-            key = {"model": name, "weights": encoder_fingerprint(encoder), "pooling": encoder.pooling,
+            key = {"model": name, "weights": fingerprints[name], "pooling": encoder.pooling,
                    "max_length": encoder.max_length, "dataset": dataset, "sentences": cache.fingerprint_texts(sample),
                    "orders": cache.fingerprint_texts(f"{r.sentence}|{r.order}|{r.draw}|{r.words}"
                                                      for r in orders.itertuples()),
