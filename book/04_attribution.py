@@ -605,7 +605,8 @@ display(Markdown(
 faith_pairs = {name: (pair.pretrained, pair.finetuned)
                for name, pair in analysis.present_pairs(models.PAIRS, list(encoders)).items() if pair.pretrained}
 if faith_pairs:
-    pair_changes, _ = faithfulness.compare_models(scores, faith_pairs, methods, faith.flips, settings.seed, faith.level)
+    pair_changes, pair_state = faithfulness.compare_models(scores, faith_pairs, methods, faith.flips, settings.seed,
+                                                           faith.level)
     display(pair_changes.assign(change=analysis.interval_text(pair_changes["estimate"], pair_changes["low"],
                                                               pair_changes["high"]))
             .pivot(index=["pair", "method", "summary"], columns="removal", values="change"))
@@ -620,7 +621,15 @@ if faith_pairs:
         more, less = (rows["verdict"] == "more").sum(), (rows["verdict"] == "less").sum()
         phrases.append(f"{pair}: fine-tuning made the orders more faithful in {more} and less faithful in {less} "
                        f"of {len(rows)} comparisons (the others show no clear difference)")
-    display(Markdown("; ".join(phrases) + "."))
+    pair_said = faithfulness.sign_flip_null(pair_state, faith.null_simulations, settings.seed + 2)
+    pair_status, pair_low, pair_high = inference.calibration_status(pair_said, faith.null_simulations, faith.level,
+                                                                    faith.calibration_tolerance)
+    glue("faithfulness_pairs_null", {"status": pair_status, "false_positive": pair_said / faith.null_simulations},
+         display=False)
+    display(Markdown("; ".join(phrases) + f". On data with no effect but these differences' own shape, some member "
+                     f"of this family was off 0 in **{pair_said / faith.null_simulations:.1%}** of "
+                     f"{faith.null_simulations:,} simulations (exact interval {pair_low:.1%} to {pair_high:.1%}; "
+                     f"nominal {1 - faith.level:.0%}): " + inference.CALIBRATION_WORDS[pair_status] + "."))
 else:
     display(Markdown("No pre-trained and fine-tuned pair is among this profile's attributed models."))
 

@@ -256,6 +256,7 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
                                    * len(smoke.faithfulness.removals) * len(faithfulness.RIVALS))
     assert faithful["status"] in inference.CALIBRATION_WORDS and 0 <= faithful["false_positive"] <= 1
     assert set(faithful["versus_frequency"].values()) <= {"more", "less", "unclear"}
+    assert attributions["faithfulness_pairs_null"]["status"] in inference.CALIBRATION_WORDS  # the pairs' family too
     assert attributions["leave_one_out_tau"] and all(-1 <= t <= 1 for t in attributions["leave_one_out_tau"].values())
     most = max(smoke.attribution.sentences(m) for m in smoke.attribution.models)
     offered = min(smoke.attribution.explorer_sentences, most) * len(smoke.attribution.datasets)
