@@ -119,6 +119,8 @@
 # The numerical checks below regress $\|u_w\|^2$ (both norms) on $2\,\mathrm{KL}$.
 
 # %% tags=["remove-cell"]
+import os
+
 import numpy as np
 import pandas as pd
 import torch
@@ -129,7 +131,7 @@ from scipy import stats as scistats
 from cwi import config, downloads, pipeline, plotting, record, stats, theory
 
 # %% tags=["parameters"]
-profile = "default"
+profile = os.environ.get("CWI_PROFILE", "default")  # a built-in profile or a study file
 
 # %%
 settings = config.get_profile(profile)

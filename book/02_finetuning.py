@@ -31,6 +31,7 @@
 # own pairs load from the Hugging Face Hub in the `paper` profile.
 
 # %% tags=["remove-cell"]
+import os
 import time
 from dataclasses import asdict
 
@@ -44,7 +45,7 @@ from myst_nb import glue
 from cwi import config, data, downloads, models, pipeline, plotting, record, runs, train
 
 # %% tags=["parameters"]
-profile = "default"
+profile = os.environ.get("CWI_PROFILE", "default")  # a built-in profile or a study file
 
 # %%
 settings = config.get_profile(profile)
@@ -52,9 +53,10 @@ finetune = settings.finetune
 plotting.use_book_style()
 pd.DataFrame(
     [{"pair": name, "pre-trained": p.pretrained or "(not available offline)", "fine-tuned": p.finetuned,
-      "pooling": " / ".join(dict.fromkeys(models.MODELS[m].pooling for m in [p.pretrained, p.finetuned] if m)),
-      "offline": all(models.MODELS[m].kind != "hub" for m in [p.pretrained, p.finetuned] if m)}
-     for name, p in models.PAIRS.items()]
+      "pooling": " / ".join(dict.fromkeys(settings.model(m).pooling for m in [p.pretrained, p.finetuned] if m)),
+      "offline": all(settings.model(m).kind != "hub" for m in [p.pretrained, p.finetuned] if m),
+      "defined in": "the study file" if settings.from_study(name) else "built in"}
+     for name, p in settings.pairs.items()]
 ).style.hide(axis="index")
 
 # %% [markdown]

@@ -38,6 +38,8 @@
 # tokens into.
 
 # %% tags=["remove-cell"]
+import os
+
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
@@ -47,7 +49,7 @@ from scipy import stats as scistats
 from cwi import config, data, downloads, pipeline, plotting, record, stats
 
 # %% tags=["parameters"]
-profile = "default"
+profile = os.environ.get("CWI_PROFILE", "default")  # a built-in profile or a study file
 
 # %%
 settings = config.get_profile(profile)

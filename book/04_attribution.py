@@ -89,6 +89,7 @@
 # $f(x) - f(x')$.
 
 # %% tags=["remove-cell"]
+import os
 import textwrap
 import time
 
@@ -101,12 +102,12 @@ from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 from scipy import stats as scistats
 
-from cwi import (analysis, attribution, config, data, downloads, faithfulness, inference, interactive, models,
-                 pipeline, plotting, record)
+from cwi import (analysis, attribution, config, data, downloads, faithfulness, inference, interactive, pipeline,
+                 plotting, record)
 from cwi.encoders import normalized
 
 # %% tags=["parameters"]
-profile = "default"
+profile = os.environ.get("CWI_PROFILE", "default")  # a built-in profile or a study file
 
 # %%
 settings = config.get_profile(profile)
@@ -127,7 +128,8 @@ attribution_settings
 # %%
 encoders = {name: pipeline.load_encoder(name, settings) for name in attribution_settings.models}
 pd.DataFrame([
-    {"model": name, "contrastive": models.MODELS[name].contrastive, "pooling": e.pooling,
+    {"model": name, "defined in": "the study file" if settings.from_study(name) else "built in",
+     "contrastive": settings.model(name).contrastive, "pooling": e.pooling,
      "parameters": sum(p.numel() for p in e.model.parameters()), "d": e.model.config.hidden_size,
      "max tokens": e.max_length, "tokenizer": type(e.tokenizer.backend_tokenizer.model).__name__,
      "Hub commit": (e.revision or "")[:12] or "(local)", "device": str(e.device)}
@@ -396,7 +398,7 @@ display(Markdown(
 # (`cwi.encoders.normalized`).
 
 # %%
-normalising = [name for name in encoders if models.MODELS[name].normalized]
+normalising = [name for name in encoders if settings.model(name).normalized]
 normalised_rows = []
 for name in normalising:
     unit = normalized(encoders[name])
@@ -603,7 +605,7 @@ display(Markdown(
 
 # %%
 faith_pairs = {name: (pair.pretrained, pair.finetuned)
-               for name, pair in analysis.present_pairs(models.PAIRS, list(encoders)).items() if pair.pretrained}
+               for name, pair in analysis.present_pairs(settings.pairs, list(encoders)).items() if pair.pretrained}
 if faith_pairs:
     pair_changes, pair_state = faithfulness.compare_models(scores, faith_pairs, methods, faith.flips, settings.seed,
                                                            faith.level)
@@ -644,7 +646,7 @@ else:
 # %% tags=["remove-input"]
 names = list(encoders)
 # It opens on the first pair of the profile: a pre-trained model and its contrastive twin.
-twins = [pair for pair in analysis.present_pairs(models.PAIRS, names).values() if pair.pretrained]
+twins = [pair for pair in analysis.present_pairs(settings.pairs, names).values() if pair.pretrained]
 opening = (twins[0].pretrained, twins[0].finetuned) if twins else (names[0], names[-1])
 explored = interactive.explorer_sample(weights, per_dataset=attribution_settings.explorer_sentences)
 display(interactive.sentence_explorer(explored, *opening))

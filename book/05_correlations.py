@@ -64,6 +64,7 @@
 # chance alone would put off 0.
 
 # %% tags=["remove-cell"]
+import os
 import time
 
 import matplotlib.pyplot as plt
@@ -73,24 +74,35 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 from scipy import stats as scistats
 
-from cwi import analysis, config, downloads, inference, interactive, models, pipeline, plotting, record
+from cwi import analysis, config, downloads, inference, interactive, pipeline, plotting, record
 
 # %% tags=["parameters"]
-profile = "default"
+profile = os.environ.get("CWI_PROFILE", "default")  # a built-in profile or a study file
 
 # %%
 settings = config.get_profile(profile)
 plotting.use_book_style()
 min_count = settings.stats.min_count
 level = f"{settings.analysis.level:.0%}"
-pairs = analysis.present_pairs(models.PAIRS, settings.attribution.models)
+pairs = analysis.present_pairs(settings.pairs, settings.attribution.models)
 # The book's fine-tuned models: every contrastive seed of the chosen recipe, the first seed's model first.
 book_models = ("book-unsup-simcse", "book-sup-simcse")
 replicates = {model: list(pipeline.seed_model_names(model, settings).values())
               for model in book_models if model in settings.attribution.models}
 pd.DataFrame([{"pair": n, "pre-trained": p.pretrained or "(none offline)", "fine-tuned": p.finetuned,
-               "fine-tuned models averaged": len(replicates.get(p.finetuned, [p.finetuned]))}
+               "fine-tuned models averaged": len(replicates.get(p.finetuned, [p.finetuned])),
+               "defined in": "the study file" if settings.from_study(n) else "built in"}
               for n, p in pairs.items()]).style.hide(axis="index")
+
+# %% tags=["remove-input"]
+own_pairs = [name for name in pairs if settings.from_study(name)]
+if own_pairs:
+    display(Markdown(
+        f"The study **{settings.name}** (`{os.path.basename(settings.study_file)}`) brings its own "
+        f"pair{'s' if len(own_pairs) > 1 else ''}: {', '.join(own_pairs)}. They come first in every table and are "
+        "decided by the same claims, family and rule as the book's pairs. More pairs make a larger family, so every "
+        "pair's simultaneous intervals are wider than the built-in profile's would be: a verdict of the book's own "
+        "pairs here may differ from that profile's."))
 
 # %% [markdown]
 # ## The data
@@ -690,7 +702,11 @@ for pair_name, pair in pairs.items():
         change = sts_scores[pair.finetuned] - sts_scores[pair.pretrained]
         lines.append(f"\n{pair_name}: fine-tuning changed STS-B test by {change:+.1f} points "
                      f"({sts_scores[pair.pretrained]:.1f} to {sts_scores[pair.finetuned]:.1f}, first seed).")
-hub_pairs = [name for name, pair in pairs.items() if models.MODELS[pair.finetuned].kind == "hub"]
+if own_pairs:
+    lines.append(f"\nThe study's own pairs ({', '.join(own_pairs)}) are read by the same rule as the book's: the "
+                 "verdicts above are theirs too, for the models the study file names.")
+hub_pairs = [name for name, pair in pairs.items() if settings.model(pair.finetuned).kind == "hub"
+             and not settings.from_study(name)]
 if hub_pairs:
     lines.append(
         f"\nThe paper's own models are compared here ({', '.join(hub_pairs)}), loaded from the Hugging Face "

@@ -46,6 +46,7 @@
 # weighting and SIF's second ingredient can be told apart.
 
 # %% tags=["remove-cell"]
+import os
 import time
 
 import numpy as np
@@ -57,7 +58,7 @@ from myst_nb import glue
 from cwi import config, downloads, evaluation, pipeline, plotting, record, theory, weighting
 
 # %% tags=["parameters"]
-profile = "default"
+profile = os.environ.get("CWI_PROFILE", "default")  # a built-in profile or a study file
 
 # %%
 settings = config.get_profile(profile)

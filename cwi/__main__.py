@@ -1,13 +1,15 @@
 """Command line: run the book's chapters with papermill and render the book.
 
     python -m cwi book --profile default     # every chapter of _toc.yml, then the HTML book
+    python -m cwi book --profile study.toml --dry-run   # a study file's whole path at smoke sizes
     python -m cwi run 03_statistics --profile smoke
     python -m cwi chapters                   # list the chapters in TOC order
     python -m cwi lab                        # JupyterLab on book/, chapters open as notebooks
     python -m cwi attribute --profile paper --workers 4   # the word weights on a Dask cluster, before the book
 
 Chapters are the ``book/*.py`` sources (Jupytext py:percent) listed in
-``_toc.yml``.  Each is converted to a notebook and executed with the profile name
+``_toc.yml``.  Each is converted to a notebook and executed with the profile
+reference (a built-in name or a study file's absolute path: :func:`cwi.config.get_profile`)
 as the papermill parameter ``profile``, in a private temporary folder of the run
 that also holds its kernel's connection file and sockets; the executed notebook
 replaces the paired ``book/<chapter>.ipynb`` only when the chapter succeeded (a
@@ -34,13 +36,16 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import yaml
 
-from .config import PROFILES
+from .config import DRY_RUN, PROFILES
 from .progress import ENVIRONMENT as PROGRESS_ENVIRONMENT
 from .progress import duration
+
+PROFILE_ENVIRONMENT = "CWI_PROFILE"  # the profile a chapter opened in JupyterLab starts with (python -m cwi lab)
 
 __all__ = ["ChapterFailed", "toc_entries", "chapter_sources", "run_chapter", "build_html", "main"]
 
@@ -213,8 +218,9 @@ def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
 
     from .cache import atomic_write
 
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    from .config import get_profile
+
+    get_profile(profile)  # an unknown name or a study file that does not validate fails here, not in a kernel
     # The python3 kernelspec runs "python" from PATH: make that this interpreter, so the
     # kernel sees the same packages (cwi included) when the venv is not activated.
     bin_dir = str(Path(sys.executable).parent)
@@ -277,8 +283,29 @@ def sweep_private_folders() -> list[Path]:
     return removed
 
 
+PROFILE_PAGE = Path("book") / "_profile.md"  # the profile in force, included by the first page (book/intro.md)
+
+
+def write_profile_page(root: Path, reference: str) -> Path:
+    """Write what the book's first page says of the profile in force (:func:`cwi.studies.describe`)."""
+    from .config import get_profile
+    from .studies import describe
+
+    page = root / PROFILE_PAGE
+    page.write_text(describe(get_profile(reference)))
+    return page
+
+
 def build_html(root: Path) -> Path:
-    """Render the executed notebooks and pages as HTML with Jupyter Book; return index.html."""
+    """Render the executed notebooks and pages as HTML with Jupyter Book; return index.html.
+
+    The book's first page includes ``book/_profile.md``: :func:`write_profile_page` writes it
+    (``python -m cwi book`` does, before the chapters run); a build without it says so there.
+    """
+    page = root / PROFILE_PAGE
+    if page.parent.is_dir() and not page.exists():
+        page.write_text("The profile of each chapter is in its execution record, at its end (this build was not "
+                        "made by `python -m cwi book`, which writes this section).\n")
     exe = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
     if exe is None:
         raise FileNotFoundError("jupyter-book is not installed: pip install -r requirements.txt")
@@ -322,9 +349,13 @@ def pin_threads() -> int:
 
 
 def _run(sources: list[Path], profile: str) -> None:
+    from .config import get_profile
+
     threads = pin_threads()
+    name = get_profile(profile).name
+    label = name if name == profile else f"{name}, {profile}"  # a study: its name and its file
     for number, source in enumerate(sources, 1):
-        print(f"[{number}/{len(sources)}] {source.name} (profile {profile}, {threads} torch threads)", flush=True)
+        print(f"[{number}/{len(sources)}] {source.name} (profile {label}, {threads} torch threads)", flush=True)
         start = time.perf_counter()
         run_chapter(source, profile)
         print(f"[{number}/{len(sources)}] {source.name} done in {time.perf_counter() - start:.1f} s", flush=True)
@@ -343,6 +374,27 @@ def lab_environment(root: Path) -> dict[str, str]:
     return environment
 
 
+def profile_reference(args: argparse.Namespace) -> str:
+    """The profile the command line names, checked whole before any work: a study file's path made absolute.
+
+    Chapters run with ``book/`` as working directory and Dask workers elsewhere,
+    so a relative study path is resolved here.  A study file that does not
+    validate raises its :class:`cwi.studies.StudyError` now, before anything is
+    trained or cached.
+    """
+    from .config import get_profile
+
+    reference, dry = args.profile, args.profile.endswith(DRY_RUN)
+    reference = reference.removesuffix(DRY_RUN) if dry else reference
+    if reference.endswith(".toml"):
+        reference = str(Path(reference).expanduser().resolve())
+    reference += DRY_RUN if dry else ""
+    if getattr(args, "dry_run", False):
+        reference += DRY_RUN
+    get_profile(reference)
+    return reference
+
+
 def _check_counts(args: argparse.Namespace) -> str | None:
     """What is wrong with the command line's counts, before any work (``None``: nothing)."""
     for option in ("workers", "torch_threads"):
@@ -358,20 +410,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cwi", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="folder holding _toc.yml (default: .)")
     commands = parser.add_subparsers(dest="command", required=True)
-    book = commands.add_parser("book", parents=[common],
+    profiles = argparse.ArgumentParser(add_help=False)
+    profiles.add_argument("--profile", default="default",
+                          help=f"a built-in profile ({', '.join(sorted(PROFILES))}) or a study file "
+                               "(study.toml: README, 'Your own encoders'); default: default")
+    profiles.add_argument("--dry-run", action="store_true",
+                          help="the profile's whole code path (its models, every chapter) at the smoke profile's sizes")
+    book = commands.add_parser("book", parents=[common, profiles],
                                help="execute every chapter of _toc.yml, then render the HTML book")
-    book.add_argument("--profile", default="default", choices=sorted(PROFILES))
     book.add_argument("--no-html", action="store_true", help="execute the chapters only")
-    run = commands.add_parser("run", parents=[common], help="execute one chapter")
+    run = commands.add_parser("run", parents=[common, profiles], help="execute one chapter")
     run.add_argument("chapter", help="chapter name or path, e.g. 03_statistics")
-    run.add_argument("--profile", default="default", choices=sorted(PROFILES))
     commands.add_parser("chapters", help="list the chapters in TOC order")
-    lab = commands.add_parser("lab", help="open the chapters in JupyterLab (a double click opens one as a notebook)")
+    lab = commands.add_parser("lab", parents=[profiles],
+                              help="open the chapters in JupyterLab (a double click opens one as a notebook)")
     lab.add_argument("arguments", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
     attribute = commands.add_parser(
-        "attribute", parents=[common],
+        "attribute", parents=[common, profiles],
         help="compute the profile's word weights in shards on a Dask cluster (the book then reads them)")
-    attribute.add_argument("--profile", default="default", choices=sorted(PROFILES))
     attribute.add_argument("--scheduler", help="address of a running Dask scheduler (default: a local cluster); "
                                                "checked before any work")
     attribute.add_argument("--workers", type=int, default=2,
@@ -381,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
                            help="torch threads per worker (default: the cores shared out locally; set it for a cluster)")
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", False)
+    # A warning (a study's Hub model without a revision, say) is one line for the user, not a source location.
+    warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"
     problem = _check_counts(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -393,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         sources = chapter_sources(root)
+        if args.command in ("book", "run", "attribute", "lab"):
+            args.profile = profile_reference(args)
         if args.command in ("book", "run", "attribute"):
             from .cache import sweep_staging
 
@@ -402,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(str(s.relative_to(root)) for s in sources))
         elif args.command == "lab":
             jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
-            return subprocess.call([jupyter, "lab", str(root / "book"), *args.arguments], env=lab_environment(root))
+            environment = {**lab_environment(root), PROFILE_ENVIRONMENT: args.profile}
+            return subprocess.call([jupyter, "lab", str(root / "book"), *args.arguments], env=environment)
         elif args.command == "attribute":
             from .shards import ShardsFailed, run as run_shards
 
@@ -423,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
             _run(matches, args.profile)
         else:
             start = time.perf_counter()
+            write_profile_page(root, args.profile)
             _run(sources, args.profile)
             if not args.no_html:
                 print("rendering the HTML book with Jupyter Book ...", flush=True)

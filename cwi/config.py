@@ -3,8 +3,10 @@
 Every size, seed and corpus choice a chapter uses is read from a profile, never
 typed into a chapter, so that ``smoke`` (tests and CI), ``default`` (the offline
 main job) and ``paper`` (the paper's scale, models from the Hugging Face Hub) run
-the same code.  Chapters receive the profile *name* as a papermill parameter and
-call :func:`get_profile`.
+the same code.  A user's study is the same kind of object, read from a TOML file
+that extends one of these (:mod:`cwi.studies`).  Chapters receive a profile
+*reference* as the papermill parameter ``profile`` (a built-in name, a study
+file's path, either with ``-dryrun`` appended) and call :func:`get_profile`.
 
 Later chapters add their own settings block (for example ``finetune`` or
 ``attribution``) beside :class:`StatsSettings`.
@@ -12,12 +14,19 @@ Later chapters add their own settings block (for example ``finetune`` or
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
-from typing import Literal
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .models import ModelPair, ModelSpec
 
 __all__ = [
     "STS_DATASETS", "QUANTITY_NAMES", "METHOD_NAMES", "OFFLINE_MODELS", "PAPER_MODELS", "StatsSettings", "TheorySettings", "MLMSettings", "SimCSESettings", "FinetuneSettings",
     "AttributionSettings", "FaithfulnessSettings", "AnalysisSettings", "WeightingSettings", "Profile", "PROFILES", "get_profile",
+    "dry_run", "DRY_RUN",
 ]
 
 
@@ -607,7 +616,7 @@ class Profile:
     Attributes
     ----------
     name
-        ``"smoke"``, ``"default"`` or ``"paper"``.
+        ``"smoke"``, ``"default"``, ``"paper"``, ``"paper-dryrun"``, or a study's name.
     seed
         Master seed; every random draw of the book derives from it.
     corpus
@@ -627,6 +636,16 @@ class Profile:
         Bootstrap of the regressions.
     weighting
         The static weighted-average encoders of the Weighting chapter.
+    study_models, study_pairs
+        The models and pairs a study file declares (:mod:`cwi.studies`), by name;
+        empty for the built-in profiles.  Read them through :attr:`registry` and
+        :attr:`pairs`, which add them to the built-in registry.
+    study_file, extends, overrides
+        For a study: its file, the profile it extends, and each setting it sets
+        (dotted key, value), as the book's first page shows them.
+    origin
+        The reference :func:`get_profile` rebuilds this profile from (a study
+        file's path, with ``-dryrun`` for its dry run); ``None``: :attr:`name`.
     """
 
     name: str
@@ -657,6 +676,42 @@ class Profile:
     faithfulness: FaithfulnessSettings = FaithfulnessSettings()
     analysis: AnalysisSettings = AnalysisSettings()
     weighting: WeightingSettings = WeightingSettings()
+    study_models: tuple[tuple[str, ModelSpec], ...] = ()
+    study_pairs: tuple[tuple[str, ModelPair], ...] = ()
+    study_file: str | None = None
+    extends: str | None = None
+    overrides: tuple[tuple[str, str], ...] = ()
+    origin: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """What :func:`get_profile` rebuilds this profile from: a papermill parameter, a Dask worker's argument."""
+        return self.origin or self.name
+
+    @property
+    def registry(self) -> dict[str, ModelSpec]:
+        """Every model this profile can name: the built-in ones (:data:`cwi.models.MODELS`) and the study's."""
+        from .models import MODELS
+
+        return {**MODELS, **dict(self.study_models)}
+
+    @property
+    def pairs(self) -> dict[str, ModelPair]:
+        """The pairs this profile compares, where its models are attributed: the study's first, then the built-in ones."""
+        from .models import PAIRS
+
+        return {**dict(self.study_pairs), **PAIRS}
+
+    def model(self, name: str) -> ModelSpec:
+        """The registered model `name` (built in or the study's), with an error that lists the known ones."""
+        registry = self.registry
+        if name not in registry:
+            raise ValueError(f"profile {self.name!r} has no model {name!r}: known models are {', '.join(registry)}")
+        return registry[name]
+
+    def from_study(self, name: str) -> bool:
+        """Whether the pair or model `name` is one a study file declares (the user's), not a built-in one."""
+        return name in dict(self.study_pairs) or name in dict(self.study_models)
 
     def __post_init__(self):
         _require(self.attribution.trajectory_seeds <= self.finetune.seeds,
@@ -737,21 +792,70 @@ def dry_run(full: Profile, small: Profile) -> Profile:
 PROFILES["paper-dryrun"] = dry_run(PROFILES["paper"], PROFILES["smoke"])
 
 
-def get_profile(name: str | Profile) -> Profile:
-    """Return the profile called `name` (a :class:`Profile` passes through).
+DRY_RUN = "-dryrun"  # appended to a profile reference: its code path at the smoke profile's sizes (dry_run)
+
+
+def get_profile(reference: str | Path | Profile) -> Profile:
+    """The profile `reference` names (a :class:`Profile` passes through).
+
+    Parameters
+    ----------
+    reference
+        A built-in profile's name (:data:`PROFILES`); the path of a study file
+        (``.toml``, :mod:`cwi.studies`), relative to the working directory; or
+        either with ``-dryrun`` appended: :func:`dry_run` of it at the smoke
+        profile's sizes (``python -m cwi book --dry-run``).  The same reference
+        gives the same object within a process while a study file is unchanged.
 
     Raises
     ------
     ValueError
-        If `name` is not one of :data:`PROFILES`.
+        For an unknown name; :class:`cwi.studies.StudyError` (a ValueError) for a
+        study file that does not validate, naming the file and the key.
     """
-    if isinstance(name, Profile):
-        return name
+    if isinstance(reference, Profile):
+        return reference
+    reference = str(reference)
+    if reference in PROFILES:
+        return PROFILES[reference]
+    if reference.endswith(DRY_RUN) and len(reference) > len(DRY_RUN):
+        return _dry(get_profile(reference[:-len(DRY_RUN)]))
+    if reference.endswith(".toml"):
+        path = Path(reference).expanduser().resolve()
+        return _study(path, _chain_digest(path))
+    known = ", ".join(sorted(PROFILES))
+    raise ValueError(
+        f"unknown profile {reference!r}: choose one of {known} "
+        "(smoke for tests, default for the offline main job, paper for the Hub models), or give a study file "
+        "(study.toml: README, 'Your own encoders'); append -dryrun for any profile's code path at smoke sizes"
+    )
+
+
+@lru_cache(maxsize=16)
+def _dry(full: Profile) -> Profile:
+    return replace(dry_run(full, PROFILES["smoke"]), origin=full.reference + DRY_RUN)
+
+
+def _chain_digest(path: Path, seen: frozenset = frozenset()) -> str:
+    """sha256 of a study file and of every study file it extends: an edit anywhere down the chain is read again."""
+    import tomllib
+
+    content = path.read_bytes() if path.is_file() else b""
+    digest = hashlib.sha256(content)
     try:
-        return PROFILES[name]
-    except KeyError:
-        known = ", ".join(sorted(PROFILES))
-        raise ValueError(
-            f"unknown profile {name!r}: choose one of {known} "
-            "(smoke for tests, default for the offline main job, paper for the Hub models)"
-        ) from None
+        extends = tomllib.loads(content.decode()).get("extends")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        extends = None  # read_study reports it
+    if isinstance(extends, str):
+        stem = extends.removesuffix(DRY_RUN)
+        if stem.endswith(".toml") and path not in seen:
+            digest.update(_chain_digest((path.parent / stem).resolve(), seen | {path}).encode())
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=16)
+def _study(path: Path, digest: str) -> Profile:
+    """The study file at `path` whose chain hashes to `digest` (the memo's key: an edited file is read again)."""
+    from .studies import read_study
+
+    return read_study(path, get_profile, reserved_names=PROFILES)

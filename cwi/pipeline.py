@@ -32,6 +32,7 @@ from . import analysis, attribution, cache, config, data, evaluation, faithfulne
 from .encoders import Encoder, weights_fingerprint
 from .models import MODELS
 from .models import load_encoder as load_registered
+from .models import load_spec
 from .progress import Progress
 
 __all__ = [
@@ -80,15 +81,20 @@ def corpus_statistics(profile) -> pd.DataFrame:
 
 
 def load_encoder(name_or_path: str | Path, profile, pooling: str | None = None, max_length: int = 128) -> Encoder:
-    """Any model by registered name or folder: the book's own (trained for `profile`) like the others.
+    """Any model of the profile's registry by name, or a folder: the book's own (trained for `profile`) like the others.
 
-    See :func:`cwi.models.load_encoder` for the parameters and errors.
+    The registry is :attr:`cwi.config.Profile.registry`: the built-in models and
+    a study file's.  See :func:`cwi.models.load_encoder` for the parameters and errors.
     """
-    spec = MODELS.get(str(name_or_path))
-    if spec is not None and spec.kind == "book":
+    profile = config.get_profile(profile)
+    name = str(name_or_path)
+    spec = profile.registry.get(name)
+    if spec is None:
+        return load_registered(name_or_path, pooling, max_length)
+    if spec.kind == "book":
         return load_registered(runs.book_checkpoint(spec.location, profile), pooling or spec.pooling, max_length,
-                               name=str(name_or_path))
-    return load_registered(name_or_path, pooling, max_length)
+                               name=name)
+    return load_spec(spec, name, pooling, max_length)
 
 
 def word_weight_sample(encoder_name: str, dataset: str, profile, sentences_per_dataset: int | None = None) -> list[str]:
@@ -433,7 +439,7 @@ def correlation_results(profile, frame: pd.DataFrame, pairs: dict,
                                   level=settings.level)
     data_hash = int(pd.util.hash_pandas_object(frame, index=False).sum() % 2**63)
     key = {"version": analysis.ANALYSIS_VERSION, "data": data_hash,
-           "pairs": sorted(pairs), "replicates": replicates or {}, "analysis": asdict(settings), "seed": profile.seed}
+           "pairs": {name: [pair.pretrained, pair.finetuned] for name, pair in sorted(pairs.items())}, "replicates": replicates or {}, "analysis": asdict(settings), "seed": profile.seed}
     path = cache.artefact_path("correlations", key, ".csv")
     cache.atomic_write(path, lambda tmp: results.table.to_csv(tmp, index=False))
     results.table.attrs["cache_path"] = str(path)

@@ -100,7 +100,7 @@ def plan(profile, models: list[str] | None = None) -> list[Shard]:
 
 
 @lru_cache(maxsize=4)
-def _encoder(profile_name: str, model: str):
+def _encoder(reference: str, model: str):
     """A worker keeps the models it loaded, with their fingerprints: shards of one model follow each other."""
     import torch
 
@@ -112,11 +112,11 @@ def _encoder(profile_name: str, model: str):
         except (ImportError, ValueError, TypeError):
             index = 0  # not on a worker, or a worker without a number for a name
         torch.cuda.set_device(index % torch.cuda.device_count())
-    encoder = pipeline.load_encoder(model, profile_name)
+    encoder = pipeline.load_encoder(model, reference)
     return encoder, pipeline.encoder_fingerprint(encoder)
 
 
-def compute(profile_name: str, shard: Shard, fingerprint: str, threads: int | None = None) -> float:
+def compute(reference: str, shard: Shard, fingerprint: str, threads: int | None = None) -> float:
     """Compute `shard` into the cache (a cache hit computes nothing) with `threads` torch threads; return its seconds.
 
     `fingerprint` is the model the driver planned with
@@ -132,14 +132,14 @@ def compute(profile_name: str, shard: Shard, fingerprint: str, threads: int | No
 
         torch.set_num_threads(threads)
     start = time.perf_counter()
-    encoder, loaded = _encoder(profile_name, shard.model)
+    encoder, loaded = _encoder(reference, shard.model)
     if loaded != fingerprint:
         _encoder.cache_clear()
-        encoder, loaded = _encoder(profile_name, shard.model)
+        encoder, loaded = _encoder(reference, shard.model)
     if loaded != fingerprint:
         raise ValueError(f"this worker loads other weights for {shard.model} than the run planned with: "
                          "check that workers share CWI_CACHE_DIR and the Hugging Face cache with the driver")
-    pipeline.word_weight_block(encoder, shard.dataset, shard.method, profile_name, shard.block, fingerprint=fingerprint)
+    pipeline.word_weight_block(encoder, shard.dataset, shard.method, reference, shard.block, fingerprint=fingerprint)
     return time.perf_counter() - start
 
 
@@ -198,7 +198,9 @@ def run(profile, scheduler: str | None = None, workers: int = 2, models: list[st
     Parameters
     ----------
     profile
-        A profile name (workers receive the name, and rebuild the profile).
+        A profile or its reference (a built-in name, a study file: workers receive
+        the reference and rebuild the profile, so on a remote cluster a study file
+        must be at the same path on every worker).
     scheduler
         Address of a running Dask scheduler (``tcp://host:8786``); ``None``
         starts a local cluster of `workers` processes.
@@ -231,9 +233,10 @@ def run(profile, scheduler: str | None = None, workers: int = 2, models: list[st
     for option, value in (("workers", workers), ("torch_threads", torch_threads)):
         if value is not None and value < 1:
             raise ValueError(f"{option} must be at least 1, got {value}")
-    name = config.get_profile(profile).name
-    if config.get_profile(name) is not config.get_profile(profile):
-        raise ValueError("workers rebuild the profile from its name: pass a registered profile, not a modified one")
+    name = config.get_profile(profile).reference
+    if config.get_profile(name) != config.get_profile(profile):
+        raise ValueError("workers rebuild the profile from its reference: pass a built-in profile or a study file, "
+                         "not a profile modified in Python (write the change into a study file)")
     remote = connect(scheduler) if scheduler else None  # an unreachable address fails now, not after the models
     try:
         return _compute_missing(name, remote, workers, models, retries, torch_threads, announce)

@@ -15,7 +15,7 @@ import pytest
 from nbformat.sign import NotebookNotary
 from scipy import stats as scistats
 
-from cwi import analysis, attribution, config, data, faithfulness, inference, models, pipeline
+from cwi import analysis, attribution, config, data, faithfulness, inference, pipeline
 from cwi.__main__ import ChapterFailed, build_html, chapter_sources, run_chapter, toc_entries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,12 +129,13 @@ def downloads_in(page: str) -> dict:
     return {name: pd.read_csv(io.StringIO(base64.b64decode(data).decode())) for name, data in links}
 
 
-def run_book(root: Path, profile: str, environment: dict | None = None) -> dict:
+def run_book(root: Path, profile: str, environment: dict | None = None, dry_run: bool = False) -> dict:
     """`python -m cwi book --profile PROFILE` in `root`; check every chapter and page; return the glued values."""
     result = subprocess.run(
-        [sys.executable, "-m", "cwi", "--root", str(root), "book", "--profile", profile],
+        [sys.executable, "-m", "cwi", "--root", str(root), "book", "--profile", profile] + ["--dry-run"] * dry_run,
         capture_output=True, text=True, timeout=900, env=environment,
     )
+    profile += config.DRY_RUN if dry_run else ""  # the reference every chapter receives
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # The kernels' own log lines (such as TCP's eavesdropping warning) stay out of the terminal.
     assert "[IPKernelApp] WARNING" not in result.stdout + result.stderr
@@ -162,23 +163,56 @@ def run_book(root: Path, profile: str, environment: dict | None = None) -> dict:
     return values
 
 
-def test_whole_book_runs_in_the_paper_profiles_code_path(tmp_path, data_dir, hub_cache):
-    """`paper-dryrun`: the paper's models, as the Hub serves them (tiny, offline), through every chapter and the HTML.
+def test_a_study_file_runs_the_whole_book_on_the_paper_path_with_the_users_pair(tmp_path, data_dir, hub_cache):
+    """A study file extending `paper`, dry run: the paper's Hub models and the user's own pair, through every chapter.
 
-    Same code path as the ``paper`` profile (its models, poolings, Hub loading at
-    pinned revisions, every pair and both methods), at the smoke profile's sizes.
+    The paper's code path (its models, poolings, Hub loading at pinned revisions,
+    every pair and both methods) at the smoke profile's sizes, as ``paper-dryrun``
+    is; the study adds two folder models (one given relative to the file) as its
+    pair ``mine``.  They hold the same weights as the tiny ``bert-base-uncased`` and
+    its unsupervised SimCSE twin, so ``mine`` must read exactly as ``bert-unsup``:
+    two names for the same weights give the same numbers.
     """
-    root = copy_book(tmp_path)
-    values = run_book(root, "paper-dryrun", {**os.environ, "HF_HOME": str(hub_cache), "HF_HUB_OFFLINE": "1"})
-    dryrun = config.get_profile("paper-dryrun")
-    present = analysis.present_pairs(models.PAIRS, dryrun.attribution.models)
-    assert {"bert-unsup", "bert-sup", "roberta-unsup", "roberta-sup", "minilm", "mpnet"} <= set(present)
+    import hub_models
+
+    (tmp_path / "book-root").mkdir()  # a folder of its own: the study and its models sit beside it
+    root = copy_book(tmp_path / "book-root")
+    snapshot = {model: hub_cache / "hub" / f"models--{model.replace('/', '--')}" / "snapshots"
+                / hub_models.fixture_revision(model)
+                for model in ("bert-base-uncased", "princeton-nlp/unsup-simcse-bert-base-uncased")}
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "my-bert").symlink_to(snapshot["bert-base-uncased"])
+    study = tmp_path / "my-study.toml"
+    study.write_text(
+        'extends = "paper"\nname = "my-study"\n\n'
+        '[models.my-bert]\nlocation = "models/my-bert"\npooling = "cls_before_pooler"\ncontrastive = false\n\n'
+        f'[models.my-simcse]\nlocation = "{snapshot["princeton-nlp/unsup-simcse-bert-base-uncased"]}"\n'
+        'pooling = "cls_before_pooler"\ncontrastive = true\n\n'
+        '[pairs.mine]\npretrained = "my-bert"\nfinetuned = "my-simcse"\n')
+    values = run_book(root, str(study), {**os.environ, "HF_HOME": str(hub_cache), "HF_HUB_OFFLINE": "1"}, dry_run=True)
+    dryrun = config.get_profile(str(study) + config.DRY_RUN)
+    assert dryrun.name == "my-study-dryrun"
+    present = analysis.present_pairs(dryrun.pairs, dryrun.attribution.models)
+    assert {"mine", "bert-unsup", "bert-sup", "roberta-unsup", "roberta-sup", "minilm", "mpnet"} <= set(present)
     correlations = values["05_correlations"]
     assert correlations["headline_pairs"] == sorted(present)
     assert correlations["headline_rows"] == len(present) * len(attribution.METHODS) * len(analysis.QUANTITIES)
+    primary = correlations["primary"]
+    mine = {key.split("/", 1)[1]: member for key, member in primary.items() if key.startswith("mine/")}
+    assert mine
+    for key, member in mine.items():
+        twin = primary[f"bert-unsup/{key}"]
+        assert member["verdict"] == twin["verdict"], key
+        assert [member[k] for k in ("estimate", "low", "high")] == pytest.approx([twin[k] for k in ("estimate", "low",
+                                                                                                      "high")], abs=1e-9)
     expected = {m: dryrun.attribution.sentences(m) * len(dryrun.attribution.datasets) for m in dryrun.attribution.models}
     assert values["04_attribution"]["sentences_by_model"] == expected
     assert values["04_attribution"]["shap_efficiency_max"] < 1e-4
+    # What the reader is told: the profile in force on the first page, the user's pair named in Correlations.
+    first = (root / "_build" / "html" / "book" / "intro.html").read_text()
+    assert "my-study" in first and str(study) in first and "models.my-simcse" in first
+    text = prose(json.loads((root / "book" / "05_correlations.ipynb").read_text()))
+    assert "brings its own pair: mine" in text
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +234,7 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert all(notary.check_signature(nbformat.read(source.with_suffix(".ipynb"), as_version=4))
                for source in chapter_sources(root))
     smoke = config.get_profile("smoke")
-    present = analysis.present_pairs(models.PAIRS, smoke.attribution.models)
+    present = analysis.present_pairs(smoke.pairs, smoke.attribution.models)
     correlations = values["05_correlations"]
     assert correlations["headline_rows"] == len(present) * len(attribution.METHODS) * len(analysis.QUANTITIES)
     assert correlations["headline_pairs"] == sorted(present)
@@ -244,7 +278,7 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     shap_sentences = sum(smoke.attribution.sentences(m) * len(smoke.attribution.datasets) for m in smoke.attribution.models)
     assert 0 <= attributions["shap_budget_spent"] <= shap_sentences
     # Unit-length output changes the weights of the normalising encoders only, and is measured for each of them.
-    normalising = sorted(m for m in smoke.attribution.models if models.MODELS[m].normalized)
+    normalising = sorted(m for m in smoke.attribution.models if smoke.model(m).normalized)
     assert sorted(attributions["normalised_spearman"]) == normalising
     assert all(-1 <= rho <= 1 for rho in attributions["normalised_spearman"].values())
     assert attributions["captum_difference"] < 1e-4 and attributions["shap_efficiency_max"] < 1e-4

@@ -12,7 +12,7 @@ MODULES = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem != "__i
 # Algorithms take plain inputs: no profile (config), no artefact store (cache), no pipeline.
 ALGORITHMS = ("stats", "theory", "train", "inputs", "integrated_gradients", "shapley", "attribution", "faithfulness",
               "analysis", "inference", "evaluation", "weighting")
-ORCHESTRATION = {"config", "cache", "pipeline", "runs", "shards"}
+ORCHESTRATION = {"config", "studies", "cache", "pipeline", "runs", "shards"}
 
 
 def cwi_imports(module: str) -> set[str]:

@@ -30,22 +30,41 @@ def test_a_table_is_its_blocks(data_dir, tiny_encoder):
     pd.testing.assert_series_equal(parts["weight"], whole["weight"], rtol=1e-5)  # other batches: rounding only
 
 
-def test_two_workers_give_the_serial_tables_and_never_recompute(data_dir):
-    pipeline.profile_word_weights("smoke", models=MODELS)  # the book's model trained first, with the usual threads
+def test_two_workers_give_the_serial_tables_and_never_recompute(data_dir, tmp_path, tiny_encoder):
+    """`python -m cwi attribute --profile study.toml`: a study's own folder model beside the book's, on 2 workers.
+
+    The workers rebuild the study from its file; the book then reads every block.
+    """
+    folder = tmp_path / "tiny-simcse"
+    tiny_encoder.model.save_pretrained(folder)
+    tiny_encoder.tokenizer.save_pretrained(folder)
+    study = tmp_path / "study.toml"
+    study.write_text('extends = "smoke"\n[models.tiny-simcse]\nlocation = "tiny-simcse"\npooling = "mean"\n'
+                     'contrastive = true\n[pairs.mine]\npretrained = "book-mlm"\nfinetuned = "tiny-simcse"\n')
+    study, wanted = str(study), ["book-mlm", "tiny-simcse"]
+    pipeline.profile_word_weights(study, models=wanted)  # the book's model trained first, with the usual threads
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the serial run as each of 2 workers on 2 cores: reductions split alike
     try:
         clear_tables()
-        serial = pipeline.profile_word_weights("smoke", models=MODELS)
+        serial = pipeline.profile_word_weights(study, models=wanted)
     finally:
         torch.set_num_threads(threads)
     clear_tables()
-    report = shards.run("smoke", workers=2, models=MODELS, torch_threads=1)
-    assert (report["status"] == "computed").all() and len(report) == len(shards.plan("smoke", MODELS))
-    distributed = pipeline.profile_word_weights("smoke", models=MODELS)  # every block read from the cache
+    report = shards.run(study, workers=2, models=wanted, torch_threads=1)
+    assert (report["status"] == "computed").all() and len(report) == len(shards.plan(study, wanted))
+    distributed = pipeline.profile_word_weights(study, models=wanted)  # every block read from the cache
     pd.testing.assert_frame_equal(distributed, serial, check_exact=True)
-    again = shards.run("smoke", workers=2, models=MODELS)
+    again = shards.run(study, workers=2, models=wanted)
     assert (again["status"] == "cached").all()
+
+
+def test_workers_refuse_a_profile_they_cannot_rebuild():
+    from dataclasses import replace
+
+    changed = replace(config.get_profile("smoke"), seed=1)
+    with pytest.raises(ValueError, match="write the change into a study file"):
+        shards.run(changed, workers=2)
 
 
 def clear_tables():
