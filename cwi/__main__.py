@@ -384,15 +384,10 @@ def profile_reference(args: argparse.Namespace) -> str:
     """
     from .config import get_profile
 
-    reference, dry = args.profile, args.profile.endswith(DRY_RUN)
-    reference = reference.removesuffix(DRY_RUN) if dry else reference
-    if reference.endswith(".toml"):
-        reference = str(Path(reference).expanduser().resolve())
-    reference += DRY_RUN if dry else ""
+    profile = get_profile(args.profile)
     if getattr(args, "dry_run", False):
-        reference += DRY_RUN
-    get_profile(reference)
-    return reference
+        profile = get_profile(profile.reference + DRY_RUN)
+    return profile.reference  # a study's: its absolute path
 
 
 def _check_counts(args: argparse.Namespace) -> str | None:

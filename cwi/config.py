@@ -795,7 +795,7 @@ PROFILES["paper-dryrun"] = dry_run(PROFILES["paper"], PROFILES["smoke"])
 DRY_RUN = "-dryrun"  # appended to a profile reference: its code path at the smoke profile's sizes (dry_run)
 
 
-def get_profile(reference: str | Path | Profile) -> Profile:
+def get_profile(reference: str | Path | Profile, relative_to: Path | None = None) -> Profile:
     """The profile `reference` names (a :class:`Profile` passes through).
 
     Parameters
@@ -806,6 +806,9 @@ def get_profile(reference: str | Path | Profile) -> Profile:
         either with ``-dryrun`` appended: :func:`dry_run` of it at the smoke
         profile's sizes (``python -m cwi book --dry-run``).  The same reference
         gives the same object within a process while a study file is unchanged.
+    relative_to
+        The folder a relative study path is read from (a study's ``extends``: its
+        own folder); default the working directory.
 
     Raises
     ------
@@ -819,9 +822,9 @@ def get_profile(reference: str | Path | Profile) -> Profile:
     if reference in PROFILES:
         return PROFILES[reference]
     if reference.endswith(DRY_RUN) and len(reference) > len(DRY_RUN):
-        return _dry(get_profile(reference[:-len(DRY_RUN)]))
-    if reference.endswith(".toml"):
-        path = Path(reference).expanduser().resolve()
+        return _dry(get_profile(reference[:-len(DRY_RUN)], relative_to))
+    path = _study_file(reference, relative_to)
+    if path is not None:
         return _study(path, _chain_digest(path))
     known = ", ".join(sorted(PROFILES))
     raise ValueError(
@@ -836,6 +839,14 @@ def _dry(full: Profile) -> Profile:
     return replace(dry_run(full, PROFILES["smoke"]), origin=full.reference + DRY_RUN)
 
 
+def _study_file(reference: str, folder: Path | None = None) -> Path | None:
+    """The absolute path of the study file `reference` names (``-dryrun`` or not); ``None`` for a built-in name."""
+    stem = reference.removesuffix(DRY_RUN)
+    if not stem.endswith(".toml"):
+        return None
+    return (Path(folder or ".") / Path(stem).expanduser()).resolve()
+
+
 def _chain_digest(path: Path, seen: frozenset = frozenset()) -> str:
     """sha256 of a study file and of every study file it extends: an edit anywhere down the chain is read again."""
     import tomllib
@@ -846,10 +857,9 @@ def _chain_digest(path: Path, seen: frozenset = frozenset()) -> str:
         extends = tomllib.loads(content.decode()).get("extends")
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
         extends = None  # read_study reports it
-    if isinstance(extends, str):
-        stem = extends.removesuffix(DRY_RUN)
-        if stem.endswith(".toml") and path not in seen:
-            digest.update(_chain_digest((path.parent / stem).resolve(), seen | {path}).encode())
+    extended = _study_file(extends, path.parent) if isinstance(extends, str) else None
+    if extended is not None and path not in seen:
+        digest.update(_chain_digest(extended, seen | {path}).encode())
     return digest.hexdigest()
 
 
@@ -858,4 +868,4 @@ def _study(path: Path, digest: str) -> Profile:
     """The study file at `path` whose chain hashes to `digest` (the memo's key: an edited file is read again)."""
     from .studies import read_study
 
-    return read_study(path, get_profile, reserved_names=PROFILES)
+    return read_study(path, get_profile, reserved=lambda name: name in PROFILES or name.endswith(DRY_RUN))

@@ -49,7 +49,6 @@ from .models import MODELS, PAIRS, ModelPair, ModelSpec
 __all__ = ["StudyError", "read_study", "describe", "NONE"]
 
 NONE = "none"  # what a study file writes for Python's None
-DRY_RUN = "-dryrun"  # as cwi.config.DRY_RUN (this module does not import config)
 TOP_LEVEL = ("extends", "name", "models", "pairs")
 MODEL_KEYS = ("location", "pooling", "contrastive", "revision", "normalized", "note")
 PAIR_KEYS = ("pretrained", "finetuned", "note")
@@ -72,7 +71,8 @@ class StudyError(ValueError):
         super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
 
 
-def read_study(path: Path, resolve: Callable[[str], Any], reserved_names=()) -> Any:
+def read_study(path: Path, resolve: Callable[[str, Path], Any], reserved: Callable[[str], bool] = lambda name: False
+               ) -> Any:
     """The profile the study file at `path` defines, checked whole.
 
     Parameters
@@ -80,9 +80,10 @@ def read_study(path: Path, resolve: Callable[[str], Any], reserved_names=()) -> 
     path
         The TOML file (absolute).
     resolve
-        Returns the profile an ``extends`` names (:func:`cwi.config.get_profile`).
-    reserved_names
-        Names a study may not take (the built-in profiles').
+        Returns the profile an ``extends`` names, a relative study path read from
+        the given folder (:func:`cwi.config.get_profile`).
+    reserved
+        Whether a study may not take a name (the built-in profiles' and dry runs').
 
     Raises
     ------
@@ -102,21 +103,18 @@ def read_study(path: Path, resolve: Callable[[str], Any], reserved_names=()) -> 
         raise _Circle(path)
     _reading.add(path)
     try:
-        return _build(path, table, resolve, set(reserved_names))
+        return _build(path, table, resolve, reserved)
     finally:
         _reading.discard(path)
 
 
-def _build(path: Path, table: dict, resolve: Callable[[str], Any], reserved_names: set) -> Any:
+def _build(path: Path, table: dict, resolve: Callable[[str, Path], Any], reserved: Callable[[str], bool]) -> Any:
     extends = table.get("extends")
     if not isinstance(extends, str):
         raise StudyError(path, "extends", "say which profile the study starts from, e.g. extends = \"default\" "
                                           "(a built-in profile: smoke, default, paper; or another study file)")
-    dry = extends.endswith(DRY_RUN)
-    stem = extends[:-len(DRY_RUN)] if dry else extends
-    reference = (str((path.parent / stem).resolve()) if stem.endswith(".toml") else stem) + (DRY_RUN if dry else "")
     try:
-        base = resolve(reference)
+        base = resolve(extends, path.parent)
     except _Circle as circle:
         if circle.path != path:
             raise
@@ -129,7 +127,7 @@ def _build(path: Path, table: dict, resolve: Callable[[str], Any], reserved_name
     name = table.get("name", path.stem)
     if not isinstance(name, str) or not name:
         raise StudyError(path, "name", f"must be a non-empty string, got {name!r}")
-    if name in reserved_names or name.endswith(DRY_RUN):
+    if reserved(name):
         raise StudyError(path, "name", f"{name!r} is a built-in profile's name (or a dry run's): give the study a "
                                        "name of its own, so no table or record mistakes it for the built-in one")
     known = dict(base.registry)
