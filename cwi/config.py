@@ -610,6 +610,51 @@ class WeightingSettings:
 
 
 @dataclass(frozen=True)
+class SimilaritySettings:
+    """Word-pair decompositions of the Similarity chapter (:mod:`cwi.similarity`).
+
+    Attributes
+    ----------
+    pairs_per_dataset
+        Sentence pairs drawn from each dataset's test split (both sides
+        attributed), with :func:`cwi.data.sample_sts_pairs`: nested samples, no
+        sentence of STS-B dev.
+    datasets
+        STS datasets the pairs come from; ``None``: ``attribution.datasets``.
+    models
+        Models decomposed; ``None``: both models of every pair of the profile
+        (:attr:`Profile.pairs`) with a pre-trained twin whose models are among
+        ``attribution.models`` (the first contrastive seed of the book's).
+    method
+        The attribution method whose word vectors are multiplied: ``"ig"``
+        (Integrated Gradients, with ``attribution``'s rule and target).
+    block_pairs
+        Pairs per cached block of word vectors (the unit the cache stores).
+    explorer_pairs
+        Pairs per dataset the chapter's explorer carries inside the HTML page.
+    worst_pairs
+        Pairs per model in the table of the largest rank gaps.
+    """
+
+    # PAPER: the paper has no similarity-level analysis; 100 pairs per dataset (200 sentences,
+    # both sides attributed by each decomposed model) is the issue's size for the default book.
+    pairs_per_dataset: int | None = 100
+    datasets: tuple[str, ...] | None = None
+    models: tuple[str, ...] | None = None
+    method: Literal["ig"] = "ig"
+    block_pairs: int = 25
+    explorer_pairs: int = 12
+    worst_pairs: int = 3
+
+    def __post_init__(self):
+        _positive(self, "pairs_per_dataset", "block_pairs", "explorer_pairs", "worst_pairs")
+        _require(self.datasets is None or (bool(self.datasets) and set(self.datasets) <= set(STS_DATASETS)),
+                 f"SimilaritySettings.datasets must be None or among {STS_DATASETS}, got {self.datasets}")
+        # SHAP's word vectors sum to f(x) - f(x') exactly too; one method keeps the chapter in its budget.
+        _require(self.method == "ig", f"SimilaritySettings.method must be 'ig', got {self.method!r}")
+
+
+@dataclass(frozen=True)
 class Profile:
     """All settings of one run of the book.
 
@@ -636,6 +681,8 @@ class Profile:
         Bootstrap of the regressions.
     weighting
         The static weighted-average encoders of the Weighting chapter.
+    similarity
+        The word-pair decompositions of the Similarity chapter.
     study_models, study_pairs
         The models and pairs a study file declares (:mod:`cwi.studies`), by name;
         empty for the built-in profiles.  Read them through :attr:`registry` and
@@ -676,6 +723,7 @@ class Profile:
     faithfulness: FaithfulnessSettings = FaithfulnessSettings()
     analysis: AnalysisSettings = AnalysisSettings()
     weighting: WeightingSettings = WeightingSettings()
+    similarity: SimilaritySettings = SimilaritySettings()
     study_models: tuple[tuple[str, ModelSpec], ...] = ()
     study_pairs: tuple[tuple[str, ModelPair], ...] = ()
     study_file: str | None = None
@@ -747,6 +795,7 @@ PROFILES: dict[str, Profile] = {
         faithfulness=FaithfulnessSettings(sentences_per_dataset=2, random_orders=2, flips=500, null_simulations=200),
         analysis=AnalysisSettings(n_bootstrap=200, null_simulations=50, scenario_simulations=20),
         weighting=WeightingSettings(sif_a_grid=(1e-4, 1e-3, 1e-2), n_bootstrap=200),
+        similarity=SimilaritySettings(pairs_per_dataset=3, block_pairs=2, explorer_pairs=3, worst_pairs=2),
     ),
     # The offline main job: the whole Wikipedia pack (910k sentences, 20.9M words),
     # the same scale as SimCSE's 1M-sentence training corpus.
@@ -786,6 +835,7 @@ def dry_run(full: Profile, small: Profile) -> Profile:
         finetune=replace(small.finetune, models=full.finetune.models),
         attribution=replace(small.attribution, models=full.attribution.models, sentences_by_model=()),
         faithfulness=small.faithfulness, analysis=small.analysis, weighting=small.weighting,
+        similarity=replace(small.similarity, models=full.similarity.models),
     )
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 from .cache import atomic_write
 
 __all__ = [
-    "normalise_sentence", "evaluation_sentences", "corpus_overlap", "triplet_overlap",
+    "normalise_sentence", "evaluation_sentences", "corpus_overlap", "triplet_overlap", "sample_sts_pairs",
     "STS_DATASETS",
     "WIKI_PACK_FILES",
     "DataNotFoundError",
@@ -508,6 +508,37 @@ def sample_sts_sentences(dataset: str, n: int | None, seed: int = 0, split: str 
         return list(unique)
     chosen = np.random.default_rng(seed).permutation(len(unique))[:n]  # a prefix: nested samples
     return [unique[i] for i in sorted(chosen)]
+
+
+def sample_sts_pairs(dataset: str, n: int | None, seed: int = 0, split: str = "test") -> pd.DataFrame:
+    """`n` sentence pairs of the `split` rows of an STS dataset, with their gold scores, drawn with `seed`.
+
+    Pairs, not sentences: the Similarity chapter attributes both sides of each.
+    A pair is a candidate unless a side is a sentence of STS-B dev, where the
+    book makes its choices (:func:`choice_sentences`), or has no word of
+    :func:`cwi.stats.tokenize` (nothing to attribute); a pair repeated in the
+    file counts once.  Samples are nested (a seeded permutation's prefix, in
+    file order): the `n` pairs are among the ``n + k`` of the same seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``pair`` (the row's position in the split, a stable name), ``sentence1``,
+        ``sentence2`` (stripped) and ``score`` (gold).
+    """
+    from .stats import tokenize  # the words the statistics count
+
+    frame = sts_split(dataset, split).reset_index(drop=True)
+    frame = pd.DataFrame({"pair": np.arange(len(frame)), "sentence1": frame["sentence1"].str.strip(),
+                          "sentence2": frame["sentence2"].str.strip(), "score": frame["score"].astype(float)})
+    chosen_on = choice_sentences()
+    usable = [bool(tokenize(a)) and bool(tokenize(b)) and normalise_sentence(a) not in chosen_on
+              and normalise_sentence(b) not in chosen_on for a, b in zip(frame["sentence1"], frame["sentence2"])]
+    frame = frame[usable].drop_duplicates(["sentence1", "sentence2"]).reset_index(drop=True)
+    if n is not None and n < len(frame):
+        chosen = np.random.default_rng(seed).permutation(len(frame))[:n]  # a prefix: nested samples
+        frame = frame.iloc[np.sort(chosen)].reset_index(drop=True)
+    return frame
 
 
 # Sentence corpora by name: statistics, masked-LM, unsupervised SimCSE and the Theory

@@ -206,5 +206,97 @@ window.cwiInteractive = window.cwiInteractive || (function () {
     draw();
   }
 
-  return {explorer: explorer, scatter: scatter};
+  // ---- Pair explorer: the cosine of two sentences split into word pairs ----
+
+  function diverging(data, value, top) {
+    const n = data.palette.length - 1, x = top > 0 ? Math.max(-1, Math.min(1, value / top)) : 0;
+    return data.palette[Math.round((x + 1) / 2 * n)];
+  }
+
+  function contributionRow(data, label, words, values, top, score) {
+    const row = el("div", {class: "cwi-words"});
+    row.append(el("span", {class: "cwi-label"}, label));
+    const text = el("span", {class: "cwi-sentence"});
+    words.forEach((word, i) => {
+      if (i) text.append(" ");
+      const v = values[i];
+      const share = score ? ` (${(100 * v / score).toFixed(1)}% of the cosine)` : "";
+      const box = el("span", {class: "cwi-word", title: `${word}: ${v >= 0 ? "+" : ""}${fixed(v, 4)}${share}`}, word);
+      box.style.background = diverging(data, v, top);
+      box.style.color = top && Math.abs(v / top) > 0.6 ? "white" : "black";
+      text.append(box);
+    });
+    row.append(text);
+    return row;
+  }
+
+  function heatmap(data, entry, values, top) {
+    const cell = 18, left = 8 + 7 * Math.max(...entry.wa.map((w) => Math.min(w.length, 14))), head = 8 + 6 * Math.max(...entry.wb.map((w) => Math.min(w.length, 14)));
+    const width = left + cell * entry.wb.length + 6, height = head + cell * entry.wa.length + 6;
+    const svg = el("svg:svg", {width: width, height: height, class: "cwi-heatmap", role: "img"});
+    const short = (w) => (w.length > 14 ? w.slice(0, 13) + "…" : w);
+    entry.wa.forEach((w, i) => svg.append(el("svg:text", {x: left - 4, y: head + cell * i + 13, "text-anchor": "end", "font-size": 11}, short(w))));
+    entry.wb.forEach((w, j) => {
+      const x = left + cell * j + 12, y = head - 4;
+      svg.append(el("svg:text", {x: x, y: y, "font-size": 11, transform: `rotate(-60 ${x} ${y})`}, short(w)));
+    });
+    values.A.forEach((line, i) => line.forEach((v, j) => {
+      const rect = el("svg:rect", {x: left + cell * j, y: head + cell * i, width: cell - 1, height: cell - 1, fill: diverging(data, v, top)});
+      rect.append(el("svg:title", {}, `${entry.wa[i]} ~ ${entry.wb[j]}: ${v >= 0 ? "+" : ""}${fixed(v, 4)}`));
+      svg.append(rect);
+    }));
+    entry.match.forEach(([i, j]) => svg.append(el("svg:rect", {x: left + cell * j, y: head + cell * i, width: cell - 1, height: cell - 1,
+                                                               fill: "none", stroke: "black", "stroke-width": 1.5})));
+    return svg;
+  }
+
+  function similarity(root, data) {
+    ready(root);
+    const controls = {};
+    for (const role of ["dataset", "first", "second", "pair"]) controls[role] = root.querySelector(`select[data-role=${role}]`);
+    fill(controls.dataset, data.datasets.map((d, i) => [i, d]));
+    fill(controls.first, data.models.map((m) => [m, m]));
+    fill(controls.second, data.models.map((m) => [m, m]));
+    controls.first.value = data.first;
+    controls.second.value = data.second;
+
+    function pairs() {
+      const d = Number(controls.dataset.value), options = [];
+      data.pairs.forEach((p, i) => { if (p.d === d) options.push([i, `${p.a}  |  ${p.b}`]); });
+      fill(controls.pair, options, true);
+    }
+
+    function draw() {
+      const entry = data.pairs[Number(controls.pair.value)], panels = root.querySelector("[data-role=panels]");
+      const names = [...new Set([controls.first.value, controls.second.value])].filter((m) => entry.m[m]);
+      // One scale for both panels (cells, and words on their own), so that colours compare across models.
+      const cells = Math.max(1e-9, ...names.flatMap((m) => entry.m[m].A.flat().map(Math.abs)));
+      const sums = Math.max(1e-9, ...names.flatMap((m) => entry.m[m].ra.concat(entry.m[m].rb).map(Math.abs)));
+      root.querySelector("[data-role=gold]").textContent =
+        entry.gold === null ? "no gold score (a typed pair)" : `gold similarity ${entry.gold.toFixed(2)} (0-5 scale)`;
+      panels.replaceChildren(...names.map((m, k) => {
+        const v = entry.m[m], panel = el("div", {class: "cwi-panel"});
+        const own = v.wa ? {...entry, wa: v.wa, wb: v.wb, match: v.match} : entry;  // cut to this model's length
+        panel.append(el("div", {class: "cwi-panel-title", style: `color:${data.colours[k]}`}, `${m}: cosine ${fixed(v.score, 3)}`));
+        panel.append(el("div", {class: "cwi-terms"},
+          `= word pairs ${fixed(v.pairs, 3)} + words against the other's baseline ${fixed(v.words, 3)} + baselines ${fixed(v.base, 3)}` +
+          ` (decomposition error ${v.error})`));
+        panel.append(contributionRow(data, "sentence 1", own.wa, v.ra, sums, v.score));
+        panel.append(contributionRow(data, "sentence 2", own.wb, v.rb, sums, v.score));
+        const holder = el("div", {class: "cwi-scroll"});
+        holder.append(heatmap(data, own, v, cells));
+        panel.append(holder);
+        return panel;
+      }));
+      if (!names.length) panels.replaceChildren(el("em", {}, "no decomposition of this pair for these models"));
+      root.dataset.shown = `${entry.a} | ${entry.b} | ${names.join(" | ")}`;
+    }
+
+    controls.dataset.addEventListener("change", () => { pairs(); draw(); });
+    for (const role of ["first", "second", "pair"]) controls[role].addEventListener("change", draw);
+    pairs();
+    draw();
+  }
+
+  return {explorer: explorer, scatter: scatter, similarity: similarity};
 })();

@@ -1,4 +1,4 @@
-"""Interactive views that need no kernel: the sentence explorer and the hover scatter.
+"""Interactive views that need no kernel: the sentence explorer, the hover scatter and the pair explorer.
 
 Each view is one HTML output holding its data (JSON) and the small script that
 draws it (``interactive.js``, plain DOM and SVG, styled by ``interactive.css``), so it works in the rendered
@@ -20,10 +20,12 @@ import pandas as pd
 
 from . import plotting
 
-__all__ = ["sentence_explorer", "hover_scatter", "explorer_sample"]
+__all__ = ["sentence_explorer", "hover_scatter", "explorer_sample", "pair_explorer", "PAIR_PALETTE"]
 
 COLOURS = ("#0173b2", "#de8f05")  # seaborn's colorblind C0 and C1, as in the static figures
 _WEIGHT_DIGITS = 3
+# A diverging scale for signed contributions: blue pulls the sentences apart, red brings them together.
+PAIR_PALETTE = "RdBu_r"
 
 
 @cache
@@ -184,3 +186,68 @@ def hover_scatter(frame: pd.DataFrame, pairs: dict, quantities: dict[str, str], 
     body = ('<div data-role="plot" class="cwi-scroll"></div>'
             '<div data-role="tip" class="cwi-tip" aria-live="polite"></div>')
     return _embed("scatter", controls, body, {"pairs": shown, "quantities": dict(quantities)})
+
+
+def pair_explorer(decompositions: dict, pairs: pd.DataFrame, first: str, second: str, digits: int = 4):
+    """Pick a dataset, a pair and two models: both sentences coloured by each word's part of the score, and the word-pair matrix.
+
+    Parameters
+    ----------
+    decompositions
+        (model, dataset, pair) -> :class:`cwi.similarity.PairDecomposition`.
+    pairs
+        The pairs to offer: ``dataset``, ``pair``, ``gold`` (one row per pair, or per model and pair).
+    first, second
+        The models shown first.
+    digits
+        Decimals kept of each matrix entry (the page carries every entry of every pair).
+
+    Returns
+    -------
+    IPython.display.HTML
+        Each model's panel: its cosine, the terms that sum to it, the two
+        sentences with each word coloured by its row or column sum of the
+        matrix (diverging: red adds to the similarity, blue takes from it) and
+        the matrix as a heatmap, matching words outlined.  Both panels share one
+        colour scale, so their colours compare.
+    """
+    import matplotlib
+
+    models = list(dict.fromkeys(model for model, _, _ in decompositions))
+    for name in (first, second):
+        if name not in models:
+            raise ValueError(f"pair explorer: model {name!r} has no decompositions here; models: {models}")
+    offered = pairs.drop_duplicates(["dataset", "pair"])
+    datasets = list(dict.fromkeys(offered["dataset"]))
+    entries = []
+    for row in offered.itertuples():
+        shown = {m: decompositions[(m, row.dataset, row.pair)] for m in models
+                 if (m, row.dataset, row.pair) in decompositions}
+        if not shown:
+            continue
+        some = next(iter(shown.values()))
+        entry = {"d": datasets.index(row.dataset), "a": some.a.text, "b": some.b.text, "gold": float(row.gold) if np.isfinite(row.gold) else None,
+                 "wa": [str(w) for w in some.a.words], "wb": [str(w) for w in some.b.words],
+                 "match": np.argwhere(some.matches).tolist(), "m": {}}
+        for model, d in shown.items():
+            rows, columns = d.contributions()
+            entry["m"][model] = {"score": round(d.score, digits), "pairs": round(float(d.matrix.sum()), digits),
+                                 "words": round(float(d.left.sum() + d.right.sum()), digits),
+                                 "base": round(d.reference, digits), "error": float(f"{d.error:.2g}"),
+                                 "ra": [round(float(v), digits) for v in rows],
+                                 "rb": [round(float(v), digits) for v in columns],
+                                 "A": [[round(float(v), digits) for v in line] for line in d.matrix]}
+            if d.a.words != some.a.words or d.b.words != some.b.words:  # cut to another model's max_length
+                entry["m"][model].update({"wa": [str(w) for w in d.a.words], "wb": [str(w) for w in d.b.words],
+                                          "match": np.argwhere(d.matches).tolist()})
+        entries.append(entry)
+    if not entries:
+        raise ValueError("pair explorer: none of the pairs has a decomposition")
+    palette = matplotlib.colormaps[PAIR_PALETTE](np.linspace(0.05, 0.95, 33))
+    data = {"models": models, "datasets": datasets, "first": first, "second": second, "colours": list(COLOURS),
+            "palette": [matplotlib.colors.to_hex(c) for c in palette], "pairs": entries}
+    controls = "".join(_select(role, label) for role, label in
+                       [("dataset", "dataset"), ("first", "model 1"), ("second", "model 2")])
+    controls += f'<div>{_select("pair", "pair")}</div>'
+    body = '<div data-role="gold"></div><div data-role="panels" class="cwi-panels"></div>'
+    return _embed("similarity", controls, body, data)

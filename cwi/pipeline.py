@@ -17,7 +17,9 @@ so a chapter run on its own reuses what an earlier chapter computed.
 * :func:`correlation_results`: the Correlations chapter's regressions, as CSV;
 * :func:`contrastive_additive_encoder`: the Theory chapter's additive encoder
   trained with InfoNCE on Wikipedia half-sentence pairs (the Weighting chapter
-  weights words by its squared norms).
+  weights words by its squared norms);
+* :func:`pair_decompositions`: the Similarity chapter's word-pair splits of the
+  cosine, from word vectors cached per block (:func:`sentence_vector_block`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "word_weight_sample", "encoder_fingerprint", "profile_word_weights", "faithfulness_curves", "seed_model_name", "seed_model_names",
     "seed_encoders", "seed_word_weights", "trajectory",
     "correlation_results", "AdditiveRun", "contrastive_additive_encoder",
+    "similarity_models", "similarity_sample", "sentence_vector_block", "SimilarityResults", "pair_decompositions",
 ]
 
 # Bump when what a function here stores changes: it is part of the keys below.
@@ -548,3 +551,145 @@ def sts_scores(profile, models: tuple[str, ...] | None = None, encoders: dict[st
 
         frames.append(cache.cached_frame("sts_scores", key, evaluate))
     return pd.concat(frames, ignore_index=True)
+
+
+def similarity_models(profile) -> tuple[list[str], dict]:
+    """The models the Similarity chapter decomposes and the pairs of them it compares.
+
+    ``similarity.models`` if set (its pairs: the profile's pairs with both
+    models among them); else both models of every pair of the profile with a
+    pre-trained twin whose models are attributed (``attribution.models``).
+    """
+    profile = config.get_profile(profile)
+    chosen = profile.similarity.models or profile.attribution.models
+    pairs = {name: pair for name, pair in analysis.present_pairs(profile.pairs, chosen).items()
+             if pair.pretrained is not None}
+    if profile.similarity.models is not None:
+        return list(profile.similarity.models), pairs
+    return list(dict.fromkeys(m for pair in pairs.values() for m in (pair.pretrained, pair.finetuned))), pairs
+
+
+def similarity_sample(dataset: str, profile) -> pd.DataFrame:
+    """The profile's pair sample of `dataset` (:func:`cwi.data.sample_sts_pairs` with the profile's seed)."""
+    profile = config.get_profile(profile)
+    return data.sample_sts_pairs(dataset, profile.similarity.pairs_per_dataset, profile.seed)
+
+
+def sentence_vector_block(encoder: Encoder, sentences: list[str], profile, fingerprint: str | None = None,
+                          progress=None) -> dict:
+    """Word vectors, embeddings and baselines of `sentences` (:func:`cwi.similarity.sentence_vectors`), cached as one block.
+
+    The key holds the model's weights and tokenizer, pooling, ``max_length``,
+    the sentences, the method, its settings and the baseline, and both
+    algorithm versions, so a change of any recomputes.  A sentence longer than
+    ``max_length`` is cut after its last whole word (:func:`cwi.attribution.fit_to_length`).
+    Returns sentence -> :class:`cwi.similarity.SentenceVectors`, whose ``text``
+    is shorter than the sentence where it was cut.  `progress` (a
+    :class:`cwi.progress.Progress`) advances by one per sentence, computed or read.
+    """
+    import torch
+
+    from . import similarity
+
+    profile = config.get_profile(profile)
+    settings, method = profile.attribution, profile.similarity.method
+    method_settings = settings.method_settings(method)
+    key = {"model": encoder.name, "weights": fingerprint or encoder_fingerprint(encoder), "pooling": encoder.pooling,
+           "max_length": encoder.max_length, "sentences": cache.fingerprint_texts(sentences), "method": method,
+           "baseline": settings.baseline, **method_settings, "version": attribution.ALGORITHM_VERSION,
+           "similarity_version": similarity.SIMILARITY_VERSION}
+
+    ran = []
+
+    def compute() -> dict:
+        ran.append(True)
+        texts = [attribution.fit_to_length(encoder, s)[0] for s in sentences]
+        results = attribution.METHODS[method](encoder, texts, baseline=settings.baseline, progress=progress,
+                                              memory_gb=settings.memory_gb, **method_settings)
+        vectors = [similarity.sentence_vectors(encoder, r) for r in results]
+        return {"texts": texts, "words": [v.words for v in vectors], "word_index": [v.word_index for v in vectors],
+                "vectors": [torch.from_numpy(v.vectors).float() for v in vectors],
+                "embedding": torch.from_numpy(np.stack([v.embedding for v in vectors])).float(),
+                "baseline": torch.from_numpy(np.stack([v.baseline for v in vectors])).float(),
+                "path_points": [v.path_points for v in vectors], "word_error": [v.word_error for v in vectors]}
+
+    stored = cache.cached("word_vectors", key, ".pt", compute, lambda value, tmp: torch.save(value, tmp),
+                          lambda path: torch.load(path, weights_only=True))
+    if progress is not None and not ran:  # read from the cache: the terminal hears of it too
+        progress.update(len(sentences))
+    return {sentence: similarity.SentenceVectors(
+        text, list(words), list(index), vectors.double().numpy(), embedding.double().numpy(), baseline.double().numpy(),
+        points, float(error))
+        for sentence, text, words, index, vectors, embedding, baseline, points, error in zip(
+            sentences, stored["texts"], stored["words"], stored["word_index"], stored["vectors"],
+            stored["embedding"], stored["baseline"], stored["path_points"], stored["word_error"])}
+
+
+@dataclass
+class SimilarityResults:
+    """Every pair decomposition of a profile (:func:`pair_decompositions`).
+
+    Attributes
+    ----------
+    pairs
+        One row per (model, dataset, pair): ``model``, ``dataset``, ``pair``,
+        ``sentence1``, ``sentence2``, ``gold`` and the columns of
+        :func:`cwi.similarity.pair_summary`, plus ``truncated`` (a side was cut to fit).
+    words
+        One row per (model, dataset, pair, side, word): the columns of
+        :func:`cwi.similarity.word_contributions` with ``model``, ``dataset``, ``pair``.
+    decompositions
+        (model, dataset, pair) -> :class:`cwi.similarity.PairDecomposition`.
+    """
+
+    pairs: pd.DataFrame
+    words: pd.DataFrame
+    decompositions: dict
+
+
+def pair_decompositions(profile, encoders: dict[str, Encoder] | None = None) -> SimilarityResults:
+    """The Similarity chapter's decompositions: each model of :func:`similarity_models` on each dataset's pair sample.
+
+    Both sentences of every pair are attributed (``similarity.method`` with the
+    ``attribution`` settings), ``similarity.block_pairs`` pairs per cached block
+    (:func:`sentence_vector_block`); a sentence in two pairs of a block is
+    attributed once.  `encoders` reuses models already loaded, by name.
+    """
+    from . import similarity
+
+    profile = config.get_profile(profile)
+    settings = profile.similarity
+    models, _ = similarity_models(profile)
+    datasets = settings.datasets or profile.attribution.datasets
+    samples = {dataset: similarity_sample(dataset, profile) for dataset in datasets}
+    blocks = {dataset: [sample.iloc[start:start + settings.block_pairs]
+                        for start in range(0, len(sample), settings.block_pairs)] for dataset, sample in samples.items()}
+
+    def block_sentences(block):
+        return list(dict.fromkeys(block["sentence1"].tolist() + block["sentence2"].tolist()))
+
+    total = len(models) * sum(len(block_sentences(b)) for bs in blocks.values() for b in bs)
+    encoders = dict(encoders or {})
+    pair_rows, word_frames, decompositions = [], [], {}
+    with Progress(total, "similarity word vectors", "sentences", announce_start=True) as bar:
+        for name in models:
+            encoder = encoders.get(name) or load_encoder(name, profile)
+            fingerprint = encoder_fingerprint(encoder)
+            for dataset, dataset_blocks in blocks.items():
+                bar.set_postfix(last=f"{name} {dataset}")
+                for block in dataset_blocks:
+                    vectors = sentence_vector_block(encoder, block_sentences(block), profile, fingerprint, bar)
+                    for row in block.itertuples():
+                        a, b = vectors[row.sentence1], vectors[row.sentence2]
+                        d = similarity.decompose(a, b)
+                        decompositions[(name, dataset, row.pair)] = d
+                        pair_rows.append({"model": name, "dataset": dataset, "pair": row.pair,
+                                          "sentence1": row.sentence1, "sentence2": row.sentence2, "gold": row.score,
+                                          "truncated": a.text != row.sentence1 or b.text != row.sentence2})
+                        word_frames.append(similarity.word_contributions(d).assign(model=name, dataset=dataset,
+                                                                                   pair=row.pair))
+    summary = similarity.pair_summary(list(decompositions.values()))
+    pairs = pd.concat([pd.DataFrame(pair_rows), summary], axis=1)
+    words = pd.concat(word_frames, ignore_index=True)
+    words = words[["model", "dataset", "pair"] + [c for c in words.columns if c not in ("model", "dataset", "pair")]]
+    return SimilarityResults(pairs, words, decompositions)

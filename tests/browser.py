@@ -182,12 +182,13 @@ class Browser:
 
 
 def readme_screenshots(html: Path, out: Path, width: int = 1280) -> list[Path]:
-    """The README's pictures of a built book: a chapter as it opens, the explorer and the hover scatter."""
+    """The README's pictures of a built book: a chapter as it opens, the explorer, the hover scatter, the pair explorer."""
     out.mkdir(parents=True, exist_ok=True)
     # book.png: the window, scrolled to the Correlations chapter's claims and their tests (the page's chrome included).
     shots = [("05_correlations.html", "#the-claims-and-their-tests", "book.png"),
              ("04_attribution.html", ".cwi-explorer", "explorer.png"),
-             ("05_correlations.html", ".cwi-scatter", "scatter.png")]
+             ("05_correlations.html", ".cwi-scatter", "scatter.png"),
+             ("07_similarity.html", ".cwi-similarity", "pairs.png")]
     binary = find_chromium()
     if binary is None:
         raise SystemExit("Chromium not found: apt install chromium, or set CWI_CHROMIUM")

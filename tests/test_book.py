@@ -309,6 +309,17 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert self_term["spread"] > 0 and self_term["gain_spread"] > 0 and -1 <= self_term["rank_agreement"] <= 1
     assert weighting["static_encoders"] == 6 * len(smoke.weighting.remove_components)
     assert weighting["versus_sif"]["low"] <= weighting["versus_sif"]["delta"] <= weighting["versus_sif"]["high"]
+    similar = values["07_similarity"]  # every pair of every dataset, by every twinned model, split within IG's error
+    decomposed, twins = pipeline.similarity_models(smoke)
+    assert similar["similarity_pairs"] == smoke.similarity.pairs_per_dataset * len(smoke.attribution.datasets)
+    assert similar["similarity_models"] == len(decomposed) and similar["similarity_max_error"] < 1e-3
+    checks = similar["similarity_checks"]
+    assert len(checks["verdicts"]) == checks["members"] == len(twins) * (1 + len(analysis.QUANTITIES))
+    assert checks["status"] in inference.CALIBRATION_WORDS and 0 <= checks["said"] <= checks["simulations"]
+    assert checks["simulations"] == smoke.analysis.null_simulations and checks["worst_models"] == sorted(decomposed)
+    assert checks["explorer_pairs"] == similar["similarity_pairs"]  # smoke offers every pair
+    offered = downloads_in((root / "_build" / "html" / "book" / "07_similarity.html").read_text())
+    assert len(offered["similarity_pairs.csv"]) == similar["similarity_pairs"] * len(decomposed)
 
 
 def test_after_a_run_a_chapter_opens_in_jupyterlab_with_its_outputs_trusted(smoke_book):
@@ -367,6 +378,19 @@ EXPLORER_AFTER = r"""((role, index) => {
           bars: [...view.querySelectorAll("[data-role=bars] rect")].map((r) => r.getAttribute("height")).join(),
           options: Object.fromEntries([...view.querySelectorAll("select")]
             .map((s) => [s.dataset.role, s.options.length]))};
+})"""
+
+SIMILARITY_AFTER = r"""((role, index) => {
+  const view = document.querySelector(".cwi-similarity");
+  if (role) {
+    const select = view.querySelector(`select[data-role=${role}]`);
+    select.selectedIndex = index;
+    select.dispatchEvent(new Event("change"));
+  }
+  return {shown: view.dataset.shown, panels: view.querySelectorAll(".cwi-panel").length,
+          cells: [...view.querySelectorAll(".cwi-heatmap rect")].map((r) => r.getAttribute("fill")).join(),
+          gold: view.querySelector("[data-role=gold]").textContent,
+          options: Object.fromEntries([...view.querySelectorAll("select")].map((s) => [s.dataset.role, s.options.length]))};
 })"""
 
 DOT_TO_HOVER = r"""(() => {
@@ -475,6 +499,14 @@ def test_every_page_reads_well_in_chromium(smoke_book):
                 before, after = views[-2], views[-1]
                 assert after["shown"] != before["shown"], f"the explorer ignored a new {role}"
                 assert after["bars"] and after["bars"] != before["bars"], f"the bars did not change with the {role}"
+            browser.open((html / "07_similarity.html").as_uri())  # the pair explorer: two panels, each redrawn
+            views = [browser.evaluate(f"{SIMILARITY_AFTER}(null, 0)")]
+            assert views[0]["panels"] == 2 and views[0]["options"]["pair"] > 1 and views[0]["gold"].startswith("gold")
+            for role, index in [("pair", 1), ("second", 2), ("dataset", 1)]:
+                views.append(browser.evaluate(f"{SIMILARITY_AFTER}({json.dumps(role)}, {index})"))
+                before, after = views[-2], views[-1]
+                assert after["shown"] != before["shown"], f"the pair explorer ignored a new {role}"
+                assert after["cells"] and after["cells"] != before["cells"], f"the matrix did not change with the {role}"
             browser.open((html / "05_correlations.html").as_uri())
             dot = browser.evaluate(DOT_TO_HOVER)
             browser.hover(dot["x"], dot["y"])

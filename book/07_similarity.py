@@ -1,0 +1,357 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Similarity: why are these two sentences similar?
+#
+# The earlier chapters ask which words an encoder weights in *one* sentence. What
+# users of sentence encoders ask most is the next question: which words make *two*
+# sentences similar. Published answers give a word-by-word matrix for one pair at a
+# time {cite}`moeller2023attribution`; this chapter uses the book's own Integrated
+# Gradients to get that matrix exactly, then asks two questions of many pairs:
+# **does the similarity rest on the same words in both sentences or on different
+# ones, and is a word's share of the similarity explained by its information
+# content, as its weight was?** And for both: does contrastive fine-tuning change it?
+#
+# **The decomposition.** Integrated Gradients gives each word $w$ of sentence $a$ a
+# vector $c_w(a)$ with $\sum_w c_w(a) = f(a) - f(a')$, $a'$ the sentence's
+# baseline (its tokens replaced by the attribution baseline). The dot product is
+# bilinear, so
+#
+# $$ \cos(f(a), f(b)) = \underbrace{\sum_{w,v} \frac{c_w(a) \cdot c_v(b)}{N}}_{\text{word pairs } A_{wv}}
+#  + \underbrace{\sum_w \frac{c_w(a) \cdot f(b')}{N} + \sum_v \frac{f(a') \cdot c_v(b)}{N}}_{\text{words against the other's baseline}}
+#  + \underbrace{\frac{f(a') \cdot f(b')}{N}}_{\text{baselines}} , \qquad N = \lVert f(a) \rVert \lVert f(b) \rVert , $$ (eq-pair-split)
+#
+# exactly, up to IG's completeness error. The choices, each stated once:
+#
+# - **Cosine**: the two norms in $N$ are those of the final embeddings, constants of
+#   the pair; the normalisation itself is not attributed (as integrated Jacobians do
+#   for normalised embeddings). A model that normalises its output (all-MiniLM-L6-v2) is
+#   attributed before that step, as in the Attribution chapter: the cosine is the same.
+# - **Baselines**: the attribution baseline is the Attribution chapter's (a
+#   sentence of [PAD] embeddings of the same length). Its embedding is not 0, so two
+#   terms carry no word pair; the chapter reports them rather than hiding them.
+# - **Words** are the Statistics chapter's, aligned with tokens as everywhere in the
+#   book. Two words *match* when they are the same word (lower-cased, no lemmas):
+#   the matrix's "diagonal" of lexical overlap.
+# - **A word's contribution** to the similarity is its row (sentence $a$) or column
+#   ($b$) sum of $A$: what it shares with every word of the other sentence. It is
+#   signed, since a word can pull two sentences apart.
+# - **Models**: every pair of the profile with a pre-trained twin (for the book's
+#   own SimCSE models, the first contrastive seed's model); **pairs**: a seeded
+#   sample of each STS test split, never a pair holding a sentence of STS-B dev.
+
+# %% tags=["remove-cell"]
+import os
+import time
+
+import ipywidgets as widgets
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from cwi import analysis, config, downloads, inference, interactive, pipeline, plotting, record, similarity
+
+# %% tags=["parameters"]
+profile = os.environ.get("CWI_PROFILE", "default")  # a built-in profile or a study file
+
+# %%
+settings = config.get_profile(profile)
+plotting.use_book_style()
+TABLE_STYLE = [{"selector": "td, th", "props": "padding: 0.1em 0.6em"}]  # numbers apart in the HTML book
+chapter_start = time.perf_counter()
+ss, level = settings.similarity, settings.analysis.level
+models, twins = pipeline.similarity_models(settings)
+assert twins, f"profile {settings.name!r} has no pair with a pre-trained twin among its attributed models"
+ss
+
+# %% [markdown]
+# ## The pairs and their decompositions
+#
+# Both sentences of every pair are attributed by every model (Integrated
+# Gradients with the Attribution chapter's adaptive rule); the word vectors are
+# cached per block of pairs, so a second run reads them.
+
+# %%
+start = time.perf_counter()
+results = pipeline.pair_decompositions(settings)
+decomposition_seconds = time.perf_counter() - start
+pairs = results.pairs.assign(sentence=[similarity.pair_key(a, b) for a, b in
+                                       zip(results.pairs["sentence1"], results.pairs["sentence2"])])
+counts = pairs[pairs["model"] == models[0]].groupby("dataset", sort=False).size().rename("pairs")
+counts.to_frame().T
+
+# %% tags=["remove-input"]
+n_pairs = int(counts.sum())
+glue("similarity_pairs", n_pairs, display=False)
+glue("similarity_models", len(models), display=False)
+truncated = int(pairs["truncated"].sum())
+display(Markdown(
+    f"**{n_pairs:,} pairs** from {len(counts)} datasets, each decomposed by {len(models)} models "
+    f"({', '.join(models)}): {len(pairs):,} decompositions in {decomposition_seconds:.0f} s this run. "
+    + (f"{truncated:,} decomposition(s) had a sentence cut to the model's length (flagged in the table)."
+       if truncated else "No sentence had to be cut to a model's length.")
+))
+
+# %% [markdown]
+# ## Does the split add up?
+#
+# The terms of {eq}`eq-pair-split` sum to the model's cosine up to what IG's
+# quadrature leaves over; the Cauchy-Schwarz bound says how much that can be,
+# given each sentence's completeness error (`PairDecomposition.error_bound`).
+# The chapter checks every pair against it.
+
+# %%
+errors = pairs.groupby("model", sort=False).agg(
+    median_error=("error", "median"), max_error=("error", "max"), max_bound=("error_bound", "max"),
+    median_completeness=("completeness_a", "median"))
+assert (pairs["error"] <= pairs["error_bound"] + 1e-6).all(), "a decomposition misses the score by more than IG allows"
+errors.style.format("{:.1e}").set_table_styles(TABLE_STYLE)
+
+# %% tags=["remove-input"]
+glue("similarity_max_error", float(pairs["error"].max()), display=False)
+display(Markdown(
+    f"The largest gap between the sum of the terms and the cosine is **{pairs['error'].max():.1e}** "
+    f"(median {pairs['error'].median():.1e}), on a cosine scale; every pair is within the bound its completeness "
+    "errors allow."
+))
+
+# %% [markdown]
+# ## Where does the cosine come from?
+#
+# Each model's cosine, averaged over the pairs, split into the four terms: the
+# same word in both sentences, different words, a word against the other
+# sentence's baseline, and the two baselines.
+
+# %% tags=["hide-input"]
+terms = pairs.groupby("model", sort=False)[["score", *similarity.TERMS]].mean().loc[models]
+fig, (ax,) = plotting.figure(
+    "Mean cosine of each model over the sampled pairs (black dot) and the mean of each term of the split "
+    "(stacked: positive terms upwards, negative downwards).", width=6.5, height=3.6)
+bottom_pos, bottom_neg = np.zeros(len(terms)), np.zeros(len(terms))
+for k, (term, label) in enumerate(similarity.TERMS.items()):
+    values = terms[term].to_numpy()
+    base = np.where(values >= 0, bottom_pos, bottom_neg)
+    ax.bar(range(len(terms)), values, bottom=base, label=label, color=f"C{k}")
+    bottom_pos, bottom_neg = bottom_pos + np.clip(values, 0, None), bottom_neg + np.clip(values, None, 0)
+ax.plot(range(len(terms)), terms["score"], "ko", label="cosine")
+ax.axhline(0, color="grey", lw=0.8)
+ax.set_xticks(range(len(terms)), terms.index, rotation=15)
+ax.set(ylabel="mean over pairs")
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1));
+
+# %% tags=["remove-input"]
+share_of_score = (terms["same_words"] + terms["other_words"]) / terms["score"]
+display(Markdown(
+    "The word pairs carry, on average, "
+    + "; ".join(f"{share_of_score[m]:.0%} of {m}'s mean cosine" for m in models)
+    + ". The rest is the baselines' terms: the two baselines' own similarity averages "
+    + ", ".join(f"{terms.loc[m, 'baselines']:+.2f}" for m in models)
+    + " and the words against the other sentence's baseline "
+    + ", ".join(f"{terms.loc[m, 'word_baseline']:+.2f}" for m in models)
+    + f" (in the order {', '.join(models)}). The baselines' similarity depends on the two sentences only through "
+    "their lengths (and N); the questions below are about the word pairs."
+))
+
+# %% [markdown]
+# ## Same words or different words?
+#
+# The **same-word share** of a model is the sum over pairs of its matching cells
+# divided by the sum of its whole matrix $A$ (a ratio of sums: a pair weighs by its
+# word-pair similarity). Its change from the pre-trained model to its contrastive
+# twin says whether fine-tuning moves the similarity from lexical overlap to other
+# words. Intervals resample pairs within each dataset, with the same draws for
+# every model and statistic.
+#
+# ## Do informative words carry the similarity?
+#
+# For each model, the slope β of a word's normalised contribution (its contribution
+# over the mean magnitude of its sentence's contributions) on each word statistic,
+# per standard deviation of the statistic, with the Correlations chapter's
+# machinery: words of both sentences, pairs resampled as units. Δβ is the
+# fine-tuned model's slope minus its pre-trained twin's, on the same words and draws.
+
+# %%
+table = pipeline.corpus_statistics(settings)
+frame = analysis.attach_statistics(similarity.regression_frame(results.words, pairs), table, settings.stats.min_count)
+usable = frame[frame["status"] == "ok"]
+bootstrap = analysis.SentenceBootstrap(frame, settings.analysis.n_bootstrap, settings.seed)
+family, workspace = similarity.change_family(pairs, usable, twins, bootstrap, analysis.quantity_scales(frame),
+                                             analysis.QUANTITIES, level)
+per_model = family.models.assign(quantity=family.models["quantity"].map(analysis.QUANTITIES).fillna(""))
+per_model.pivot_table(index=["statistic", "quantity"], columns="model", values="value", sort=False)[models].style.format(
+    "{:.3f}").set_table_styles(TABLE_STYLE)
+
+# %% tags=["hide-input"]
+betas = per_model[per_model["statistic"] == "beta"]
+fig, (ax,) = plotting.figure(
+    f"Slope of the normalised contribution to the similarity on each word statistic (per SD), per model, "
+    f"with {level:.0%} percentile intervals over resampled pairs.", width=6.5, height=3.4)
+quantities = list(analysis.QUANTITIES.values())
+for k, model in enumerate(models):
+    rows = betas[betas["model"] == model].set_index("quantity").loc[quantities]
+    x = np.arange(len(quantities)) + (k - (len(models) - 1) / 2) * 0.2
+    ax.errorbar(x, rows["value"], yerr=[rows["value"] - rows["low"], rows["high"] - rows["value"]], fmt="o",
+                label=model, color=f"C{k}", capsize=3)
+ax.axhline(0, color="grey", lw=0.8)
+ax.set_xticks(range(len(quantities)), quantities, rotation=10, fontsize=8)
+ax.set(ylabel="β (normalised contribution per SD)")
+ax.legend(fontsize=8);
+
+# %% [markdown]
+# ## The changes, tested together
+#
+# One family per profile: for every twin, the change of the same-word share and Δβ
+# on each statistic, with max-t simultaneous intervals
+# (`cwi.inference.simultaneous`) at joint coverage {glue:text}`similarity_level`.
+# A member's verdict is "more" or "less" where its interval excludes 0.
+
+# %%
+members = family.members.assign(quantity=family.members["quantity"].map(analysis.QUANTITIES).fillna(""))
+members["reading"] = [similarity.CHANGE_WORDS[s][v] for s, v in zip(members["statistic"], members["verdict"])]
+members[["twin", "statistic", "quantity", "pretrained", "finetuned", "estimate", "low", "high", "reading"]].style.format(
+    {c: "{:+.4f}" for c in ("estimate", "low", "high")} | {"pretrained": "{:.3f}", "finetuned": "{:.3f}"}
+).hide(axis="index").set_table_styles(TABLE_STYLE)
+
+# %% [markdown]
+# ### How often does this rule find a change where there is none?
+#
+# The rule's family-wise false-positive rate, measured on this profile's own
+# decompositions: each simulation relabels the models at random within every pair
+# (with no effect of fine-tuning they are exchangeable), recomputes every member on
+# the same draws and applies the rule (`cwi.similarity.null_rate`). The verdicts
+# count only if the simulated rate is shown to be within the tolerance.
+
+# %%
+start = time.perf_counter()
+said, n_sim = similarity.null_rate(workspace, level, settings.analysis.null_simulations, settings.seed)
+null_seconds = time.perf_counter() - start
+status, rate_low, rate_high = inference.calibration_status(said, n_sim, level, settings.analysis.calibration_tolerance)
+pd.DataFrame({"simulations": [n_sim], "with a verdict": [said], "rate": [said / n_sim],
+              f"{level:.0%} interval": [f"{rate_low:.1%} to {rate_high:.1%}"], "status": [status]}).style.format(
+    {"rate": "{:.1%}"}).hide(axis="index").set_table_styles(TABLE_STYLE)
+
+# %% tags=["remove-input"]
+glue("similarity_level", level, display=False)
+glue("similarity_null_rate", said / n_sim, display=False)
+calibrated = status == "calibrated"
+share = members[members["statistic"] == "same-word share"].set_index("twin")
+lines = [
+    f"With no effect the rule gave a verdict in **{said} of {n_sim}** simulations ({said / n_sim:.1%}; exact "
+    f"{level:.0%} interval {rate_low:.1%} to {rate_high:.1%}, {null_seconds:.1f} s): "
+    f"{inference.CALIBRATION_WORDS[status]} (tolerance {settings.analysis.calibration_tolerance:.0%}, nominal "
+    f"{1 - level:.0%}).",
+]
+for twin, row in share.iterrows():
+    interval = f"{row['estimate']:+.4f} [{row['low']:+.4f}, {row['high']:+.4f}]"
+    if not calibrated:
+        reading = "no verdict is drawn, since the rule is not shown calibrated here"
+    else:
+        reading = similarity.CHANGE_WORDS["same-word share"][row["verdict"]]
+    lines.append(f"\n- **{twin}**: same-word share {row['pretrained']:.3f} → {row['finetuned']:.3f}, change "
+                 f"{interval}: {reading}.")
+    betas_twin = members[(members["twin"] == twin) & (members["statistic"] == "delta beta")]
+    said_beta = [f"{r.quantity} ({r.reading})" for r in betas_twin.itertuples() if r.verdict in ("more", "less")]
+    if not said_beta:
+        lines.append("  Δβ: every interval includes 0.")
+    elif calibrated:
+        lines.append("  Δβ: " + "; ".join(said_beta) + ".")
+    else:
+        lines.append("  Δβ: intervals exclude 0 for " + ", ".join(text.split(" (")[0] for text in said_beta)
+                     + ", but no verdict is drawn, since the rule is not shown calibrated here.")
+display(Markdown("\n".join(lines)))
+display(downloads.csv_download(members, "similarity_family.csv", "the family"))
+
+# %% [markdown]
+# ## Where the model and the annotators disagree most
+#
+# Per model, the pairs whose cosine ranks farthest from their gold score's rank
+# within their dataset (ranks as fractions, as Spearman's correlation sees them;
+# a positive gap: the model finds the pair more similar than the annotators do),
+# with the word pairs of largest $|A_{wv}|$.
+
+# %%
+worst = similarity.worst_pairs(pairs, results.decompositions, per_model=ss.worst_pairs)
+worst.drop(columns=["pair", "gold rank", "score rank"]).style.format(
+    {"gold": "{:.2f}", "score": "{:.3f}", "rank gap": "{:+.2f}"}).hide(axis="index").set_table_styles(TABLE_STYLE)
+
+# %% [markdown]
+# ## Explore the pairs
+#
+# Pick a dataset, a pair and two models: each panel shows the model's cosine and
+# its terms, both sentences with every word coloured by its contribution (red adds
+# to the similarity, blue takes from it; hover for the value and its share of the
+# cosine), and the word-pair matrix, matching words outlined. The explorer holds
+# the decompositions computed above, so it works in the HTML book without a kernel.
+
+# %% tags=["remove-input"]
+opening = next(iter(twins.values()))
+offered = pairs[pairs["model"] == models[0]].groupby("dataset", sort=False).head(ss.explorer_pairs)
+display(interactive.pair_explorer(results.decompositions, offered, opening.pretrained, opening.finetuned))
+display(Markdown(f"The explorer offers {len(offered):,} pairs: the first {ss.explorer_pairs} of each dataset's sample."))
+glue("similarity_checks", {"members": len(members), "status": status, "said": int(said), "simulations": int(n_sim),
+                           "verdicts": members["verdict"].tolist(), "worst_models": sorted(worst["model"].unique()),
+                           "explorer_pairs": len(offered)}, display=False)
+
+# %% [markdown]
+# ### Your own pair (JupyterLab)
+#
+# In JupyterLab, type any two sentences: the widget below decomposes their cosine
+# on the spot. It needs a running kernel, so the HTML book leaves it out.
+
+# %% tags=["hide-input", "remove-output"]
+encoders = {name: pipeline.load_encoder(name, settings) for name in models}
+method_settings = settings.attribution.method_settings(ss.method)
+
+
+def explain(first: str, second: str, model_1: str, model_2: str) -> None:
+    """The pair explorer for two typed sentences."""
+    typed = {(name, "typed", 0): similarity.decompose_sentences(encoders[name], first, second, ss.method,
+                                                                settings.attribution.baseline, **method_settings)
+             for name in dict.fromkeys([model_1, model_2])}
+    display(interactive.pair_explorer(typed, pd.DataFrame({"dataset": ["typed"], "pair": [0], "gold": [np.nan]}),
+                                      model_1, model_2))
+
+
+controls = {
+    "first": widgets.Text(value="A man is playing a guitar.", description="sentence 1",
+                          layout=widgets.Layout(width="36em"), continuous_update=False),
+    "second": widgets.Text(value="Someone plays an instrument.", description="sentence 2",
+                           layout=widgets.Layout(width="36em"), continuous_update=False),
+    "model_1": widgets.Dropdown(options=models, value=opening.pretrained, description="model 1"),
+    "model_2": widgets.Dropdown(options=models, value=opening.finetuned, description="model 2"),
+}
+display(widgets.VBox([controls["first"], controls["second"], widgets.HBox([controls["model_1"], controls["model_2"]]),
+                      widgets.interactive_output(explain, controls)]))
+
+# %% [markdown]
+# ## The pair table
+#
+# One row per model and pair: the sentences, gold score, cosine, the four terms,
+# the decomposition error and its bound.
+
+# %% tags=["remove-input"]
+columns = ["model", "dataset", "pair", "sentence1", "sentence2", "gold", "score", *similarity.TERMS, "error",
+           "error_bound", "matched_cells", "cells", "truncated"]
+display(downloads.csv_download(pairs[columns], "similarity_pairs.csv", f"all {len(pairs):,} decompositions"))
+glue("similarity_seconds", f"{time.perf_counter() - chapter_start:.0f}", display=False)
+
+# %% [markdown]
+# ## Execution record
+#
+# What this run used and cost: the profile, the kernel's wall time and peak
+# memory, the package versions and the commit of the code.
+
+# %% tags=["remove-input"]
+record.execution_record(profile)

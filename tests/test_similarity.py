@@ -1,0 +1,187 @@
+"""The cosine of two sentences split into word pairs (cwi.similarity): exact, symmetric, aligned, cached, tested."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cwi import analysis, attribution, config, data, encoders, inputs, interactive, models, pipeline, similarity, stats
+from cwi.models import ModelPair
+
+from test_alignment import CASES, FAMILIES, texts, tiny, tokenizers  # noqa: F401 (fixtures)
+from test_attribution import BagOfWords
+from test_interactive import payload
+
+IG = {"points": (9, 17, 33, 65), "rule": "clenshaw-curtis", "target": 0.01}
+PAIR = ("A man is playing a guitar on the stage.", "Someone plays a guitar.")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_terms_sum_to_the_cosine_on_every_tokenizer_family(tiny, family):
+    """WordPiece (BERT), MPNet, byte-level BPE (RoBERTa) and SentencePiece: the split adds up to the model's cosine."""
+    encoder = tiny[family]
+    d = similarity.decompose_sentences(encoder, *PAIR, **IG)
+    with torch.no_grad():
+        embedded = encoder.forward(**{k: v for k, v in encoder.tokenize(list(PAIR)).items()
+                                      if k in ("input_ids", "attention_mask")})
+    cosine = torch.nn.functional.cosine_similarity(embedded[0], embedded[1], dim=0).item()
+    assert d.score == pytest.approx(cosine, abs=1e-5)  # the score is the model's own cosine
+    assert d.error <= d.error_bound + 1e-9 and d.error < 1e-3
+    parts = similarity.pair_summary([d]).iloc[0]
+    assert parts[list(similarity.TERMS)].sum() == pytest.approx(d.total, abs=1e-12)
+
+
+def test_the_terms_sum_to_the_cosine_for_all_minilm():
+    """all-MiniLM-L6-v2, attributed before its Normalize module as in the Attribution chapter: the cosine is the same."""
+    encoder = models.load_encoder("all-MiniLM-L6-v2")
+    d = similarity.decompose_sentences(encoder, *PAIR, **IG)
+    first, second = encoder.encode(list(PAIR))
+    assert d.score == pytest.approx(float(first @ second / np.linalg.norm(first) / np.linalg.norm(second)), abs=1e-4)
+    unit = similarity.decompose_sentences(encoders.normalized(encoder), *PAIR, **IG)  # with the Normalize module: N = 1
+    assert np.linalg.norm(unit.a.embedding) == pytest.approx(1, abs=1e-5) and unit.score == pytest.approx(d.score, abs=1e-5)
+    assert unit.error <= unit.error_bound + 1e-9 and unit.error < 0.01
+    assert d.error <= d.error_bound + 1e-9 and d.error < 0.01
+
+
+def test_a_linear_bag_of_words_gives_the_closed_form(tiny_encoder):
+    """On f(x) = W mean_i x_i, word w's vector is W sum_{i in w}(x_i - x'_i) / T exactly: the matrix is known."""
+    torch.manual_seed(3)
+    linear = encoders.Encoder(BagOfWords(tiny_encoder.tokenizer.vocab_size), tiny_encoder.tokenizer, "mean", "bag")
+    first, second = "a linear bag of words", "words in a bag are linear too"
+    d = similarity.decompose_sentences(linear, first, second, points=(9, 17), rule="clenshaw-curtis", target=0.01)
+    closed = []
+    for text in (first, second):
+        s = inputs.prepare(linear, text, "pad")
+        with torch.no_grad():
+            tokens = linear.model.linear(s.inputs - s.baseline) / s.length  # (T, d)
+            embedding = linear.model.linear(s.inputs).mean(0)
+        closed.append(((s.membership.to(tokens) @ tokens).double().numpy(), embedding.double().numpy()))
+    (c_a, f_a), (c_b, f_b) = closed
+    norm = np.linalg.norm(f_a) * np.linalg.norm(f_b)
+    np.testing.assert_allclose(d.matrix, c_a @ c_b.T / norm, atol=1e-6)
+    assert d.score == pytest.approx(f_a @ f_b / norm, abs=1e-6) and d.error < 1e-6
+
+
+def test_the_split_is_symmetric(tiny):
+    encoder = tiny["bpe"]
+    ab = similarity.decompose_sentences(encoder, *PAIR, **IG)
+    ba = similarity.decompose_sentences(encoder, *PAIR[::-1], **IG)
+    np.testing.assert_allclose(ab.matrix, ba.matrix.T, atol=1e-12)
+    np.testing.assert_allclose(ab.left, ba.right, atol=1e-12)
+    assert ab.score == pytest.approx(ba.score, abs=1e-12) and ab.reference == pytest.approx(ba.reference, abs=1e-12)
+    assert ab.same_words == pytest.approx(ba.same_words, abs=1e-12)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pairs_with_contractions_hyphens_and_non_ascii_text_keep_the_statistics_words(tiny, family):
+    """Each side's rows and columns are the words of cwi.stats.tokenize, whatever the tokenizer; matches by word."""
+    first, second = CASES[0], CASES[2]  # "don't", "isn't" ...; "well-known", "state-of-the-art", "--"
+    for a, b in [(first, second), (CASES[6], CASES[5])]:  # "Café naïve Zürich — 東京" against quotes
+        d = similarity.decompose_sentences(tiny[family], a, b, **IG)
+        assert d.a.words == stats.tokenize(a) and d.b.words == stats.tokenize(b)
+        assert d.matrix.shape == (len(stats.tokenize(a)), len(stats.tokenize(b)))
+        expected = np.array([[wa == wb for wb in stats.tokenize(b)] for wa in stats.tokenize(a)])
+        np.testing.assert_array_equal(d.matches, expected)
+        words = similarity.word_contributions(d)
+        assert words["contribution"].sum() == pytest.approx(2 * d.matrix.sum())  # rows, then columns
+
+
+def test_word_contributions_are_row_and_column_sums(tiny):
+    d = similarity.decompose_sentences(tiny["wordpiece"], *PAIR, **IG)
+    words = similarity.word_contributions(d)
+    a, b = words[words["side"] == "a"], words[words["side"] == "b"]
+    np.testing.assert_allclose(a["contribution"], d.matrix.sum(1))
+    np.testing.assert_allclose(b["contribution"], d.matrix.sum(0))
+    assert a["normalised_contribution"].abs().mean() == pytest.approx(1)
+    assert a.loc[a["word"] == "guitar", "matched"].all() and not a.loc[a["word"] == "stage", "matched"].any()
+
+
+def test_the_pair_sample_is_nested_and_never_holds_a_choice_sentence(data_dir):
+    small, large = data.sample_sts_pairs("stsb", 20, seed=1), data.sample_sts_pairs("stsb", 60, seed=1)
+    assert set(small["pair"]) <= set(large["pair"]) and len(small) == 20
+    chosen_on = data.choice_sentences()
+    sides = pd.concat([large["sentence1"], large["sentence2"]]).map(data.normalise_sentence)
+    assert not sides.isin(chosen_on).any()
+    rows = data.sts_split("stsb", "test").reset_index(drop=True)
+    assert (rows.loc[large["pair"], "score"].to_numpy() == large["score"].to_numpy()).all()  # the gold of that row
+
+
+def test_word_vectors_are_cached_and_keyed(tiny, monkeypatch):
+    """A second call reads every block; other sentences or another rule compute again."""
+    encoder = tiny["wordpiece"]
+    smoke = config.get_profile("smoke")
+    sentences = list(PAIR)
+    first = pipeline.sentence_vector_block(encoder, sentences, smoke)
+    calls = []
+    original = attribution.METHODS["ig"]
+    monkeypatch.setitem(attribution.METHODS, "ig", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    again = pipeline.sentence_vector_block(encoder, sentences, smoke)
+    assert not calls  # nothing recomputed
+    for sentence in sentences:
+        np.testing.assert_array_equal(first[sentence].vectors, again[sentence].vectors)
+        assert first[sentence].words == again[sentence].words
+    pipeline.sentence_vector_block(encoder, sentences[:1], smoke)
+    coarser = dataclasses.replace(smoke, attribution=dataclasses.replace(smoke.attribution, path_points=(9, 17)))
+    pipeline.sentence_vector_block(encoder, sentences, coarser)
+    assert calls == [sentences[:1], sentences]
+
+
+def synthetic(n_pairs: int, effect: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pairs and usable word rows of three models; `effect` adds to the fine-tuned models' slope and same-word share."""
+    rng = np.random.default_rng(seed)
+    names = ["pre", "fine a", "fine b"]
+    pair_rows, word_rows = [], []
+    for p in range(n_pairs):
+        dataset = "stsb" if p % 2 else "sickr"
+        key = similarity.pair_key(f"first sentence {p}", f"second sentence {p}")
+        words = rng.integers(4, 9)
+        quantity = rng.normal(size=(words, len(analysis.QUANTITIES)))
+        base_same, base_total = rng.gamma(2, 0.05), rng.gamma(4, 0.1)
+        for m, model in enumerate(names):
+            lift = effect * (m > 0)
+            pair_rows.append({"model": model, "dataset": dataset, "pair": p, "sentence": key,
+                              "same_words": base_same * (1 + lift) + rng.normal(0, 0.01),
+                              "word_pairs": base_total + rng.normal(0, 0.01)})
+            response = (0.3 + lift) * quantity[:, 0] + rng.normal(0, 1, words)
+            for w in range(words):
+                word_rows.append({"model": model, "dataset": dataset, "sentence": key, "word_index": w,
+                                  "normalised_weight": response[w],
+                                  **dict(zip(analysis.QUANTITIES, quantity[w])), "status": "ok"})
+    return pd.DataFrame(pair_rows), pd.DataFrame(word_rows)
+
+
+def test_the_change_rule_keeps_its_error_rate_and_finds_a_planted_change():
+    twins = {"a": ModelPair("pre", "fine a"), "b": ModelPair("pre", "fine b")}
+    pairs, words = synthetic(240, 0.0, seed=0)
+    bootstrap = analysis.SentenceBootstrap(words, 400, seed=0)
+    scales = {q: 1.0 for q in analysis.QUANTITIES}
+    family, workspace = similarity.change_family(pairs, words, twins, bootstrap, scales, analysis.QUANTITIES)
+    assert len(family.members) == 2 * (1 + len(analysis.QUANTITIES))
+    assert (family.members["low"] <= family.members["estimate"]).all()
+    said, n = similarity.null_rate(workspace, 0.95, 200, seed=1)
+    assert said / n < 0.12  # near the nominal 5%, with room for 200 simulations' noise
+    pairs, words = synthetic(240, 0.5, seed=0)
+    family, _ = similarity.change_family(pairs, words, twins, analysis.SentenceBootstrap(words, 400, seed=0), scales,
+                                         analysis.QUANTITIES)
+    share = family.members[family.members["statistic"] == "same-word share"]
+    assert (share["verdict"] == "more").all()
+    gain = family.members[(family.members["quantity"] == "information_gain")]
+    assert (gain["verdict"] == "more").all()
+
+
+def test_the_pair_explorer_carries_both_models_and_every_cell(tiny):
+    decompositions = {(name, "stsb", 7): similarity.decompose_sentences(tiny[family], *PAIR, **IG)
+                      for name, family in (("pre", "wordpiece"), ("fine", "bpe"))}
+    view = interactive.pair_explorer(decompositions, pd.DataFrame({"dataset": ["stsb"], "pair": [7], "gold": [3.2]}),
+                                     "pre", "fine")
+    shown = payload(view)
+    entry = shown["pairs"][0]
+    assert shown["models"] == ["pre", "fine"] and entry["gold"] == 3.2
+    for (name, _, _), d in decompositions.items():
+        np.testing.assert_allclose(entry["m"][name]["A"], d.matrix, atol=1e-4)
+        assert entry["m"][name]["score"] == pytest.approx(d.score, abs=1e-4)
+    with pytest.raises(ValueError, match="model 'other'"):
+        interactive.pair_explorer(decompositions, pd.DataFrame({"dataset": ["stsb"], "pair": [7], "gold": [1.0]}),
+                                  "pre", "other")
