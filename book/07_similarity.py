@@ -214,13 +214,16 @@ ax.legend(fontsize=8);
 #
 # One family per profile: for every twin, the change of the same-word share and Δβ
 # on each statistic, with max-t simultaneous intervals
-# (`cwi.inference.simultaneous`) at joint coverage {glue:text}`similarity_level`.
-# A member's verdict is "more" or "less" where its interval excludes 0.
+# (`cwi.inference.simultaneous`) at joint coverage {glue:text}`similarity_level:.0%`.
+# A member's interval above or below 0 is read as a verdict only if the rule's
+# false-positive rate, measured next, is shown to be within the tolerance.
 
 # %%
 members = family.members.assign(quantity=family.members["quantity"].map(analysis.QUANTITIES).fillna(""))
 members["reading"] = [similarity.CHANGE_WORDS[s][v] for s, v in zip(members["statistic"], members["verdict"])]
-members[["twin", "statistic", "quantity", "pretrained", "finetuned", "estimate", "low", "high", "reading"]].style.format(
+# Where an interval lies; whether that is read as a verdict depends on the rule's measured error rate (next).
+members["interval"] = members["verdict"].map({"more": "above 0", "less": "below 0"}).fillna("includes 0")
+members[["twin", "statistic", "quantity", "pretrained", "finetuned", "estimate", "low", "high", "interval"]].style.format(
     {c: "{:+.4f}" for c in ("estimate", "low", "high")} | {"pretrained": "{:.3f}", "finetuned": "{:.3f}"}
 ).hide(axis="index").set_table_styles(TABLE_STYLE)
 
@@ -262,13 +265,13 @@ for twin, row in share.iterrows():
     lines.append(f"\n- **{twin}**: same-word share {row['pretrained']:.3f} → {row['finetuned']:.3f}, change "
                  f"{interval}: {reading}.")
     betas_twin = members[(members["twin"] == twin) & (members["statistic"] == "delta beta")]
-    said_beta = [f"{r.quantity} ({r.reading})" for r in betas_twin.itertuples() if r.verdict in ("more", "less")]
+    said_beta = [(r.quantity, r.reading) for r in betas_twin.itertuples() if r.verdict in ("more", "less")]
     if not said_beta:
         lines.append("  Δβ: every interval includes 0.")
     elif calibrated:
-        lines.append("  Δβ: " + "; ".join(said_beta) + ".")
+        lines.append("  Δβ: " + "; ".join(f"{quantity}: {reading}" for quantity, reading in said_beta) + ".")
     else:
-        lines.append("  Δβ: intervals exclude 0 for " + ", ".join(text.split(" (")[0] for text in said_beta)
+        lines.append("  Δβ: intervals exclude 0 for " + ", ".join(quantity for quantity, _ in said_beta)
                      + ", but no verdict is drawn, since the rule is not shown calibrated here.")
 display(Markdown("\n".join(lines)))
 display(downloads.csv_download(members, "similarity_family.csv", "the family"))
