@@ -36,22 +36,27 @@
 #
 # - **Cosine**: the two norms in $N$ are those of the final embeddings, constants of
 #   the pair; the normalisation itself is not attributed (as integrated Jacobians do
-#   for normalised embeddings). A model that normalises its output (all-MiniLM-L6-v2) is
-#   attributed before that step, as in the Attribution chapter: the cosine is the same.
-# - **Baselines**: the attribution baseline is the Attribution chapter's (a
-#   sentence of [PAD] embeddings of the same length). Its embedding is not 0, so two
-#   terms carry no word pair; the chapter reports them rather than hiding them.
+#   for normalised embeddings). A model that ends in a `Normalize` module (such as
+#   all-MiniLM-L6-v2) is attributed before that step, as in the Attribution chapter:
+#   the cosine is the same.
+# - **Baselines**: the attribution baseline is the Attribution chapter's (the
+#   profile's `attribution.baseline`, named below). The baseline's own embedding is not
+#   0, so two terms carry no word pair; the chapter reports them rather than hiding them.
 # - **Words** are the Statistics chapter's, aligned with tokens as everywhere in the
 #   book. Two words *match* when they are the same word (lower-cased, no lemmas):
-#   the matrix's "diagonal" of lexical overlap.
+#   the matrix's "diagonal" of lexical overlap. Stopwords and punctuation match in
+#   most pairs, so the overlap of content words is reported beside it.
 # - **A word's contribution** to the similarity is its row (sentence $a$) or column
 #   ($b$) sum of $A$: what it shares with every word of the other sentence. It is
 #   signed, since a word can pull two sentences apart.
 # - **Models**: every pair of the profile with a pre-trained twin (for the book's
-#   own SimCSE models, the first contrastive seed's model); **pairs**: a seeded
-#   sample of each STS test split, never a pair holding a sentence of STS-B dev.
+#   own SimCSE models, the first contrastive seed's model: a verdict is about that
+#   trained model, not its training recipe); **pairs**: a seeded sample of each STS
+#   dataset's test split (all of a dataset that comes as one split), never a pair
+#   holding a sentence of STS-B dev, on which the book's choices are made.
 
 # %% tags=["remove-cell"]
+import functools
 import os
 import time
 
@@ -61,7 +66,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from cwi import analysis, config, downloads, inference, interactive, pipeline, plotting, record, similarity
+from cwi import (analysis, config, data, downloads, inference, inputs, interactive, pipeline, plotting, record,
+                 similarity)
 
 # %% tags=["parameters"]
 profile = os.environ.get("CWI_PROFILE", "default")  # a built-in profile or a study file
@@ -74,6 +80,8 @@ chapter_start = time.perf_counter()
 ss, level = settings.similarity, settings.analysis.level
 models, twins = pipeline.similarity_models(settings)
 assert twins, f"profile {settings.name!r} has no pair with a pre-trained twin among its attributed models"
+display(Markdown(f"Attribution baseline: **{inputs.BASELINE_WORDS[settings.attribution.baseline]}**; "
+                 f"models: {', '.join(models)}."))
 ss
 
 # %% [markdown]
@@ -105,26 +113,62 @@ display(Markdown(
 ))
 
 # %% [markdown]
+# No evaluated pair may have been trained on. The book's supervised SimCSE trains on
+# SNLI with every triplet holding an STS sentence dropped (Fine-tuning chapter); the
+# masked-LM and unsupervised SimCSE train on the Wikipedia pack, which is checked here
+# against the sampled pairs. The Hub models' training data cannot be checked offline.
+
+# %% tags=["remove-input"]
+book_models = [m for m in models if settings.model(m).kind == "book"]
+if book_models:
+    limits = [settings.finetune.mlm.corpus_limit, settings.finetune.unsup.corpus_limit]
+    corpus = data.load_corpus(settings.corpus, None if None in limits else max(limits))
+    sampled = {data.normalise_sentence(s) for s in pd.concat([pairs["sentence1"], pairs["sentence2"]])}
+    trained_on = sorted({data.normalise_sentence(s) for s in corpus} & sampled)
+    assert not trained_on, f"sampled pairs hold {len(trained_on)} sentence(s) of the training corpus: {trained_on[:3]}"
+    display(Markdown(f"None of the {len(sampled):,} sampled sentences is among the {len(corpus):,} Wikipedia "
+                     f"sentences that the book's models here ({', '.join(book_models)}) are trained on."))
+else:
+    display(Markdown("No model of this profile is trained by the book."))
+
+# %% [markdown]
 # ## Does the split add up?
 #
 # The terms of {eq}`eq-pair-split` sum to the model's cosine up to what IG's
 # quadrature leaves over; the Cauchy-Schwarz bound says how much that can be,
 # given each sentence's completeness error (`PairDecomposition.error_bound`).
-# The chapter checks every pair against it.
+# The chapter checks every pair against it. The bound covers the *sum* of a
+# sentence's word vectors; how that sum is split between words, which the
+# same-word share and the contributions read, is what IG's word error measures
+# (the Attribution chapter's convergence check), so both are shown.
 
 # %%
+sides = pd.concat([pairs[["model", "completeness_a", "word_error_a"]].set_axis(["model", "completeness", "word_error"],
+                                                                                 axis=1),
+                   pairs[["model", "completeness_b", "word_error_b"]].set_axis(["model", "completeness", "word_error"],
+                                                                                 axis=1)])
+target = settings.attribution.method_settings(ss.method).get("target", np.inf)
+sides["unconverged"] = (sides["completeness"] >= target) | (sides["word_error"] >= target)
 errors = pairs.groupby("model", sort=False).agg(
-    median_error=("error", "median"), max_error=("error", "max"), max_bound=("error_bound", "max"),
-    median_completeness=("completeness_a", "median"))
+    median_error=("error", "median"), max_error=("error", "max"), max_bound=("error_bound", "max")).join(
+    sides.groupby("model").agg(median_completeness=("completeness", "median"), max_word_error=("word_error", "max"),
+                               unconverged=("unconverged", "mean")))
 assert (pairs["error"] <= pairs["error_bound"] + 1e-6).all(), "a decomposition misses the score by more than IG allows"
-errors.style.format("{:.1e}").set_table_styles(TABLE_STYLE)
+errors.style.format("{:.1e}").format({"unconverged": "{:.1%}"}).set_table_styles(TABLE_STYLE)
 
 # %% tags=["remove-input"]
 glue("similarity_max_error", float(pairs["error"].max()), display=False)
+unconverged = sides.groupby("model")["unconverged"].mean()
 display(Markdown(
     f"The largest gap between the sum of the terms and the cosine is **{pairs['error'].max():.1e}** "
-    f"(median {pairs['error'].median():.1e}), on a cosine scale; every pair is within the bound its completeness "
-    "errors allow."
+    f"(median {pairs['error'].median():.1e}), on a cosine scale, or "
+    f"{pairs['error'].max() / pairs['word_pairs'].abs().mean():.1e} "
+    "of the mean magnitude of the word-pair part the questions below read; every pair is within the bound its "
+    "completeness errors allow. "
+    + (f"Every attributed side met IG's target of {target:g} on both errors." if not unconverged.any() else
+       "Sides that reached IG's largest rule without meeting its target of "
+       f"{target:g} (kept, as in the Attribution chapter): "
+       + ", ".join(f"{share:.1%} for {m}" for m, share in unconverged.items() if share > 0) + ".")
 ))
 
 # %% [markdown]
@@ -193,6 +237,25 @@ per_model = family.models.assign(quantity=family.models["quantity"].map(analysis
 per_model.pivot_table(index=["statistic", "quantity"], columns="model", values="value", sort=False)[models].style.format(
     "{:.3f}").set_table_styles(TABLE_STYLE)
 
+# %% tags=["remove-input"]
+# The share is a ratio of signed sums: read it only where its denominator stays positive, and say what stopwords add.
+sums = pairs.groupby("model")[["same_words", "same_content_words", "word_pairs"]].sum().loc[models]
+content_share = sums["same_content_words"] / sums["word_pairs"]
+shares = per_model[per_model["statistic"] == "same-word share"].set_index("model")
+unsafe = shares.index[shares["positive_denominator"] < 1].tolist()
+display(Markdown(
+    "The share is a ratio of signed sums, so it can leave [0, 1] when different words pull the sentences apart. "
+    + ("Its denominator, the sum of the word pairs over the pairs, is positive in every bootstrap draw for every "
+       "model." if not unsafe else
+       "Its denominator, the sum of the word pairs over the pairs, is not positive in every bootstrap draw for "
+       + ", ".join(f"{m} ({1 - shares.loc[m, 'positive_denominator']:.1%} of draws)" for m in unsafe)
+       + ": their share and its change are not read.")
+    + " Without stopwords and punctuation the matching words carry "
+    + "; ".join(f"{content_share[m]:.3f} of {m}'s word-pair sum (all matches: {shares.loc[m, 'value']:.3f})"
+                for m in models)
+    + ": the rest of the diagonal is words such as \"a\", \"the\" and the full stop."
+))
+
 # %% tags=["hide-input"]
 betas = per_model[per_model["statistic"] == "beta"]
 fig, (ax,) = plotting.figure(
@@ -212,7 +275,8 @@ ax.legend(fontsize=8);
 # %% [markdown]
 # ## The changes, tested together
 #
-# One family per profile: for every twin, the change of the same-word share and Δβ
+# One family per profile, apart from the Correlations chapter's primary claims and
+# so exploratory: for every twin, the change of the same-word share and Δβ
 # on each statistic, with max-t simultaneous intervals
 # (`cwi.inference.simultaneous`) at joint coverage {glue:text}`similarity_level:.0%`.
 # A member's interval above or below 0 is read as a verdict only if the rule's
@@ -222,7 +286,8 @@ ax.legend(fontsize=8);
 members = family.members.assign(quantity=family.members["quantity"].map(analysis.QUANTITIES).fillna(""))
 members["reading"] = [similarity.CHANGE_WORDS[s][v] for s, v in zip(members["statistic"], members["verdict"])]
 # Where an interval lies; whether that is read as a verdict depends on the rule's measured error rate (next).
-members["interval"] = members["verdict"].map({"more": "above 0", "less": "below 0"}).fillna("includes 0")
+members["interval"] = members["verdict"].map({"more": "above 0", "less": "below 0", "unclear": "includes 0",
+                                               "not fitted": "not estimable"})
 members[["twin", "statistic", "quantity", "pretrained", "finetuned", "estimate", "low", "high", "interval"]].style.format(
     {c: "{:+.4f}" for c in ("estimate", "low", "high")} | {"pretrained": "{:.3f}", "finetuned": "{:.3f}"}
 ).hide(axis="index").set_table_styles(TABLE_STYLE)
@@ -232,9 +297,11 @@ members[["twin", "statistic", "quantity", "pretrained", "finetuned", "estimate",
 #
 # The rule's family-wise false-positive rate, measured on this profile's own
 # decompositions: each simulation relabels the models at random within every pair
-# (with no effect of fine-tuning they are exchangeable), recomputes every member on
-# the same draws and applies the rule (`cwi.similarity.null_rate`). The verdicts
-# count only if the simulated rate is shown to be within the tolerance.
+# (one relabelling per resampled unit) and only among a pre-trained model and its
+# fine-tuned twins (with no effect of fine-tuning they are exchangeable; models of
+# different architectures never swap: `cwi.similarity.null_orders`), recomputes
+# every member on the same draws and applies the rule (`cwi.similarity.null_rate`).
+# The verdicts count only if the simulated rate is shown to be within the tolerance.
 
 # %%
 start = time.perf_counter()
@@ -258,7 +325,9 @@ lines = [
 ]
 for twin, row in share.iterrows():
     interval = f"{row['estimate']:+.4f} [{row['low']:+.4f}, {row['high']:+.4f}]"
-    if not calibrated:
+    if {twins[twin].pretrained, twins[twin].finetuned} & set(unsafe):
+        reading = "not read, since a model's word-pair sum is not positive in every draw"
+    elif not calibrated:
         reading = "no verdict is drawn, since the rule is not shown calibrated here"
     else:
         reading = similarity.CHANGE_WORDS["same-word share"][row["verdict"]]
@@ -266,8 +335,11 @@ for twin, row in share.iterrows():
                  f"{interval}: {reading}.")
     betas_twin = members[(members["twin"] == twin) & (members["statistic"] == "delta beta")]
     said_beta = [(r.quantity, r.reading) for r in betas_twin.itertuples() if r.verdict in ("more", "less")]
+    not_fitted = [r.quantity for r in betas_twin.itertuples() if r.verdict == "not fitted"]
+    if not_fitted:
+        lines.append("  Δβ not estimable on these pairs for " + ", ".join(not_fitted) + ".")
     if not said_beta:
-        lines.append("  Δβ: every interval includes 0.")
+        lines.append("  Δβ: every other interval includes 0." if not_fitted else "  Δβ: every interval includes 0.")
     elif calibrated:
         lines.append("  Δβ: " + "; ".join(f"{quantity}: {reading}" for quantity, reading in said_beta) + ".")
     else:
@@ -314,13 +386,13 @@ glue("similarity_checks", {"members": len(members), "status": status, "said": in
 # on the spot. It needs a running kernel, so the HTML book leaves it out.
 
 # %% tags=["hide-input", "remove-output"]
-encoders = {name: pipeline.load_encoder(name, settings) for name in models}
+encoder = functools.cache(lambda name: pipeline.load_encoder(name, settings))  # a model loads when first chosen
 method_settings = settings.attribution.method_settings(ss.method)
 
 
 def explain(first: str, second: str, model_1: str, model_2: str) -> None:
     """The pair explorer for two typed sentences."""
-    typed = {(name, "typed", 0): similarity.decompose_sentences(encoders[name], first, second, ss.method,
+    typed = {(name, "typed", 0): similarity.decompose_sentences(encoder(name), first, second, ss.method,
                                                                 settings.attribution.baseline, **method_settings)
              for name in dict.fromkeys([model_1, model_2])}
     display(interactive.pair_explorer(typed, pd.DataFrame({"dataset": ["typed"], "pair": [0], "gold": [np.nan]}),

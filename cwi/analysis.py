@@ -67,7 +67,8 @@ VERDICTS = {
 }
 
 
-def _is_stopword(words: pd.Series) -> pd.Series:
+def is_stopword(words: pd.Series) -> pd.Series:
+    """Whether each word is a stopword (scikit-learn's English list) or punctuation (no letter or digit)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     punctuation = ~words.str.contains(r"\w", regex=True)
@@ -89,7 +90,7 @@ def attach_statistics(weights: pd.DataFrame, table: pd.DataFrame, min_count: int
     frame["characters"] = frame["word"].str.len()
     words_in_sentence = frame.groupby(["model", "dataset", "method", "sentence_id"])["word_index"].transform("max")
     frame["position"] = (frame["word_index"] / words_in_sentence.where(words_in_sentence > 0)).fillna(0.0)
-    frame["stopword"] = _is_stopword(frame["word"])
+    frame["stopword"] = is_stopword(frame["word"])
     status = np.select(
         [frame["count"].isna(), frame["count"] < min_count, frame[list(QUANTITIES)].isna().any(axis=1)],
         ["absent", "rare", "no context"], default="ok",
@@ -170,6 +171,8 @@ class SentenceBootstrap:
         text_counts = np.concatenate(drawn, axis=1) if drawn else np.zeros((n_boot, 0))
         where = pd.Index(homes["text"]).get_indexer(clusters["text"])
         self.clusters = len(homes)
+        # The cluster of each column (a text in two datasets: one cluster, two columns).
+        self.cluster = where
         # Column-major: a fit gathers the columns of its sentences.
         self.counts = np.asfortranarray(text_counts[:, where], float)
 

@@ -395,12 +395,14 @@ def snli_triplets(exclude: set[str] | frozenset[str] = frozenset()) -> list[tupl
     dropped whole.
     """
     nli = load_nli()
-    snli = nli[nli["source"] == "snli"]
-    triplets = []
-    for premise, group in snli.groupby("premise", sort=True):
-        entailed = group.loc[group["label"] == "entailment", "hypothesis"].tolist()
-        contradicting = group.loc[group["label"] == "contradiction", "hypothesis"].tolist()
-        triplets.extend((premise, e, c) for e, c in zip(entailed, contradicting))
+    snli = nli[(nli["source"] == "snli") & nli["label"].isin(["entailment", "contradiction"])]
+    # The i-th hypothesis of each label within its premise, in file order; the inner join keeps min(#e, #c) per premise.
+    snli = snli.assign(rank=snli.groupby(["premise", "label"], sort=False).cumcount())
+    entailed, contradicting = (snli.loc[snli["label"] == label, ["premise", "rank", "hypothesis"]]
+                               for label in ("entailment", "contradiction"))
+    both = entailed.merge(contradicting, on=["premise", "rank"], suffixes=("_e", "_c")).sort_values(
+        ["premise", "rank"], kind="stable")
+    triplets = list(zip(both["premise"].tolist(), both["hypothesis_e"].tolist(), both["hypothesis_c"].tolist()))
     if exclude:
         triplets = [t for t in triplets if not any(normalise_sentence(s) in exclude for s in t)]
     return triplets

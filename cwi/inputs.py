@@ -22,10 +22,16 @@ import torch
 from . import stats
 from .encoders import Encoder
 
-__all__ = ["BASELINES", "Attribution", "WordAttribution", "Prepared", "align_words", "baseline_embeddings", "prepare",
-           "pad", "memory_budget", "rows_per_call"]
+__all__ = ["BASELINES", "BASELINE_WORDS", "Attribution", "WordAttribution", "Prepared", "align_words",
+           "baseline_embeddings", "prepare", "pad", "memory_budget", "rows_per_call"]
 
 BASELINES = ("pad", "mask", "zero")
+# What each baseline is, for prose: every word token replaced, the special tokens kept.
+BASELINE_WORDS = {
+    "pad": "every word token's embedding replaced by [PAD]'s, special tokens kept",
+    "mask": "every word token's embedding replaced by [MASK]'s, special tokens kept",
+    "zero": "every word token's embedding set to zero, special tokens kept",
+}
 # Memory of one vectorised call (IG's Jacobian-vector products, SHAP's masked inputs).
 MEMORY_GB = 1.0
 

@@ -39,7 +39,7 @@ from .inputs import WordAttribution
 
 __all__ = ["SIMILARITY_VERSION", "TERMS", "CHANGE_WORDS", "SentenceVectors", "PairDecomposition", "sentence_vectors",
            "decompose", "decompose_sentences", "pair_summary", "word_contributions", "worst_pairs", "pair_key", "regression_frame",
-           "ChangeFamily", "change_family", "null_rate"]
+           "ChangeFamily", "change_family", "twin_blocks", "null_orders", "null_rate"]
 
 # Bump when what sentence_vectors stores or decompose computes changes: part of the cache keys.
 SIMILARITY_VERSION = 1
@@ -144,7 +144,7 @@ class PairDecomposition:
         """The most :attr:`error` can be given the two attributions' completeness errors (Cauchy-Schwarz).
 
         With ``e = sum_w c_w - (f(x) - f(x'))`` of each side, the terms sum to
-        ``(f(a) - e_a) . (f(b) - e_b) / N``, so the error is at most
+        ``(f(a) + e_a) . (f(b) + e_b) / N``, so the error is at most
         ``(|e_a| |f(b)| + |f(a)| |e_b| + |e_a| |e_b|) / N``.
         """
         e_a, e_b = (np.linalg.norm(s.vectors.sum(0) - (s.embedding - s.baseline)) for s in (self.a, self.b))
@@ -160,6 +160,17 @@ class PairDecomposition:
     def same_words(self) -> float:
         """The sum of the matrix over matching word pairs: the diagonal of lexical overlap."""
         return float(self.matrix[self.matches].sum())
+
+    @property
+    def same_content_words(self) -> float:
+        """:attr:`same_words` without stopwords and punctuation (:func:`cwi.analysis.is_stopword`).
+
+        "a", "the" and the final full stop match in most pairs; this is the overlap of the words that carry content.
+        """
+        from .analysis import is_stopword
+
+        content = ~is_stopword(pd.Series(self.a.words, dtype=object)).to_numpy()
+        return float(self.matrix[self.matches & content[:, None]].sum())
 
     def contributions(self) -> tuple[np.ndarray, np.ndarray]:
         """Each word's contribution to the word-pair part: the row sums (words of a) and column sums (words of b)."""
@@ -196,18 +207,23 @@ def pair_summary(decompositions: list[PairDecomposition]) -> pd.DataFrame:
 
     Columns: ``score``, ``same_words``, ``other_words``, ``word_baseline``,
     ``baselines`` (these four sum to ``score`` up to ``error``), ``word_pairs``
-    (``same_words + other_words``), ``error``, ``error_bound`` (what the
-    completeness errors allow: :attr:`PairDecomposition.error_bound`), ``matched_cells`` (matching word
-    pairs), ``cells`` (all word pairs) and ``completeness_a``/``completeness_b``.
+    (``same_words + other_words``), ``same_content_words`` (the part of
+    ``same_words`` on words that are neither stopwords nor punctuation),
+    ``error``, ``error_bound`` (what the completeness errors allow:
+    :attr:`PairDecomposition.error_bound`), ``matched_cells`` (matching word
+    pairs), ``cells`` (all word pairs), ``completeness_a``/``completeness_b``
+    and ``word_error_a``/``word_error_b`` (IG's word error of each side, NaN for other methods).
     """
     rows = []
     for d in decompositions:
         same = d.same_words
         rows.append({"score": d.score, "same_words": same, "other_words": float(d.matrix.sum()) - same,
                      "word_baseline": float(d.left.sum() + d.right.sum()), "baselines": d.reference,
-                     "word_pairs": float(d.matrix.sum()), "error": d.error, "error_bound": d.error_bound,
+                     "word_pairs": float(d.matrix.sum()), "same_content_words": d.same_content_words,
+                     "error": d.error, "error_bound": d.error_bound,
                      "matched_cells": int(d.matches.sum()), "cells": d.matrix.size,
-                     "completeness_a": d.a.completeness_error, "completeness_b": d.b.completeness_error})
+                     "completeness_a": d.a.completeness_error, "completeness_b": d.b.completeness_error,
+                     "word_error_a": d.a.word_error, "word_error_b": d.b.word_error})
     return pd.DataFrame(rows)
 
 
@@ -283,9 +299,10 @@ def worst_pairs(pairs: pd.DataFrame, decompositions: dict, per_model: int = 3, t
 CHANGE_WORDS = {
     "same-word share": {"more": "more of the word-pair similarity on the same words",
                         "less": "less of the word-pair similarity on the same words (more on different words)",
-                        "unclear": "no clear difference"},
-    "delta beta": {"more": "contributions follow it more", "less": "contributions follow it less",
-                   "unclear": "no clear difference"},
+                        "unclear": "no clear difference", "not fitted": "not estimable on these pairs"},
+    "delta beta": {"more": "a larger slope of the contributions on it",
+                   "less": "a smaller slope of the contributions on it",
+                   "unclear": "no clear difference", "not fitted": "not estimable on these pairs"},
 }
 
 
@@ -323,9 +340,11 @@ class ChangeFamily:
         ``twin``, ``statistic`` (``"same-word share"`` or ``"delta beta"``),
         ``quantity`` (empty for the share), ``pretrained``, ``finetuned``
         (each model's value), ``estimate`` (their difference), ``low``, ``high``
-        (simultaneous intervals at the family's level) and ``verdict``.
+        (simultaneous intervals at the family's level) and ``verdict`` (a code of
+        :data:`CHANGE_WORDS`; ``"not fitted"`` where the interval is undefined).
     models
-        Per model: ``model``, ``statistic``, ``quantity``, ``value``, ``low``, ``high`` (percentile intervals).
+        Per model: ``model``, ``statistic``, ``quantity``, ``value``, ``low``, ``high`` (percentile intervals)
+        and, for the share, ``positive_denominator`` (the fraction of bootstrap draws whose sum of word pairs is > 0).
     critical
         The max-t critical value of the simultaneous intervals.
     """
@@ -349,7 +368,9 @@ class _Family:
         self.same = wide["same_words"][models].to_numpy().T  # (M, G)
         self.word_pairs = wide["word_pairs"][models].to_numpy().T
         self.counts = bootstrap.counts[:, self.units]  # (B, G)
-        self.n_columns = bootstrap.counts.shape[1]
+        self.cluster = np.asarray(bootstrap.cluster)  # the resampling unit of each bootstrap column
+        self.n_clusters = int(bootstrap.clusters)
+        self.blocks = twin_blocks(models, twins)
         self.fits = {q: fit_models(words, models, q, bootstrap, scales.get(q)) for q in self.quantities}
 
     def statistics(self, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -429,31 +450,66 @@ def change_family(pairs: pd.DataFrame, words: pd.DataFrame, twins: dict, bootstr
     low, high, critical = simultaneous(estimates, member_draws, level)
     members = pd.DataFrame([{"twin": twin, "statistic": statistic, "quantity": quantity,
                              "pretrained": values[pre, s], "finetuned": values[fine, s], "estimate": e,
-                             "low": lo, "high": hi, "verdict": verdict(lo, hi)}
+                             "low": lo, "high": hi, "verdict": verdict(lo, hi) if np.isfinite(lo) else "not fitted"}
                             for (twin, statistic, quantity, pre, fine, s), e, lo, hi in zip(names, estimates, low, high)])
     statistics = [("same-word share", "")] + [("beta", q) for q in family.quantities]
+    # The share's denominator in each draw: a ratio of sums is read only where it stays positive.
+    positive = ((family.counts @ family.word_pairs.T) > 0).mean(0)
     per_model = pd.DataFrame([{"model": model, "statistic": statistic, "quantity": quantity, "value": values[m, s],
                                **dict(zip(("low", "high"), np.quantile(draws[:, m, s], [(1 - level) / 2,
-                                                                                         (1 + level) / 2])))}
+                                                                                         (1 + level) / 2]))),
+                               "positive_denominator": positive[m] if s == 0 else np.nan}
                               for m, model in enumerate(models) for s, (statistic, quantity) in enumerate(statistics)])
     return ChangeFamily(members, per_model, critical), family
+
+
+def twin_blocks(models: list[str], twins: dict) -> list[np.ndarray]:
+    """The models joined by twin pairs, as groups of positions in `models` (connected components).
+
+    A pre-trained model with two fine-tuned twins is one block of three; models
+    of different families (BERT, RoBERTa, MPNet) are never in one block.
+    """
+    group = list(range(len(models)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for pair in twins.values():
+        group[root(models.index(pair.pretrained))] = root(models.index(pair.finetuned))
+    roots = [root(i) for i in range(len(models))]
+    return [np.flatnonzero(np.equal(roots, r)) for r in dict.fromkeys(roots)]
+
+
+def null_orders(family: "_Family", rng: np.random.Generator) -> np.ndarray:
+    """(columns, M) a random relabelling of the models for each bootstrap column, drawn per resampling unit.
+
+    Models are permuted only within their :func:`twin_blocks` (what "no effect
+    of fine-tuning" makes exchangeable), and one permutation serves every
+    column of a cluster (a pair in two datasets is one unit, as in the bootstrap).
+    """
+    order = np.tile(np.arange(len(family.models)), (family.n_clusters, 1))
+    for block in family.blocks:
+        order[:, block] = block[rng.permuted(np.tile(np.arange(len(block)), (family.n_clusters, 1)), axis=1)]
+    return order[family.cluster]
 
 
 def null_rate(family: "_Family", level: float, simulations: int, seed: int) -> tuple[int, int]:
     """How often the family's rule finds a change where there is none: (simulations with a verdict, simulations).
 
     Each simulation relabels the models at random within every pair (all of a
-    pair's words together): with no effect of fine-tuning the models are
-    exchangeable, so any verdict is a false positive.  The rule is the one the
-    chapter applies, on the same bootstrap draws.
+    pair's words together) and within each block of twins (:func:`null_orders`):
+    with no effect of fine-tuning a pre-trained model and its fine-tuned twins
+    are exchangeable, so any verdict is a false positive.  The rule is the one
+    the chapter applies, on the same bootstrap draws.
     """
     from .inference import simultaneous
 
     rng = np.random.default_rng(seed)
     said = 0
     for _ in range(simulations):
-        # A random permutation of the models per pair (per bootstrap column: a pair in two datasets is one).
-        order = np.argsort(rng.random((family.n_columns, len(family.models))), axis=1)
+        order = null_orders(family, rng)
         values, draws = family.statistics(order)
         _, estimates, member_draws = family.changes(values, draws)
         low, high, _ = simultaneous(estimates, member_draws, level)

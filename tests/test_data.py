@@ -234,3 +234,16 @@ def test_no_training_triplet_holds_a_sentence_of_any_sts_set(data_dir):
     assert overlap.loc["any", "triplets"] > 0  # the data do overlap: the filter has work to do
     assert len(triplets) == overlap.loc["any", "of"] - overlap.loc["any", "triplets"]
     assert (overlap["triplets"] <= overlap.loc["any", "triplets"]).all()
+
+
+def test_triplets_pair_each_premise_s_ith_entailed_with_its_ith_contradicting(monkeypatch):
+    rows = [("snli", "b premise", "entailment", "b e1"), ("snli", "b premise", "neutral", "b n1"),
+            ("snli", "b premise", "contradiction", "b c1"), ("snli", "b premise", "entailment", "b e2"),
+            ("snli", "a premise", "contradiction", "a c1"), ("snli", "a premise", "entailment", "a e1"),
+            ("snli", "a premise", "contradiction", "a c2"), ("snli", "c premise", "entailment", "c e1"),
+            ("sick", "a premise", "entailment", "sick row")]
+    frame = pd.DataFrame(rows, columns=["source", "premise", "label", "hypothesis"]).assign(split="train")
+    monkeypatch.setattr(data, "load_nli", lambda: frame)
+    # Premises sorted; a premise with no contradiction (c) or an unmatched extra hypothesis (b e2, a c2) adds nothing.
+    assert data.snli_triplets() == [("a premise", "a e1", "a c1"), ("b premise", "b e1", "b c1")]
+    assert data.snli_triplets(exclude={"a c1"}) == [("b premise", "b e1", "b c1")]

@@ -1,6 +1,7 @@
 """The cosine of two sentences split into word pairs (cwi.similarity): exact, symmetric, aligned, cached, tested."""
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -169,6 +170,30 @@ def test_the_change_rule_keeps_its_error_rate_and_finds_a_planted_change():
     assert (share["verdict"] == "more").all()
     gain = family.members[(family.members["quantity"] == "information_gain")]
     assert (gain["verdict"] == "more").all()
+
+
+def test_the_null_relabels_models_only_among_twins_and_once_per_resampled_pair():
+    models = ["pre", "fine a", "fine b", "other", "other fine"]
+    twins = {"a": ModelPair("pre", "fine a"), "b": ModelPair("pre", "fine b"), "c": ModelPair("other", "other fine")}
+    blocks = similarity.twin_blocks(models, twins)
+    assert [b.tolist() for b in blocks] == [[0, 1, 2], [3, 4]]
+    # One pair in two datasets (one resampling unit, two bootstrap columns) and one pair in one.
+    frame = pd.DataFrame({"dataset": ["sickr", "stsb", "stsb"], "sentence": ["x and y", "x and y", "u and v"]})
+    bootstrap = analysis.SentenceBootstrap(frame, 10, seed=0)
+    workspace = SimpleNamespace(models=models, blocks=blocks, n_clusters=bootstrap.clusters, cluster=bootstrap.cluster)
+    shared = bootstrap.locate(pd.DataFrame({"dataset": ["sickr", "stsb"], "sentence": ["x and y"] * 2}))
+    alone = bootstrap.locate(pd.DataFrame({"dataset": ["stsb"], "sentence": ["u and v"]}))[0]
+    assert bootstrap.cluster[shared[0]] == bootstrap.cluster[shared[1]] != bootstrap.cluster[alone]
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        order = similarity.null_orders(workspace, rng)
+        assert order.shape == (3, len(models))
+        np.testing.assert_array_equal(order[shared[0]], order[shared[1]])  # the shared pair is relabelled once
+        for row in order:
+            assert sorted(row[:3]) == [0, 1, 2] and sorted(row[3:]) == [3, 4]  # never across architectures
+        seen.add(tuple(order[alone]))
+    assert len(seen) == 6 * 2  # every relabelling within the blocks occurs
 
 
 def test_the_pair_explorer_carries_both_models_and_every_cell(tiny):
