@@ -126,7 +126,7 @@ if book_models:
     sampled = {data.normalise_sentence(s) for s in pd.concat([pairs["sentence1"], pairs["sentence2"]])}
     trained_on = sorted({data.normalise_sentence(s) for s in corpus} & sampled)
     assert not trained_on, f"sampled pairs hold {len(trained_on)} sentence(s) of the training corpus: {trained_on[:3]}"
-    display(Markdown(f"None of the {len(sampled):,} sampled sentences is among the {len(corpus):,} Wikipedia "
+    display(Markdown(f"No sampled sentence (of {len(sampled):,}) is among the {len(corpus):,} Wikipedia "
                      f"sentences that the book's models here ({', '.join(book_models)}) are trained on."))
 else:
     display(Markdown("No model of this profile is trained by the book."))
@@ -154,7 +154,7 @@ errors = pairs.groupby("model", sort=False).agg(
     sides.groupby("model").agg(median_completeness=("completeness", "median"), max_word_error=("word_error", "max"),
                                unconverged=("unconverged", "mean")))
 assert (pairs["error"] <= pairs["error_bound"] + 1e-6).all(), "a decomposition misses the score by more than IG allows"
-errors.style.format("{:.1e}").format({"unconverged": "{:.1%}"}).set_table_styles(TABLE_STYLE)
+errors.style.format({c: "{:.1e}" for c in errors.columns} | {"unconverged": "{:.1%}"}).set_table_styles(TABLE_STYLE)
 
 # %% tags=["remove-input"]
 glue("similarity_max_error", float(pairs["error"].max()), display=False)
