@@ -116,7 +116,7 @@ display(Markdown(
 # No evaluated pair may have been trained on. The book's supervised SimCSE trains on
 # SNLI with every triplet holding an STS sentence dropped (Fine-tuning chapter); the
 # masked-LM and unsupervised SimCSE train on the Wikipedia pack, which is checked here
-# against the sampled pairs. The Hub models' training data cannot be checked offline.
+# against the sampled pairs. Other models' training data cannot be checked offline.
 
 # %% tags=["remove-input"]
 book_models = [m for m in models if settings.model(m).kind == "book"]
@@ -154,6 +154,7 @@ errors = pairs.groupby("model", sort=False).agg(
     sides.groupby("model").agg(median_completeness=("completeness", "median"), max_word_error=("word_error", "max"),
                                unconverged=("unconverged", "mean")))
 assert (pairs["error"] <= pairs["error_bound"] + 1e-6).all(), "a decomposition misses the score by more than IG allows"
+errors = errors.rename_axis(None).rename(columns=lambda c: c.replace("_", " "))
 errors.style.format({c: "{:.1e}" for c in errors.columns} | {"unconverged": "{:.1%}"}).set_table_styles(TABLE_STYLE)
 
 # %% tags=["remove-input"]
@@ -234,8 +235,10 @@ bootstrap = analysis.SentenceBootstrap(frame, settings.analysis.n_bootstrap, set
 family, workspace = similarity.change_family(pairs, usable, twins, bootstrap, analysis.quantity_scales(frame),
                                              analysis.QUANTITIES, level)
 per_model = family.models.assign(quantity=family.models["quantity"].map(analysis.QUANTITIES).fillna(""))
-per_model.pivot_table(index=["statistic", "quantity"], columns="model", values="value", sort=False)[models].style.format(
-    "{:.3f}").set_table_styles(TABLE_STYLE)
+# One row per model (the paper profile has many), one column per statistic.
+per_model.assign(statistic=np.where(per_model["quantity"] == "", per_model["statistic"], "β " + per_model["quantity"])
+                 ).pivot_table(index="model", columns="statistic", values="value", sort=False).loc[models].rename_axis(
+    index=None, columns=None).style.format("{:.3f}").set_table_styles(TABLE_STYLE)
 
 # %% tags=["remove-input"]
 # The share is a ratio of signed sums: read it only where its denominator stays positive, and say what stopwords add.
