@@ -288,7 +288,7 @@ display(Markdown(
     + ", ".join(f"{n} sentences per dataset with {m}" for m, n in
                 (per_sentence.groupby("model").size() // (2 * len(attribution_settings.datasets))).items())
     + f". Integrated Gradients: median completeness error {ig_errors.median():.2e} and median word error "
-    f"{ig_word_errors.median():.2e}; {((ig_errors >= target) | (ig_word_errors >= target)).mean():.1%} of "
+    f"{ig_word_errors.median():.2e}; {attribution.unconverged(ig_errors, ig_word_errors, target).mean():.1%} of "
     f"(model, sentence) pairs have one at or above {target:.0%} (those kept the largest rule, {points[-1]} "
     f"points). SHAP's efficiency error is at most {shap_errors.max():.1e}, and "
     + (f"{int(spent.sum())} of {len(spent)} sentence attributions spent the explainer's budget (their unexpanded "

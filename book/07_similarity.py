@@ -66,8 +66,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from cwi import (analysis, config, data, downloads, inference, inputs, interactive, pipeline, plotting, record,
-                 similarity)
+from cwi import (analysis, attribution, config, data, downloads, inference, inputs, interactive, pipeline, plotting,
+                 record, similarity)
 
 # %% tags=["parameters"]
 profile = os.environ.get("CWI_PROFILE", "default")  # a built-in profile or a study file
@@ -121,7 +121,8 @@ display(Markdown(
 # %% tags=["remove-input"]
 book_models = [m for m in models if settings.model(m).kind == "book"]
 if book_models:
-    limits = [settings.finetune.mlm.corpus_limit, settings.finetune.unsup.corpus_limit]
+    # The masked-LM's sentences and every unsupervised SimCSE run's (the dev search may vary the limit).
+    limits = [settings.finetune.mlm.corpus_limit] + [c.corpus_limit for c in settings.finetune.candidates(False)]
     corpus = data.load_corpus(settings.corpus, None if None in limits else max(limits))
     sampled = {data.normalise_sentence(s) for s in pd.concat([pairs["sentence1"], pairs["sentence2"]])}
     trained_on = sorted({data.normalise_sentence(s) for s in corpus} & sampled)
@@ -143,12 +144,10 @@ else:
 # (the Attribution chapter's convergence check), so both are shown.
 
 # %%
-sides = pd.concat([pairs[["model", "completeness_a", "word_error_a"]].set_axis(["model", "completeness", "word_error"],
-                                                                                 axis=1),
-                   pairs[["model", "completeness_b", "word_error_b"]].set_axis(["model", "completeness", "word_error"],
-                                                                                 axis=1)])
+sides = pd.concat([pairs[["model", f"completeness_{side}", f"word_error_{side}"]].set_axis(
+    ["model", "completeness", "word_error"], axis=1) for side in "ab"])  # both sentences of every pair
 target = settings.attribution.method_settings(ss.method).get("target", np.inf)
-sides["unconverged"] = (sides["completeness"] >= target) | (sides["word_error"] >= target)
+sides["unconverged"] = attribution.unconverged(sides["completeness"], sides["word_error"], target)
 errors = pairs.groupby("model", sort=False).agg(
     median_error=("error", "median"), max_error=("error", "max"), max_bound=("error_bound", "max")).join(
     sides.groupby("model").agg(median_completeness=("completeness", "median"), max_word_error=("word_error", "max"),
@@ -159,7 +158,7 @@ errors.style.format({c: "{:.1e}" for c in errors.columns} | {"unconverged": "{:.
 
 # %% tags=["remove-input"]
 glue("similarity_max_error", float(pairs["error"].max()), display=False)
-unconverged = sides.groupby("model")["unconverged"].mean()
+unconverged = errors["unconverged"]
 display(Markdown(
     f"The largest gap between the sum of the terms and the cosine is **{pairs['error'].max():.1e}** "
     f"(median {pairs['error'].median():.1e}), on a cosine scale, or "
@@ -246,6 +245,7 @@ sums = pairs.groupby("model")[["same_words", "same_content_words", "word_pairs"]
 content_share = sums["same_content_words"] / sums["word_pairs"]
 shares = per_model[per_model["statistic"] == "same-word share"].set_index("model")
 unsafe = shares.index[shares["positive_denominator"] < 1].tolist()
+readable = [m for m in models if m not in unsafe]
 display(Markdown(
     "The share is a ratio of signed sums, so it can leave [0, 1] when different words pull the sentences apart. "
     + ("Its denominator, the sum of the word pairs over the pairs, is positive in every bootstrap draw for every "
@@ -253,10 +253,10 @@ display(Markdown(
        "Its denominator, the sum of the word pairs over the pairs, is not positive in every bootstrap draw for "
        + ", ".join(f"{m} ({1 - shares.loc[m, 'positive_denominator']:.1%} of draws)" for m in unsafe)
        + ": their share and its change are not read.")
-    + " Without stopwords and punctuation the matching words carry "
-    + "; ".join(f"{content_share[m]:.3f} of {m}'s word-pair sum (all matches: {shares.loc[m, 'value']:.3f})"
-                for m in models)
-    + ": the rest of the diagonal is words such as \"a\", \"the\" and the full stop."
+    + (" Without stopwords and punctuation the matching words carry "
+       + "; ".join(f"{content_share[m]:.3f} of {m}'s word-pair sum (all matches: {shares.loc[m, 'value']:.3f})"
+                   for m in readable)
+       + ": the rest of the diagonal is words such as \"a\", \"the\" and the full stop." if readable else "")
 ))
 
 # %% tags=["hide-input"]
@@ -349,7 +349,8 @@ for twin, row in share.iterrows():
         lines.append("  Δβ: intervals exclude 0 for " + ", ".join(quantity for quantity, _ in said_beta)
                      + ", but no verdict is drawn, since the rule is not shown calibrated here.")
 display(Markdown("\n".join(lines)))
-display(downloads.csv_download(members, "similarity_family.csv", "the family"))
+# Where each interval lies, not its reading: a reading is a verdict only under the gates above.
+display(downloads.csv_download(members.drop(columns=["verdict", "reading"]), "similarity_family.csv", "the family"))
 
 # %% [markdown]
 # ## Where the model and the annotators disagree most

@@ -28,14 +28,14 @@ from .encoders import Encoder
 from .progress import Progress
 from .inputs import BASELINES, Attribution, WordAttribution, baseline_embeddings
 from .integrated_gradients import (ADAPTIVE_POINTS, RULES, clenshaw_curtis, completeness_by_rule, completeness_error,
-                                   integrated_gradients,
-                                   integrated_gradients_captum, quadrature, word_integrated_gradients)
+                                   integrated_gradients, integrated_gradients_captum, quadrature, unconverged,
+                                   word_integrated_gradients)
 from .shapley import shap_values, word_shap
 
 __all__ = [
     "Attribution", "WordAttribution", "AttributionMethod", "BASELINES", "METHODS", "baseline_embeddings",
     "quadrature", "clenshaw_curtis", "ADAPTIVE_POINTS", "RULES", "completeness_error", "integrated_gradients", "integrated_gradients_captum", "shap_values", "word_integrated_gradients",
-    "word_shap", "fit_to_length", "word_weights", "completeness_sweep",
+    "unconverged", "word_shap", "fit_to_length", "word_weights", "completeness_sweep",
 ]
 
 # Bump when a change alters what word_weights returns: it is part of every cache key.

@@ -36,7 +36,8 @@ from .encoders import Encoder
 from .inputs import MEMORY_GB, Attribution, Prepared, WordAttribution, pad, prepare, rows_per_call
 
 __all__ = ["quadrature", "clenshaw_curtis", "integrated_gradients", "word_integrated_gradients",
-           "integrated_gradients_captum", "completeness_error", "word_error", "completeness_by_rule", "ADAPTIVE_POINTS", "RULES"]
+           "integrated_gradients_captum", "completeness_error", "word_error", "unconverged", "completeness_by_rule",
+           "ADAPTIVE_POINTS", "RULES"]
 
 # The adaptive rule's default sequence: nested Clenshaw-Curtis rules of 8, 16, 32 and 64 intervals.
 ADAPTIVE_POINTS = (9, 17, 33, 65)
@@ -230,6 +231,14 @@ def _embedded(nodes: list[int]):
     return nodes[::2], clenshaw_curtis((len(nodes) - 1) // 2 + 1)[1]
 
 
+def unconverged(completeness, word_errors, target: float):
+    """Whether an attribution misses the adaptive rule's `target`: its completeness or its word error at or above it.
+
+    Scalars or arrays; a word error of NaN (no coarser rule to compare with) does not count against it.
+    """
+    return (np.asarray(completeness) >= target) | (np.asarray(word_errors) >= target)
+
+
 def word_error(values: torch.Tensor, coarser: torch.Tensor) -> float:
     """The largest change of a word's vector between two rules, relative to the sentence's mean word weight.
 
@@ -297,7 +306,7 @@ def word_integrated_gradients(encoder: Encoder, sentences: list[str], points=ADA
             values = rule(i, nodes, weights)
             coarser = rule(i, *embedded) if embedded else previous.get(i)
             words = word_error(values, coarser) if coarser is not None else float("nan")
-            converged = completeness_error(values, deltas[i]) < target and not words >= target
+            converged = not unconverged(completeness_error(values, deltas[i]), words, target)
             if converged or size == points[-1]:
                 evaluations = 2 + len(computed[i]) * len(prepared[i].word_text)
                 results[i] = WordAttribution(values, deltas[i], prepared[i], size, evaluations, word_error=words)

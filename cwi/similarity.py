@@ -469,17 +469,13 @@ def twin_blocks(models: list[str], twins: dict) -> list[np.ndarray]:
     A pre-trained model with two fine-tuned twins is one block of three; models
     of different families (BERT, RoBERTa, MPNet) are never in one block.
     """
-    group = list(range(len(models)))
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def root(i: int) -> int:
-        while group[i] != i:
-            i = group[i]
-        return i
-
-    for pair in twins.values():
-        group[root(models.index(pair.pretrained))] = root(models.index(pair.finetuned))
-    roots = [root(i) for i in range(len(models))]
-    return [np.flatnonzero(np.equal(roots, r)) for r in dict.fromkeys(roots)]
+    edges = np.array([[models.index(p.pretrained), models.index(p.finetuned)] for p in twins.values()]).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(len(models),) * 2)
+    n_blocks, block = connected_components(graph, directed=False)
+    return [np.flatnonzero(block == b) for b in range(n_blocks)]
 
 
 def null_orders(family: "_Family", rng: np.random.Generator) -> np.ndarray:
