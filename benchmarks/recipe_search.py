@@ -87,7 +87,7 @@ def score(job: tuple) -> dict:
         return {"stsb_dev": evaluation.encoder_spearman(Encoder(model, tokenizer, pooling, "candidate"), dev)}
 
     start = time.perf_counter()
-    _, _, record = train.train_simcse(base, examples, settings, supervised, profile.finetune.seed_list(profile.seed)[0],
+    _, _, record = train.train_simcse(base, examples, settings, supervised, profile.finetune.search_seed(profile.seed),
                                       pooling, progress=False, snapshot=snapshot)
     dev_scores = {int(step): value["stsb_dev"] for step, value in record["snapshots"].items()}
     losses = np.array(record["losses"])

@@ -1,147 +1,188 @@
-"""Throughput of the book's training steps against the model's raw forward+backward.
+"""Throughput of the book's training steps: length-sorted chunks against one padded batch, and the raw bound.
 
-    CWI_DATA_DIR=../shared/data python benchmarks/train.py [--profile default] [--steps 20]
+    CWI_DATA_DIR=../shared/data python benchmarks/train.py [--profile default] [--steps 20] [--threads 1]
 
-For masked-LM and unsupervised SimCSE on the same batch of Wikipedia sentences,
-and supervised SimCSE on a batch of SNLI triplets, with the model of the profile:
+For masked-LM and unsupervised SimCSE on batches of Wikipedia sentences,
+supervised SimCSE on batches of SNLI triplets, and the two matched controls
+(masked-LM on SimCSE's sentences, the NLI classifier on its triplets), with the
+model of the profile, each over `--steps` different batches:
 
-* ``training step``: what ``cwi.train`` runs per step (tokenize, mask, forward,
-  loss, backward, clip, AdamW, schedule);
-* ``raw forward+backward``: the same model's forward, loss and backward on the
-  already tokenized batch, nothing else: the bound a training loop can reach;
-* ``naive masked-LM``: ``BertForMaskedLM(labels=...)``, which projects every
-  position onto the vocabulary rather than the masked ones only;
-* ``training step, bf16 autocast``: the training step under
-  ``torch.autocast(dtype=torch.bfloat16)``, a lever the book does not pull
-  (it changes every number it trains, and is slower where the CPU has no
-  bfloat16 instructions): this row says what it would buy on this machine.
+* ``chunked step``: what ``cwi.train`` runs per step (since TRAIN_VERSION 2):
+  the batch's sentences sorted by length and encoded in ``LENGTH_CHUNKS``
+  chunks, each padded to its own longest; the same batch and loss;
+* ``one padded batch``: every sentence of the step padded to the longest (the
+  masked-LM's and unsupervised SimCSE's step as it was); for supervised SimCSE
+  the step as it was, ``three parts, each padded (before)``: premises, entailed
+  and contradicting sentences in three forwards, each padded to its own
+  longest;
+* ``raw forward+backward`` (masked-LM, SimCSE): the model's forward, loss and
+  backward on an already tokenized padded batch: nothing of the loop;
+* ``bf16 autocast`` (SimCSE steps): a lever the book does not pull (it changes every
+  trained number, and is slower where the CPU has no bfloat16 instructions).
 
-Tokens per second count the non-padding tokens. Peak memory is the process's
-maximum resident set size (and the GPU's peak allocation when one is used).
+Each row reports ms per step, real (non-padding) tokens per second and the
+share of computed positions that are real tokens.  Peak memory is the
+process's maximum resident set size.
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
 import resource
 import time
 
 import torch
 
-from cwi import config, data, encoders, train
+from cwi import config, data, train
 
 
-def timed(step, repeats: int) -> float:
-    """Median seconds of `step()` over `repeats` calls, after two warm-up calls."""
-    for _ in range(2):
-        step()
+def timed(step, batches, repeats: int) -> float:
+    """Median seconds of ``step(batch)`` over `repeats` batches (cycled), after two warm-up calls."""
+    for batch in batches[:2]:
+        step(batch)
     times = []
-    for _ in range(repeats):
+    for i in range(repeats):
         start = time.perf_counter()
-        step()
+        step(batches[i % len(batches)])
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
 
 
+def padding(tokenizer, parts: list[list[str]], max_length: int, chunks: int) -> tuple[int, int]:
+    """Real tokens and computed positions of encoding `parts` (lists of sentences), each in `chunks` chunks."""
+    real = computed = 0
+    for texts in parts:
+        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+        for index in train.length_chunks(lengths, chunks):
+            real += sum(lengths[i] for i in index)
+            computed += len(index) * max(lengths[i] for i in index)
+    return real, computed
+
+
+def before_supervised(model, tokenizer, optimizer, schedule, chosen, settings) -> float:
+    """Supervised SimCSE's step as it was: each of the three parts padded to its own longest sentence."""
+    def embed(texts):
+        batch = tokenizer(list(texts), padding=True, truncation=True, max_length=settings.max_length,
+                          return_tensors="pt").to(train.device())
+        return train.pool(model(**batch).last_hidden_state, batch["attention_mask"], "mean")
+
+    premises, entailed, contradicting = zip(*chosen)
+    loss = train.simcse_loss(embed(premises), embed(entailed), settings.temperature, embed(contradicting))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    return loss.item()
+
+
+def part_padding(tokenizer, batches, max_length: int, n: int) -> tuple[float, float]:
+    """Real tokens per step and their share of the computed positions when each triplet part is padded apart."""
+    real, computed = padding(tokenizer, [list(part) for batch in batches for part in zip(*batch)], max_length, 1)
+    return real / n, real / computed
+
+
 def in_bf16(step):
-    """`step` under bfloat16 autocast on the training device."""
-    def wrapped():
+    def wrapped(batch):
         with torch.autocast(train.device().type, dtype=torch.bfloat16):
-            step()
+            step(batch)
     return wrapped
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="default", choices=sorted(config.PROFILES))
-    parser.add_argument("--steps", type=int, default=20, help="timed repetitions per case")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per case (different batches)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     settings = config.get_profile(args.profile).finetune
     mlm, unsup, sup = settings.mlm, settings.unsup, settings.sup
     torch.manual_seed(0)
 
-    sentences = data.load_wiki(limit=20_000)
-    tokenizer = train.train_wordpiece(sentences, mlm.vocab_size)
+    sentences = data.load_wiki(limit=40_000)
+    tokenizer = train.train_wordpiece(sentences[:20_000], mlm.vocab_size)
     model = train.new_mlm_model(mlm, tokenizer)
     model.train()
-    texts = sentences[1000 : 1000 + mlm.batch_size]
     generator = torch.Generator().manual_seed(0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    n = args.steps + 2
+    mlm_batches = [sentences[20_000 + i * mlm.batch_size: 20_000 + (i + 1) * mlm.batch_size] for i in range(n)]
+    unsup_batches = [sentences[30_000 + i * unsup.batch_size: 30_000 + (i + 1) * unsup.batch_size] for i in range(n)]
+    triplets = data.snli_triplets()
+    sup_batches = [triplets[i * sup.batch_size: (i + 1) * sup.batch_size] for i in range(n)]
+    chunks = train.LENGTH_CHUNKS
+    rows = []
 
-    batch = train.mlm_batch(tokenizer, texts, mlm, generator)
-    tokens = int(batch[1].sum())
+    def case(objective, label, seconds, parts, max_length, chunked):
+        real, computed = padding(tokenizer, parts, max_length, chunks if chunked else 1)
+        rows.append((objective, label, seconds, real / n, real / computed))
 
-    def full_step():
-        train.mlm_step(model, optimizer, schedule, train.mlm_batch(tokenizer, texts, mlm, generator))
+    # Masked-LM pre-training: one padded batch, or length-sorted chunks (what pretrain_mlm runs).
+    for label, k in (("one padded batch", 1), (f"{chunks} length-sorted chunks", chunks)):
+        seconds = timed(lambda texts: train.mlm_step(model, optimizer, schedule, train.mlm_chunks(
+            tokenizer, texts, mlm.max_length, mlm.mask_probability, generator, k)), mlm_batches, args.steps)
+        case("masked-LM", label, seconds, [b for b in mlm_batches], mlm.max_length, k > 1)
+    fixed = train.mlm_batch(tokenizer, mlm_batches[0], mlm, generator)
 
-    def raw_step():
-        loss, _ = train.mlm_loss(model, *batch)
+    def raw(_):
+        loss, _ = train.mlm_loss(model, *fixed)
         loss.backward()
         model.zero_grad(set_to_none=True)
 
-    ids, mask, picked, labels = batch
-    naive_labels = labels.masked_fill(~picked, -100)
+    case("masked-LM", "raw forward+backward (one batch)", timed(raw, mlm_batches, args.steps), mlm_batches,
+         mlm.max_length, False)
 
-    def naive_step():
-        model(input_ids=ids, attention_mask=mask, labels=naive_labels).loss.backward()
-        model.zero_grad(set_to_none=True)
+    encoder = model.bert  # SimCSE trains the transformer without the masked-LM head
+    head = train.MLPHead(encoder.config.hidden_size)
+    sim_optimizer = torch.optim.AdamW(list(encoder.parameters()) + list(head.parameters()), lr=1e-5)
+    for objective, batches, recipe, supervised in (("unsup-SimCSE", unsup_batches, unsup, False),
+                                                  ("sup-SimCSE", sup_batches, sup, True)):
+        parts = [[s for part in zip(*b) for s in part] if supervised else b + b for b in batches]
+        use_head = head if recipe.mlp_head else None
+        if supervised:  # the step until TRAIN_VERSION 2: premises, entailed and contradicting sentences apart
+            seconds = timed(lambda chosen: before_supervised(encoder, tokenizer, sim_optimizer, schedule, chosen,
+                                                             recipe), batches, args.steps)
+            rows.append((objective, "three parts, each padded (before)", seconds,
+                         *part_padding(tokenizer, batches, recipe.max_length, n)))
+        for label, k in (("one padded batch", 1), (f"{chunks} length-sorted chunks", chunks)):
+            seconds = timed(lambda chosen: train.simcse_step(encoder, tokenizer, sim_optimizer, schedule, chosen, recipe,
+                                                             supervised, "mean", use_head, chunks=k),
+                            batches, args.steps)
+            case(objective, label, seconds, parts, recipe.max_length, k > 1)
+        seconds = timed(in_bf16(lambda chosen: train.simcse_step(encoder, tokenizer, sim_optimizer, schedule, chosen,
+                                                                 recipe, supervised, "mean", use_head)),
+                        batches, args.steps)
+        case(objective, f"{chunks} chunks, bf16 autocast", seconds, parts, recipe.max_length, True)
 
-    rows = [("masked-LM", "training step", timed(full_step, args.steps)),
-            ("masked-LM", "raw forward+backward", timed(raw_step, args.steps)),
-            ("masked-LM", "naive masked-LM (all positions)", timed(naive_step, args.steps)),
-            ("masked-LM", "training step, bf16 autocast", timed(in_bf16(full_step), args.steps))]
-
-    # Unsupervised SimCSE on the same transformer (mean pooling, duplicated batch).
-    encoder = model.bert
-    sim_optimizer = torch.optim.AdamW(encoder.parameters(), lr=1e-5)
-    sim_texts = sentences[2000 : 2000 + unsup.batch_size]
-    encoded = tokenizer(sim_texts + sim_texts, padding=True, truncation=True, max_length=unsup.max_length,
-                        return_tensors="pt").to(train.device())
-    sim_tokens = int(encoded["attention_mask"].sum())
-
-    def sim_full():
-        train.simcse_step(encoder, tokenizer, sim_optimizer, schedule, sim_texts, unsup, supervised=False)
-
-    def sim_raw():
-        both = encoders.pool(encoder(**encoded).last_hidden_state, encoded["attention_mask"], "mean")
-        train.simcse_loss(both[: len(sim_texts)], both[len(sim_texts):], unsup.temperature).backward()
-        encoder.zero_grad(set_to_none=True)
-
-    rows += [("unsup-SimCSE", "training step", timed(sim_full, args.steps)),
-             ("unsup-SimCSE", "raw forward+backward", timed(sim_raw, args.steps)),
-             ("unsup-SimCSE", "training step, bf16 autocast", timed(in_bf16(sim_full), args.steps))]
-
-    # Supervised SimCSE: (premise, entailed, contradicting) triplets, the last as hard negatives.
-    triplets = data.snli_triplets()[: sup.batch_size]
-    parts = [tokenizer(list(texts), padding=True, truncation=True, max_length=sup.max_length,
-                       return_tensors="pt").to(train.device()) for texts in zip(*triplets)]
-    sup_tokens = sum(int(part["attention_mask"].sum()) for part in parts)
-
-    def sup_full():
-        train.simcse_step(encoder, tokenizer, sim_optimizer, schedule, triplets, sup, supervised=True)
-
-    def sup_raw():
-        pooled = [encoders.pool(encoder(**part).last_hidden_state, part["attention_mask"], "mean") for part in parts]
-        train.simcse_loss(*pooled[:2], sup.temperature, pooled[2]).backward()
-        encoder.zero_grad(set_to_none=True)
-
-    rows += [("sup-SimCSE", "training step", timed(sup_full, args.steps)),
-             ("sup-SimCSE", "raw forward+backward", timed(sup_raw, args.steps)),
-             ("sup-SimCSE", "training step, bf16 autocast", timed(in_bf16(sup_full), args.steps))]
+    # The matched controls, chunked as the book trains them.
+    classifier = train.NLIClassifier(encoder.config.hidden_size)
+    control_optimizer = torch.optim.AdamW(list(model.parameters()) + list(classifier.parameters()), lr=1e-5)
+    seconds = timed(lambda chosen: train.control_step(model, tokenizer, control_optimizer, schedule, chosen, unsup, False,
+                                                      "mean", None, generator, mlm.mask_probability),
+                    unsup_batches, args.steps)
+    case("unsup-control", f"{chunks} length-sorted chunks", seconds, unsup_batches, unsup.max_length, True)
+    seconds = timed(lambda chosen: train.control_step(encoder, tokenizer, control_optimizer, schedule, chosen, sup, True,
+                                                      "mean", classifier, generator, mlm.mask_probability),
+                    sup_batches, args.steps)
+    case("sup-control", f"{chunks} length-sorted chunks", seconds,
+         [[s for part in zip(*b) for s in part] for b in sup_batches], sup.max_length, True)
 
     parameters = sum(p.numel() for p in model.parameters())
-    print(f"profile {args.profile}: {parameters / 1e6:.2f} M parameters, device {train.device()}, "
-          f"torch threads {torch.get_num_threads()}")
-    print(f"masked-LM batch: {mlm.batch_size} sentences, {tokens} tokens; "
-          f"unsup-SimCSE batch: 2 x {unsup.batch_size} sentences, {sim_tokens} tokens; "
-          f"sup-SimCSE batch: {sup.batch_size} triplets, {sup_tokens} tokens\n")
-    raw = {objective: seconds for objective, case, seconds in rows if case == "raw forward+backward"}
-    counts = {"masked-LM": tokens, "unsup-SimCSE": sim_tokens, "sup-SimCSE": sup_tokens}
-    for objective, case, seconds in rows:
-        n = counts[objective]
-        print(f"{objective:<13} {case:<32} {seconds * 1000:8.1f} ms/step {n / seconds:10,.0f} tokens/s  "
-              f"{raw[objective] / seconds:5.2f} x raw")
+    print(f"profile {args.profile}: {parameters / 1e6:.2f} M parameters, device {train.device()}, torch threads "
+          f"{torch.get_num_threads()}, {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, load average {open('/proc/loadavg').read().split()[:3]}")
+    print(f"batches: masked-LM {mlm.batch_size} sentences, unsup-SimCSE 2 x {unsup.batch_size} sentences, "
+          f"sup-SimCSE {sup.batch_size} triplets; {args.steps} timed steps each\n")
+    reference = {objective: seconds for objective, label, seconds, *_ in rows if label == "one padded batch"}
+    reference |= {objective: seconds for objective, label, seconds, *_ in rows if label.endswith("(before)")}
+    print(f"{'objective':<14} {'case':<34} {'ms/step':>9} {'tokens/s':>10} {'real share':>10} {'x before':>9}")
+    for objective, label, seconds, tokens, share in rows:
+        base = reference.get(objective)
+        print(f"{objective:<14} {label:<34} {seconds * 1000:9.1f} {tokens / seconds:10,.0f} {share:10.0%} "
+              f"{(base / seconds if base else float('nan')):9.2f}")
     print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if torch.cuda.is_available():
         print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")

@@ -169,7 +169,7 @@ display(Markdown(
 # ## Choosing the SimCSE recipe on STS-B dev
 #
 # Every SimCSE setting below starts from that one masked-LM checkpoint and is
-# trained with the first seed. A run is scored on the STS-B *development* split
+# trained with the search seed (the profile's). A run is scored on the STS-B *development* split
 # at log-spaced snapshots and keeps its best one, as SimCSE keeps its best dev
 # checkpoint (the base, step 0, is scored but never kept). The candidate whose
 # kept snapshot scores best is the recipe (`cwi.runs.search`, `chosen`);
@@ -194,6 +194,8 @@ grids.T
 
 # %%
 start = time.perf_counter()
+# Both grids at once: where the machine has the cores, independent runs train side by side (cwi.workers).
+runs.train_runs(settings, runs.search_specs(settings, False) + runs.search_specs(settings, True))
 searches = {"unsupervised": runs.search(settings, supervised=False),
             "supervised": runs.search(settings, supervised=True)}
 search_seconds = time.perf_counter() - start
@@ -229,7 +231,7 @@ def describe(kind):
     row = table[table["chosen"]].iloc[0]
     fields = [c for c in table.columns if c not in ("best_step", "stsb_dev", "chosen") and not c.startswith("dev@")]
     setting = ", ".join(f"{f} = {row[f]}" for f in fields) or "the base settings"
-    return (f"**{kind.capitalize()}**: {setting}, kept at step {row['best_step']:,}, STS-B dev "
+    return (f"**{kind.capitalize()}**: {setting}, best at step {row['best_step']:,}, STS-B dev "
             f"{row['stsb_dev']:.2f} against {row['dev@0']:.2f} for the base (best of {len(table)} "
             f"candidate{'s' if len(table) > 1 else ''}).")
 
@@ -240,37 +242,104 @@ display(Markdown(
 ))
 
 # %% [markdown]
-# ## Seeds
+# ## The selected models and the drawn ones
 #
-# One training run could be a lucky one. The chosen recipe is trained with
-# `finetune.seeds` seeds (shuffling, dropout masks and the MLP head differ; the
-# masked-LM base is the same), and every seed keeps its own best dev snapshot.
-# The first seed's models are the book's `book-unsup-simcse` and
-# `book-sup-simcse`; the later chapters attribute every seed.
+# The search's winning run, at its best dev snapshot, is the **selected** model
+# of each recipe (`book-unsup-simcse`, `book-sup-simcse`): what a practitioner
+# would ship, and what the Attribution, Weighting and Similarity chapters show.
+# It won the dev search twice, for the recipe and for the step, so it is
+# selected, not drawn: if contrastive training weights informative words and
+# dev quality rewards that, the selection favours the hypothesis. The claims of
+# the Correlations chapter are therefore decided on **fresh seeds**:
+# `finetune.seeds` runs of each chosen recipe with seeds the search never used,
+# every one stopped at the **recipe's step**, the step the search chose on dev
+# for the recipe (the schedule stays the recipe's own, so the model at that
+# step is the one a full run would have there). No seed keeps a best snapshot
+# of its own.
+#
+# ## Matched controls: is it the contrastive objective?
+#
+# A change from the masked-LM base to a fine-tuned model may come from any
+# further training of an undertrained base. Each drawn seed therefore has a
+# **matched non-contrastive control** (`cwi.train.train_control`): the same
+# base, the same examples in the same seeded order and batches, the same steps
+# (stopped at the same step), learning rate and schedule, optimiser, dropout and
+# pooling, with another loss:
+#
+# - **unsupervised**: masked-LM (the base's own objective and masking rate) on
+#   unsupervised SimCSE's Wikipedia sentences. It rules out that more training
+#   on these sentences, at this learning rate and dropout, is what changes the
+#   weighting;
+# - **supervised**: a softmax classifier of entailment against contradiction
+#   over $(u, v, |u - v|)$ of the two pooled sentences (Sentence-BERT's
+#   objective {cite}`reimers2019sentence`, two labels because the triplets hold
+#   no neutral hypothesis), on supervised SimCSE's triplets, the classifier
+#   dropped afterwards as SimCSE's MLP head is. It rules out that supervision
+#   by the same NLI pairs, without a contrastive loss, is what changes it.
+#
+# The Correlations chapter's difference in differences, the change after
+# SimCSE minus the change after its control, is what it credits to the
+# contrastive objective. What no control rules out: a contrastive loss with
+# other hyper-parameters than the searched ones, and any effect of the
+# objective that the control's own loss happens to share.
+#
+# **A second base.** The base search's runner-up (below) carries the
+# unsupervised recipe and its control again, with the first
+# `finetune.replication_seeds` fresh seeds, at the same recipe and step (chosen
+# on the first base: nothing is searched again): does the effect's sign survive
+# another start?
 
 # %%
-seed_runs = {"unsup-SimCSE": runs.seed_runs(settings, supervised=False),
-             "sup-SimCSE": runs.seed_runs(settings, supervised=True)}
-seed_encoders = pipeline.seed_encoders(settings)
-pd.DataFrame([{"model": kind, "seed": run.seed, "kept step": run.best_step,
-               "STS-B dev (kept)": run.dev_scores()[run.best_step],
-               "loss, mean of the last 50 steps": np.mean(run.record["losses"][-50:])}
-              for kind, kind_runs in seed_runs.items() for run in kind_runs]).style.format(precision=3).hide(axis="index")
+start = time.perf_counter()
+recipe_steps = {"unsupervised": runs.recipe_step(settings, False), "supervised": runs.recipe_step(settings, True)}
+draws = runs.train_runs(settings, runs.draw_specs(settings))
+specs = runs.draw_specs(settings)
+draw_seconds = time.perf_counter() - start
+second = runs.second_base(settings)
+drawn = pd.DataFrame([
+    {"model": spec.kind, "base": "second" if spec.base is not None else "chosen", "seed": spec.seed,
+     "step": run.last_step, "STS-B dev": run.dev_scores()[run.last_step],
+     "loss, mean of the last 50 steps": np.mean(run.record["losses"][-50:])}
+    for spec, run in zip(specs, draws)])
+(drawn.groupby(["model", "base"], sort=False)
+ .agg(seeds=("seed", "size"), step=("step", "first"), dev_mean=("STS-B dev", "mean"), dev_sd=("STS-B dev", "std"),
+      loss=("loss, mean of the last 50 steps", "mean"))
+ .rename(columns={"dev_mean": "STS-B dev, mean", "dev_sd": "STS-B dev, SD", "loss": "last-50 loss, mean"})
+ .style.format(precision=2))
+
+# %% tags=["remove-input"]
+downloads.csv_download(drawn, "drawn_runs.csv", "every drawn run")
+
+# %% tags=["remove-input"]
+glue("recipe_steps", recipe_steps, display=False)
+glue("drawn_runs", {f"{spec.kind}/{'second' if spec.base is not None else 'chosen'}/{spec.seed}":
+                    float(run.dev_scores()[run.last_step]) for spec, run in zip(specs, draws)}, display=False)
+second_text = (f"the second base is the one with {', '.join(f'{f} {runs.setting_text(getattr(second, f))}' for f in searched)}"
+               if second is not None else "the profile searches one base, so there is no replication")
+display(Markdown(
+    f"The recipes' steps, chosen on STS-B dev by the search: unsupervised {recipe_steps['unsupervised']:,}, "
+    f"supervised {recipe_steps['supervised']:,}. {len(specs)} runs drawn in all ({finetune.seeds} fresh seeds per "
+    f"recipe and control; {second_text}); training or loading them took {draw_seconds:.0f} s in this run. "
+    "A control is not trained for STS, so its dev score says only how far its own objective moved the base's."))
 
 # %% tags=["hide-input"]
 fig, axes = plotting.figure(
-    "Training loss per step, moving average over 50 steps, one line per seed: masked-LM pre-training "
-    "(left), unsupervised SimCSE (middle) and supervised SimCSE (right), both from the masked-LM checkpoint.",
+    "Training loss per step, moving average over 50 steps: masked-LM pre-training of the chosen base (left), then "
+    "every fresh seed from it, SimCSE (blue) and its control (orange), unsupervised (middle) and supervised (right).",
     ncols=3, width=4.2,
 )
-curves = {"masked-LM": [mlm_record["losses"]]} | {kind: [run.record["losses"] for run in kind_runs]
-                                                    for kind, kind_runs in seed_runs.items()}
-for ax, (label, losses_by_seed) in zip(axes, curves.items()):
-    for i, losses in enumerate(losses_by_seed):
+curves = {"masked-LM": [("base", mlm_record["losses"])]}
+for spec, run in zip(specs, draws):
+    if spec.base is None:
+        curves.setdefault(f"{'sup' if spec.supervised else 'unsup'}ervised", []).append(
+            (spec.objective, run.record["losses"]))
+colours = {"base": "C0", "simcse": "C0", "control": "C1"}
+for ax, (label, losses_by_run) in zip(axes, curves.items()):
+    for objective, losses in losses_by_run:
         losses = np.array(losses)
         window = min(50, len(losses))
         ax.plot(np.arange(window - 1, len(losses)), np.convolve(losses, np.ones(window) / window, "valid"),
-                color=f"C{i}", lw=1)
+                color=colours[objective], lw=1, alpha=0.8)
     ax.set(title=label, xlabel="step", ylabel="loss")
 
 # %% [markdown]
@@ -296,7 +365,7 @@ downloads.csv_download(table, "sts_test_spearman.csv", "the STS scores")
 
 # %% tags=["hide-input"]
 fig, (ax,) = plotting.figure(
-    "Spearman x100 on the STS test sets for each model (first seed); the book's pair shares one masked-LM "
+    "Spearman x100 on the STS test sets for each model (the selected SimCSE models); the book's pair shares one masked-LM "
     "starting point.",
     width=9, height=4,
 )
@@ -307,35 +376,51 @@ ax.set(ylabel="Spearman x100", xlabel="")
 ax.legend(fontsize=8, ncols=2);
 
 # %% [markdown]
-# Every seed of the book's SimCSE models, against the shared base: STS-B test
-# and the average over the test sets, and the gain over the base.
+# Every drawn model against its own base: the fresh seeds of each recipe and
+# of its control, and the second base's replication. STS-B test and the average
+# over the test sets, and the gain over the base the model started from.
 
 # %%
-per_seed = pipeline.sts_scores(settings, tuple(seed_encoders), seed_encoders)
+draw_encoders = pipeline.seed_encoders(settings)
+per_seed = pipeline.sts_scores(settings, tuple(draw_encoders), draw_encoders)
 by_seed = pd.concat([scores, per_seed]).pivot(index="model", columns="dataset", values="spearman")
 by_seed = by_seed[list(finetune.sts_datasets)]
+kinds = {"book-unsup-simcse": "unsup-SimCSE", "book-sup-simcse": "sup-SimCSE", "book-unsup-control": "unsup-control",
+         "book-sup-control": "sup-control", "book-unsup-simcse-2": "unsup-SimCSE", "book-unsup-control-2": "unsup-control"}
 seed_rows = []
-for kind, model in (("unsup-SimCSE", "book-unsup-simcse"), ("sup-SimCSE", "book-sup-simcse")):
-    names = pipeline.seed_model_names(model, settings)
-    for run in seed_runs[kind]:
-        name = names[run.seed]
-        seed_rows.append({"model": kind, "seed": run.seed, "STS-B": by_seed.loc[name, "stsb"],
-                          "avg.": by_seed.loc[name].mean(),
-                          "gain STS-B": by_seed.loc[name, "stsb"] - by_seed.loc["book-mlm", "stsb"],
-                          "gain avg.": by_seed.loc[name].mean() - by_seed.loc["book-mlm"].mean()})
-seed_table = pd.DataFrame(seed_rows)
-summary = seed_table.groupby("model", sort=False)[["STS-B", "avg.", "gain STS-B", "gain avg."]].agg(["mean", "std"])
-display(seed_table.style.format(precision=2).hide(axis="index"))
-display(summary.style.format(precision=2).set_caption("Across seeds: mean and standard deviation"))
+for name, (model, seed) in pipeline.draw_models(settings).items():
+    if seed is None:
+        continue
+    base = "book-mlm-2" if model.endswith("-2") else "book-mlm"
+    seed_rows.append({"model": kinds[model], "base": "second" if base == "book-mlm-2" else "chosen", "seed": seed,
+                      "STS-B": by_seed.loc[name, "stsb"], "avg.": by_seed.loc[name].mean(),
+                      "gain STS-B": by_seed.loc[name, "stsb"] - by_seed.loc[base, "stsb"],
+                      "gain avg.": by_seed.loc[name].mean() - by_seed.loc[base].mean()})
+seed_table = pd.DataFrame(seed_rows, columns=["model", "base", "seed", "STS-B", "avg.", "gain STS-B", "gain avg."])
+summary = seed_table.groupby(["model", "base"], sort=False)[["STS-B", "avg.", "gain STS-B", "gain avg."]].agg(
+    ["mean", "std"])
+summary.style.format(precision=2).set_caption("Across the fresh seeds: mean and standard deviation")
 
 # %% tags=["remove-input"]
-glue("sts_by_seed", {kind: [float(v) for v in group["STS-B"]] for kind, group in seed_table.groupby("model")},
-     display=False)
-downloads.csv_download(seed_table, "sts_by_seed.csv", "the scores per seed")
+glue("sts_by_seed", {f"{kind}/{base}": [float(v) for v in group["STS-B"]]
+                     for (kind, base), group in seed_table.groupby(["model", "base"])}, display=False)
+display(downloads.csv_download(seed_table, "sts_by_seed.csv", "the scores of every drawn model"))
+chosen_base = seed_table[seed_table["base"] == "chosen"].set_index("model")
+versus = (chosen_base.groupby(level=0)["gain STS-B"].mean())
+if {"unsup-control", "sup-control"} <= set(versus.index):
+    display(Markdown(
+        f"On STS-B test, the controls move the base by {versus['unsup-control']:+.1f} (unsupervised) and "
+        f"{versus['sup-control']:+.1f} points (supervised) on average, SimCSE's fresh seeds by "
+        f"{versus['unsup-SimCSE']:+.1f} and {versus['sup-SimCSE']:+.1f}: "
+        + ("each control is a worse sentence encoder than its SimCSE twin, as a non-contrastive objective should be."
+           if versus["unsup-control"] < versus["unsup-SimCSE"] and versus["sup-control"] < versus["sup-SimCSE"]
+           else "a control is as good a sentence encoder as its SimCSE twin here, so the contrast between them is "
+                "not one of similarity quality.")))
 
 # %% tags=["remove-input"]
 base_stsb = by_seed.loc["book-mlm", "stsb"]
-gain = summary[("gain STS-B", "mean")]
+gain = summary.xs("chosen", level="base")[("gain STS-B", "mean")]
+seed_table = seed_table[seed_table["base"] == "chosen"]
 tolerance = finetune.reference_tolerance
 published = [f"{name} scores **{table.loc[name, 'stsb']:.2f}** against the published {reference:.2f} "
              f"({'within' if abs(table.loc[name, 'stsb'] - reference) <= tolerance else 'outside'} ±{tolerance:g})"
@@ -346,7 +431,7 @@ met = {"base": bool(base_stsb >= finetune.target_base), "unsup": bool(gain["unsu
 glue("targets_met", met, display=False)
 display(Markdown(
     f"On STS-B test{subset}, the masked-LM base scores **{base_stsb:.1f}** (target {finetune.target_base:.0f}: "
-    f"{'met' if met['base'] else 'missed'}). Over {finetune.seeds} seeds, unsupervised SimCSE moves it by "
+    f"{'met' if met['base'] else 'missed'}). Over {finetune.seeds} fresh seeds, unsupervised SimCSE moves it by "
     f"**{gain['unsup-SimCSE']:+.1f}** points on average (target {finetune.target_gain:+.0f}: "
     f"{'met' if met['unsup'] else 'missed'}; seeds from {seed_table.loc[seed_table['model'] == 'unsup-SimCSE', 'gain STS-B'].min():+.1f} "
     f"to {seed_table.loc[seed_table['model'] == 'unsup-SimCSE', 'gain STS-B'].max():+.1f}) and supervised SimCSE by "
@@ -358,23 +443,24 @@ display(Markdown(
 ))
 
 # %% tags=["remove-input"]
-unsup_losses = np.array(seed_runs["unsup-SimCSE"][0].record["losses"])
+unsup_losses = np.array(next(run for spec, run in zip(specs, draws) if spec.kind == "unsup-simcse").record["losses"])
 unsup_search = searches["unsupervised"]
 unsup_dev_gain = unsup_search["stsb_dev"].max() - unsup_search["dev@0"].iloc[0]
-# Gain of every test set over the base, mean over the seeds
+# Gain of every test set over the base, mean over the fresh seeds
 unsup_names = list(pipeline.seed_model_names("book-unsup-simcse", settings).values())
 unsup_by_set = (by_seed.loc[unsup_names] - by_seed.loc["book-mlm"]).mean()
 others = unsup_by_set.drop("stsb").sort_values(ascending=False)
 if not met["unsup"]:
     display(Markdown(
         f"**Unsupervised SimCSE {'did not raise' if gain['unsup-SimCSE'] <= 0 else 'raised only a little'} "
-        f"this model's STS-B test score** ({gain['unsup-SimCSE']:+.1f} on average over the seeds), although the "
+        f"this model's STS-B test score** ({gain['unsup-SimCSE']:+.1f} on average over the fresh seeds), although the "
         f"search's best candidate gains {unsup_dev_gain:+.1f} points on STS-B dev. "
         + (f"On the other test sets it moves the score by {others.iloc[-1]:+.1f} ({others.index[-1]}) to "
            f"{others.iloc[0]:+.1f} ({others.index[0]}), {others.mean():+.1f} on their average: "
            + ", ".join(f"{name} {value:+.1f}" for name, value in others.items()) + ". "
            if len(others) else "")
-        + f"Its loss goes from {unsup_losses[:10].mean():.2f} (first 10 steps) to {unsup_losses[-50:].mean():.3f} "
+        + f"A fresh seed's loss goes from {unsup_losses[:10].mean():.2f} (first 10 steps) to "
+        f"{unsup_losses[-50:].mean():.3f} "
         f"(last 50; the log of the batch size, chance, is {np.log(finetune.unsup.batch_size):.2f}). One possible "
         "reason, not tested here: two dropout views of a sentence may be easy to tell from the other sentences of "
         "the batch for a model this small, and sharpening that distinction need not bring similar meanings "

@@ -304,13 +304,14 @@ members[["twin", "statistic", "quantity", "pretrained", "finetuned", "estimate",
 # fine-tuned twins (with no effect of fine-tuning they are exchangeable; models of
 # different architectures never swap: `cwi.similarity.null_orders`), recomputes
 # every member on the same draws and applies the rule (`cwi.similarity.null_rate`).
-# The verdicts count only if the simulated rate is shown to be within the tolerance.
+# The verdicts count only where the simulated rate is not shown above the nominal
+# rate (its exact interval, whatever its width, is printed beside it).
 
 # %%
 start = time.perf_counter()
 said, n_sim = similarity.null_rate(workspace, level, settings.analysis.null_simulations, settings.seed)
 null_seconds = time.perf_counter() - start
-status, rate_low, rate_high = inference.calibration_status(said, n_sim, level, settings.analysis.calibration_tolerance)
+status, rate_low, rate_high = inference.calibration_status(said, n_sim, level)
 pd.DataFrame({"simulations": [n_sim], "with a verdict": [said], "rate": [said / n_sim],
               f"{level:.0%} interval": [f"{rate_low:.1%} to {rate_high:.1%}"], "status": [status]}).style.format(
     {"rate": "{:.1%}"}).hide(axis="index").set_table_styles(TABLE_STYLE)
@@ -318,20 +319,19 @@ pd.DataFrame({"simulations": [n_sim], "with a verdict": [said], "rate": [said / 
 # %% tags=["remove-input"]
 glue("similarity_level", level, display=False)
 glue("similarity_null_rate", said / n_sim, display=False)
-calibrated = status == "calibrated"
+calibrated = status != "above"
 share = members[members["statistic"] == "same-word share"].set_index("twin")
 lines = [
     f"With no effect the rule gave a verdict in **{said} of {n_sim}** simulations ({said / n_sim:.1%}; exact "
     f"{level:.0%} interval {rate_low:.1%} to {rate_high:.1%}, {null_seconds:.1f} s): "
-    f"{inference.CALIBRATION_WORDS[status]} (tolerance {settings.analysis.calibration_tolerance:.0%}, nominal "
-    f"{1 - level:.0%}).",
+    f"{inference.RATE_WORDS[status]} (nominal {1 - level:.0%}).",
 ]
 for twin, row in share.iterrows():
     interval = f"{row['estimate']:+.4f} [{row['low']:+.4f}, {row['high']:+.4f}]"
     if {twins[twin].pretrained, twins[twin].finetuned} & set(unsafe):
         reading = "not read, since a model's word-pair sum is not positive in every draw"
     elif not calibrated:
-        reading = "no verdict is drawn, since the rule is not shown calibrated here"
+        reading = "no verdict is drawn, since the rule's rate is shown above the nominal rate here"
     else:
         reading = similarity.CHANGE_WORDS["same-word share"][row["verdict"]]
     lines.append(f"\n- **{twin}**: same-word share {row['pretrained']:.3f} → {row['finetuned']:.3f}, change "
@@ -347,7 +347,7 @@ for twin, row in share.iterrows():
         lines.append("  Δβ: " + "; ".join(f"{quantity}: {reading}" for quantity, reading in said_beta) + ".")
     else:
         lines.append("  Δβ: intervals exclude 0 for " + ", ".join(quantity for quantity, _ in said_beta)
-                     + ", but no verdict is drawn, since the rule is not shown calibrated here.")
+                     + ", but no verdict is drawn, since the rule's rate is shown above the nominal rate here.")
 display(Markdown("\n".join(lines)))
 # Where each interval lies, not its reading: a reading is a verdict only under the gates above.
 display(downloads.csv_download(members.drop(columns=["verdict", "reading"]), "similarity_family.csv", "the family"))

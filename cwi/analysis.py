@@ -38,25 +38,32 @@ from scipy import stats as scistats
 from .data import normalise_sentence
 
 __all__ = [
-    "ANALYSIS_VERSION", "QUANTITIES", "COVARIATES", "CONTROLS", "VERDICTS", "attach_statistics", "missing_statistics",
-    "quantity_scales", "SentenceBootstrap", "Fit", "fit_models", "refit_many", "verdict", "present_pairs", "PairFits",
-    "pair_table", "t_interval", "seed_table", "NO_BREAK", "interval_text", "headline", "within_sentence_spearman",
+    "ANALYSIS_VERSION", "QUANTITIES", "COVARIATES", "FREQUENCY_COVARIATES", "CONTROLS", "VERDICTS", "attach_statistics",
+    "missing_statistics", "quantity_scales", "SentenceBootstrap", "Fit", "fit_models", "refit_many", "verdict",
+    "present_pairs", "Comparison", "PairFits", "pair_table", "t_interval", "seed_table", "NO_BREAK", "interval_text",
+    "headline", "within_sentence_spearman", "is_stopword", "content_weights",
 ]
 
 # Bump when what the regressions compute changes (it is part of the results' cache key).
-ANALYSIS_VERSION = 2
+# 3: comparisons of seeds and matched controls; "content words" (renormalised) and "frequency" controls.
+ANALYSIS_VERSION = 3
 
 # Labels spell out "information gain": "IG" in this book is Integrated Gradients.
 QUANTITIES = {
     "information_gain": "info gain (raw)",
     "information_gain_corrected": "info gain (shuffle-corrected)",
-    "information_gain_binned": "info gain (bin-corrected)",
+    # A bin's low percentile subtracted: a floor, not a frequency control (the "frequency" control is one).
+    "information_gain_binned": "info gain (bin floor subtracted)",
     "self_information": "self-information",
 }
 COVARIATES = ("log_frequency", "characters", "n_tokens", "position")
-# "sentence effects": weight and quantity demeaned within each sentence, so beta is the
-# within-sentence association only (a sentence fixed effect).
-CONTROLS = ("none", "covariates", "no stopwords", "sentence effects")
+# What the "frequency" control partials out: the corpus frequency and the subword count (rare words are split).
+FREQUENCY_COVARIATES = ("log_frequency", "n_tokens")
+# "content words": stopwords and punctuation left out and each weight renormalised over its sentence's
+# content words (so that lowering the stopwords' weights does not rescale the others); "frequency":
+# log frequency and subword count partialled out; "sentence effects": weight and quantity demeaned within
+# each sentence, so beta is the within-sentence association only (a sentence fixed effect).
+CONTROLS = ("none", "covariates", "content words", "frequency", "sentence effects")
 # What an interval of a difference says (the codes of the results tables' ``verdict`` columns).
 VERDICTS = {
     "more": "fine-tuned weights it more",
@@ -81,22 +88,39 @@ def attach_statistics(weights: pd.DataFrame, table: pd.DataFrame, min_count: int
     Adds the :data:`QUANTITIES`, ``count``, ``log_frequency`` (log of the corpus
     count), ``characters``, ``position`` (word index / (words in the sentence - 1),
     0 for one-word sentences), ``stopword`` (scikit-learn's English list or no
-    letter or digit) and ``status``: ``"ok"``, ``"absent"`` (not in the corpus),
+    letter or digit), ``content_weight`` (a content word's weight over the mean
+    weight of its sentence's content words, with or without statistics; NaN for
+    stopwords) and ``status``: ``"ok"``, ``"absent"`` (not in the corpus),
     ``"rare"`` (fewer than `min_count` occurrences) or ``"no context"`` (NaN
     information gain).  Rows without statistics are kept, flagged by ``status``.
     """
     frame = weights.join(table[["count", *QUANTITIES]], on="word")
     frame["log_frequency"] = np.log(frame["count"])
     frame["characters"] = frame["word"].str.len()
-    words_in_sentence = frame.groupby(["model", "dataset", "method", "sentence_id"])["word_index"].transform("max")
+    sentence = ["model", "dataset", "method", "sentence_id"]
+    words_in_sentence = frame.groupby(sentence)["word_index"].transform("max")
     frame["position"] = (frame["word_index"] / words_in_sentence.where(words_in_sentence > 0)).fillna(0.0)
     frame["stopword"] = is_stopword(frame["word"])
+    frame["content_weight"] = content_weights(frame)
     status = np.select(
         [frame["count"].isna(), frame["count"] < min_count, frame[list(QUANTITIES)].isna().any(axis=1)],
         ["absent", "rare", "no context"], default="ok",
     )
     frame["status"] = pd.Categorical(status, categories=["ok", "absent", "rare", "no context"])
     return frame
+
+
+def content_weights(frame: pd.DataFrame) -> pd.Series:
+    """Each content word's weight over the mean weight of its sentence's content words (NaN for stopwords).
+
+    Renormalised over the content words of each (model, method, dataset,
+    sentence), with or without statistics, so that weights moved onto or off
+    the stopwords do not rescale the content words.  Computed from
+    ``normalised_weight`` (the sentence's own normalisation cancels).
+    """
+    content = frame["normalised_weight"].where(~frame["stopword"])
+    groups = [frame[c] for c in ("model", "method", "dataset", _sentence_column(frame))]
+    return content / content.groupby(groups).transform("mean")
 
 
 def missing_statistics(frame: pd.DataFrame) -> pd.DataFrame:
@@ -418,11 +442,60 @@ def _control(frame: pd.DataFrame, quantity: str, control: str) -> tuple[pd.DataF
     if control == "covariates":
         # Self-information is minus log frequency plus a constant: that covariate would absorb it.
         return frame, tuple(c for c in COVARIATES if not (quantity == "self_information" and c == "log_frequency")), False
-    if control == "no stopwords":
+    if control == "content words":
         return frame[~frame["stopword"]], (), False
+    if control == "frequency":
+        if quantity == "self_information":  # minus log frequency: nothing would be left to fit
+            raise ValueError("self-information is minus log frequency plus a constant: it has no part beyond "
+                             "frequency to fit")
+        return frame, FREQUENCY_COVARIATES, False
     if control == "sentence effects":
         return frame, (), True
     raise ValueError(f"unknown control {control!r}: choose one of {CONTROLS}")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One pair as the regressions compare it: which models fill which columns of its fits.
+
+    Attributes
+    ----------
+    pretrained
+        The pre-trained model (column 0), or ``None`` for a model without a twin.
+    finetuned
+        The fine-tuned models: the seeds a recipe was drawn with, or one model.
+        The pair's fine-tuned side is their mean.
+    controls
+        The matched non-contrastive controls' seeds, if any: the difference in
+        differences (fine-tuned mean minus control mean) credits a change to the
+        contrastive objective.
+    """
+
+    pretrained: str | None
+    finetuned: tuple[str, ...]
+    controls: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not self.finetuned:
+            raise ValueError("a Comparison needs at least one fine-tuned model")
+        if self.controls and self.pretrained is None:
+            raise ValueError("a control is compared through the pre-trained model it shares: give it one")
+
+    @property
+    def columns(self) -> list[str]:
+        """The models in the order of a fit's columns: pre-trained, fine-tuned, controls."""
+        return ([self.pretrained] if self.pretrained else []) + list(self.finetuned) + list(self.controls)
+
+    @property
+    def models(self) -> set[str]:
+        return set(self.columns)
+
+    def sides(self) -> tuple[slice | None, slice, slice | None]:
+        """The column slices of the pre-trained model, the fine-tuned ones and the controls."""
+        start = 1 if self.pretrained else 0
+        fine = slice(start, start + len(self.finetuned))
+        return (slice(0, 1) if self.pretrained else None, fine,
+                slice(fine.stop, fine.stop + len(self.controls)) if self.controls else None)
 
 
 @dataclass
@@ -434,40 +507,40 @@ class PairFits:
     table
         One tidy row per pair x dataset x method x quantity x control (see :func:`pair_table`).
     fits
-        ``(pair, dataset, method, quantity, control)`` -> :class:`Fit` of the pair's models:
-        column 0 the pre-trained model (when the pair has one), then every fine-tuned replicate.
-    replicates
-        Pair name -> the fine-tuned models (seeds) in the fits' column order.
-    twinned
-        The pairs with a pre-trained model (column 0 of their fits).
+        ``(pair, dataset, method, quantity, control)`` -> :class:`Fit` of the pair's models,
+        in the column order of :attr:`Comparison.columns`.
+    comparisons
+        Pair name -> its :class:`Comparison`.
     bootstrap
         The draws every fit shares.
     """
 
     table: pd.DataFrame
     fits: dict
-    replicates: dict
-    twinned: set
+    comparisons: dict
     bootstrap: SentenceBootstrap
 
+    @property
+    def twinned(self) -> set:
+        """The pairs with a pre-trained model (column 0 of their fits)."""
+        return {name for name, comparison in self.comparisons.items() if comparison.pretrained is not None}
 
-def pair_table(frame: pd.DataFrame, pairs: dict, bootstrap: SentenceBootstrap, scales: dict[str, float],
-               replicates: dict[str, list[str]] | None = None, datasets: list[str] | None = None,
-               pooled: bool = True, level: float = 0.95, controls=CONTROLS) -> PairFits:
-    """Every pair x dataset x method x quantity x control: both slopes and correlations, and their differences.
+
+def pair_table(frame: pd.DataFrame, comparisons: dict, bootstrap: SentenceBootstrap, scales: dict[str, float],
+               datasets: list[str] | None = None, pooled: bool = True, level: float = 0.95,
+               controls=CONTROLS) -> PairFits:
+    """Every pair x dataset x method x quantity x control: slopes and correlations, and their differences.
 
     Parameters
     ----------
     frame
         Output of :func:`attach_statistics`; only rows with ``status == "ok"`` enter the fits,
         and ``n_without_statistics`` counts the others of the same selection.
-    pairs
-        Name -> :class:`cwi.models.ModelPair`; pairs whose models are not in `frame` are skipped.
+    comparisons
+        Pair name -> :class:`Comparison`; a pair is fitted with each method that
+        attributed all its models (a pair none of whose methods did is skipped).
     bootstrap, scales
         The shared draws and each quantity's SD (:func:`quantity_scales`).
-    replicates
-        Fine-tuned model -> every model trained with its recipe (its seeds, itself
-        first); the pair's fine-tuned side is their mean.  Default: the model alone.
     datasets
         Datasets fitted one by one (default: all in `frame`); `pooled` adds ``"all"``.
     level
@@ -476,70 +549,96 @@ def pair_table(frame: pd.DataFrame, pairs: dict, bootstrap: SentenceBootstrap, s
     Returns
     -------
     PairFits
-        ``table`` has ``beta_pre``, ``beta_fine`` (mean over the replicates), ``delta``
-        = their difference, its percentile interval ``delta_low``/``delta_high``,
-        the same for the correlations (``r_pre``, ``r_fine``, ``delta_r`` ...;
-        NaN with covariates), ``seeds``, ``n_words``, ``n_sentences``,
-        ``n_without_statistics``, ``verdict`` and ``note``.
+        ``table`` has ``beta_pre``, ``beta_fine`` (mean over the fine-tuned
+        models), ``delta`` = their difference, its percentile interval
+        ``delta_low``/``delta_high``; with controls ``beta_control`` and the
+        difference in differences ``did`` (fine-tuned minus control mean) with
+        ``did_low``/``did_high``; the same for the correlations (``r_pre``,
+        ``r_fine``, ``delta_r``, ``r_control``, ``did_r`` ...; NaN with
+        covariates); ``seeds``, ``control_seeds``, ``n_words``, ``n_sentences``,
+        ``n_without_statistics``, ``verdict`` (of ``delta``) and ``note``.
     """
-    replicates = dict(replicates or {})
     datasets = list(datasets or frame["dataset"].unique())
     selections = [(d, [d]) for d in datasets] + ([("all", datasets)] if pooled else [])
-    rows, fits, used, twinned = [], {}, {}, set()
-    for pair_name, pair in present_pairs(pairs, frame["model"].unique()).items():
-        fine_models = [m for m in replicates.get(pair.finetuned, [pair.finetuned]) if m in set(frame["model"])]
-        used[pair_name] = fine_models
-        models = ([pair.pretrained] if pair.pretrained else []) + fine_models
-        twin = pair.pretrained is not None
-        if twin:
-            twinned.add(pair_name)
+    if "content words" in controls and "content_weight" not in frame:
+        frame = frame.assign(content_weight=content_weights(frame))
+    rows, fits, used = [], {}, {}
+    present = set(frame["model"])
+    for pair_name, comparison in comparisons.items():
+        models = comparison.columns
+        if not set(models) <= present:
+            continue
+        used[pair_name] = comparison
         for method in sorted(frame["method"].unique()):
             by_method = frame[(frame["method"] == method) & frame["model"].isin(models)]
-            # One row per word of the pair: the fine-tuned model's rows decide the exclusions counted.
-            words = _wide(by_method, [pair.finetuned, *[m for m in models if m != pair.finetuned]],
-                          ["status", "stopword", *QUANTITIES, *COVARIATES]) if len(by_method) else by_method
-            words = words.assign(bootstrap_column=bootstrap.locate(words))
+            if set(by_method["model"]) != set(models):
+                continue  # a method that did not attribute every model of the pair (the drawn models: IG only)
+            # One row per word of the pair: the first fine-tuned model's rows decide the exclusions counted.
+            order = [comparison.finetuned[0], *[m for m in models if m != comparison.finetuned[0]]]
+            shared = ["status", "stopword", *QUANTITIES, *COVARIATES]
+            wide = {target: _wide(by_method, order, shared, target).assign(bootstrap_column=lambda w: bootstrap.locate(w))
+                    for target in ("normalised_weight", "content_weight")
+                    if target == "normalised_weight" or "content words" in controls}
             for dataset_name, chosen in selections:
-                subset = words[words["dataset"].isin(chosen)]
                 for quantity in QUANTITIES:
                     for control in controls:
-                        rows_used, covariates, demean = _control(subset[subset["status"] == "ok"], quantity, control)
+                        words = wide["content_weight" if control == "content words" else "normalised_weight"]
+                        subset = words[words["dataset"].isin(chosen)]
+                        if control == "content words":
+                            subset = subset[~subset["stopword"]]
                         setting = (pair_name, dataset_name, method, quantity, control)
-                        excluded = subset if control != "no stopwords" else subset[~subset["stopword"]]
-                        row = {"pair": pair_name, "pretrained": pair.pretrained, "finetuned": pair.finetuned,
-                               "dataset": dataset_name, "method": method, "quantity": quantity, "control": control,
-                               "seeds": len(fine_models),
-                               "n_without_statistics": int((excluded["status"] != "ok").sum())}
+                        row = {"pair": pair_name, "pretrained": comparison.pretrained,
+                               "finetuned": comparison.finetuned[0] if len(comparison.finetuned) == 1 else
+                               f"{len(comparison.finetuned)} seeds", "dataset": dataset_name, "method": method,
+                               "quantity": quantity, "control": control, "seeds": len(comparison.finetuned),
+                               "control_seeds": len(comparison.controls),
+                               "n_without_statistics": int((subset["status"] != "ok").sum())}
                         try:
+                            rows_used, covariates, demean = _control(subset[subset["status"] == "ok"], quantity,
+                                                                     control)
                             fit = _fit_wide(rows_used, models, quantity, bootstrap, scales[quantity], covariates,
                                             demean)
                         except ValueError as err:  # too few words in this selection: say so, keep the row
-                            rows.append(row | {"n_words": len(rows_used), "verdict": "not fitted", "note": str(err)})
+                            rows.append(row | {"n_words": 0, "verdict": "not fitted", "note": str(err)})
                             continue
                         fits[setting] = fit
-                        rows.append(row | _pair_row(fit, twin, level) | {"note": ""})
-    return PairFits(pd.DataFrame(rows), fits, used, twinned, bootstrap)
+                        rows.append(row | _pair_row(fit, comparison, level) | {"note": ""})
+    return PairFits(pd.DataFrame(rows), fits, used, bootstrap)
 
 
-def _pair_row(fit: Fit, twin: bool, level: float) -> dict:
-    """The table row of one pair's fit: the fine-tuned side is the mean over its replicates."""
-    fine = slice(1, None) if twin else slice(0, None)
-    beta_fine, fine_draws = fit.beta[fine].mean(), fit.beta_draws[:, fine].mean(1)
-    r_fine, r_fine_draws = fit.r[fine].mean(), fit.r_draws[:, fine].mean(1)
+def _side(fit: Fit, side: slice) -> tuple[float, np.ndarray, float, np.ndarray]:
+    """The mean slope and correlation of one side's columns, and their draws."""
+    return (fit.beta[side].mean(), fit.beta_draws[:, side].mean(1), fit.r[side].mean(), fit.r_draws[:, side].mean(1))
+
+
+def _pair_row(fit: Fit, comparison: Comparison, level: float) -> dict:
+    """The table row of one pair's fit: each side is the mean over its models (seeds)."""
+    pre, fine, control = comparison.sides()
+    beta_fine, fine_draws, r_fine, r_fine_draws = _side(fit, fine)
     row = {"beta_fine": beta_fine, "r_fine": r_fine, "n_words": fit.n_words, "n_sentences": fit.n_sentences}
     row["fine_low"], row["fine_high"] = _percentile(fine_draws, level)
-    if not twin:
-        return row | {"beta_pre": np.nan, "pre_low": np.nan, "pre_high": np.nan, "r_pre": np.nan, "delta": np.nan,
-                      "delta_low": np.nan, "delta_high": np.nan, "delta_r": np.nan, "delta_r_low": np.nan,
-                      "delta_r_high": np.nan, "verdict": "no twin"}
-    row |= {"beta_pre": fit.beta[0], "r_pre": fit.r[0], "delta": beta_fine - fit.beta[0],
-            "delta_r": r_fine - fit.r[0]}
-    row["pre_low"], row["pre_high"] = _percentile(fit.beta_draws[:, 0], level)
-    row["delta_low"], row["delta_high"] = _percentile(fine_draws - fit.beta_draws[:, 0], level)
-    if np.isfinite(row["delta_r"]):
-        row["delta_r_low"], row["delta_r_high"] = _percentile(r_fine_draws - fit.r_draws[:, 0], level)
+    missing = {name: np.nan for name in ("beta_pre", "pre_low", "pre_high", "r_pre", "delta", "delta_low",
+                                         "delta_high", "delta_r", "delta_r_low", "delta_r_high", "beta_control",
+                                         "r_control", "did", "did_low", "did_high", "did_r", "did_r_low",
+                                         "did_r_high")}
+    if pre is None:
+        return row | missing | {"verdict": "no twin"}
+    beta_pre, pre_draws, r_pre, r_pre_draws = _side(fit, pre)
+    row |= {"beta_pre": beta_pre, "r_pre": r_pre, "delta": beta_fine - beta_pre, "delta_r": r_fine - r_pre}
+    row["pre_low"], row["pre_high"] = _percentile(pre_draws, level)
+    row["delta_low"], row["delta_high"] = _percentile(fine_draws - pre_draws, level)
+    row["delta_r_low"], row["delta_r_high"] = (_percentile(r_fine_draws - r_pre_draws, level)
+                                               if np.isfinite(row["delta_r"]) else (np.nan, np.nan))
+    if control is None:
+        row |= {name: np.nan for name in ("beta_control", "r_control", "did", "did_low", "did_high", "did_r",
+                                          "did_r_low", "did_r_high")}
     else:
-        row["delta_r_low"] = row["delta_r_high"] = np.nan
+        beta_control, control_draws, r_control, r_control_draws = _side(fit, control)
+        row |= {"beta_control": beta_control, "r_control": r_control, "did": beta_fine - beta_control,
+                "did_r": r_fine - r_control}
+        row["did_low"], row["did_high"] = _percentile(fine_draws - control_draws, level)
+        row["did_r_low"], row["did_r_high"] = (_percentile(r_fine_draws - r_control_draws, level)
+                                               if np.isfinite(row["did_r"]) else (np.nan, np.nan))
     return row | {"verdict": verdict(row["delta_low"], row["delta_high"])}
 
 
@@ -554,35 +653,42 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float]:
 
 
 def seed_table(results: PairFits, level: float = 0.95, dataset: str = "all", control: str = "none") -> pd.DataFrame:
-    """Delta beta of each fine-tuned seed against the shared pre-trained model, and of their mean.
+    """Delta beta of each fine-tuned seed (and each control seed) against the shared pre-trained model, and their mean.
 
-    For every pair with a pre-trained twin and more than one replicate, every
-    method and quantity (on `dataset`, under `control`): one row per seed, with
-    its sentence-bootstrap interval, and one row ``seed == "mean"`` with
+    For every pair with a pre-trained twin and more than one fine-tuned model,
+    every method and quantity (on `dataset`, under `control`): one row per seed
+    (``side`` "fine-tuned" or "control"), with its sentence-bootstrap interval,
+    and per side one row ``seed == "mean"`` with
 
     * the mean's percentile interval over the same sentence draws (the seeds
       are paired: one bootstrap), which holds these seeds' models fixed;
     * ``t_low``/``t_high``: the t interval across seeds, mean +- t(k-1) s / sqrt(k),
-      which treats the seeds as replicates of the recipe (with 3 seeds,
-      t(2) = 4.30 at 95 %);
+      which treats the seeds as replicates of the recipe;
     * ``seeds_above``: how many seeds' own delta beta is above 0.
     """
     rows = []
     for (pair, chosen_dataset, method, quantity, chosen_control), fit in results.fits.items():
-        seeds = results.replicates[pair]
-        if chosen_dataset != dataset or chosen_control != control or len(seeds) < 2 or pair not in results.twinned:
+        comparison = results.comparisons[pair]
+        if (chosen_dataset != dataset or chosen_control != control or len(comparison.finetuned) < 2
+                or comparison.pretrained is None):
             continue
-        deltas = fit.beta[1:] - fit.beta[0]
-        draws = fit.beta_draws[:, 1:] - fit.beta_draws[:, [0]]
+        _, fine, others = comparison.sides()
         base = {"pair": pair, "method": method, "quantity": quantity}
-        for name, delta, column in zip(seeds, deltas, draws.T):
-            low, high = _percentile(column, level)
-            rows.append(base | {"seed": name, "delta": delta, "delta_low": low, "delta_high": high})
-        low, high = _percentile(draws.mean(1), level)
-        t_low, t_high = t_interval(deltas, level)
-        rows.append(base | {"seed": "mean", "delta": deltas.mean(), "delta_low": low, "delta_high": high,
-                            "t_low": t_low, "t_high": t_high, "seed_sd": deltas.std(ddof=1),
-                            "seeds_above": int((deltas > 0).sum()), "seeds": len(deltas)})
+        for side, columns, names in (("fine-tuned", fine, comparison.finetuned),
+                                     ("control", others, comparison.controls)):
+            if columns is None:
+                continue
+            deltas = fit.beta[columns] - fit.beta[0]
+            draws = fit.beta_draws[:, columns] - fit.beta_draws[:, [0]]
+            for name, delta, column in zip(names, deltas, draws.T):
+                low, high = _percentile(column, level)
+                rows.append(base | {"side": side, "seed": name, "delta": delta, "delta_low": low, "delta_high": high})
+            low, high = _percentile(draws.mean(1), level)
+            t_low, t_high = t_interval(deltas, level)
+            rows.append(base | {"side": side, "seed": "mean", "delta": deltas.mean(), "delta_low": low,
+                                "delta_high": high, "t_low": t_low, "t_high": t_high,
+                                "seed_sd": deltas.std(ddof=1) if len(deltas) > 1 else np.nan,
+                                "seeds_above": int((deltas > 0).sum()), "seeds": len(deltas)})
     table = pd.DataFrame(rows)
     if len(table):
         table["verdict"] = [verdict(lo, hi) for lo, hi in zip(table["delta_low"], table["delta_high"])]

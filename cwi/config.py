@@ -43,6 +43,10 @@ PAPER_MODELS = (
     "microsoft/mpnet-base", "sentence-transformers/all-mpnet-base-v2",
 )
 BASELINES = ("pad", "mask", "zero")
+# The word quantities of the Correlations chapter (cwi.analysis.QUANTITIES labels them) and the methods.
+QUANTITY_NAMES = ("information_gain", "information_gain_corrected", "information_gain_binned", "self_information")
+METHOD_NAMES = ("ig", "shap")
+_INFORMATION_GAIN = QUANTITY_NAMES[:3]
 
 
 def _require(condition: bool, message: str) -> None:
@@ -264,12 +268,22 @@ class FinetuneSettings:
         SimCSE runs from that base: the settings every candidate starts from.
     unsup_search, sup_search
         The grid searched on STS-B dev: ``(field of SimCSESettings, values)``
-        pairs, every combination tried with the first seed.  Every run keeps its
-        snapshot with the best STS-B dev score (SimCSE's practice), and the
-        candidate whose kept snapshot scores best is the recipe.
+        pairs, every combination tried with the search seed (the profile's).
+        Every run keeps its snapshot with the best STS-B dev score (SimCSE's
+        practice), and the candidate whose kept snapshot scores best is the
+        recipe; its kept step is the recipe's step.
     seeds
-        Contrastive training seeds of the chosen recipe, all from the one
-        masked-LM base: ``seed, seed + 1, ...`` of the profile.
+        Fresh seeds the chosen recipe is drawn with, ``seed + 1, ..., seed +
+        seeds`` of the profile: none played a part in any choice, and each is the
+        model at the recipe's step (no seed keeps a best snapshot of its own).
+        At least 2, so that the seeds' spread can be measured.
+    controls
+        Train each drawn seed's matched non-contrastive control
+        (:func:`cwi.train.train_control`): the difference in differences
+        against it is what credits an effect to the contrastive objective.
+    replication_seeds
+        Fresh seeds of the unsupervised recipe and its control on the base
+        search's runner-up (the second base), as a replication; 0: none.
     sts_datasets, models, sts_max_pairs
         The STS evaluation: test sets, models, first pairs only (smoke).
     target_gain, target_gain_sup, target_base
@@ -287,7 +301,9 @@ class FinetuneSettings:
     sup_search: tuple[tuple[str, tuple], ...] = ()
     # Whether whole-word embeddings start from GloVe or at random is chosen on STS-B dev.
     mlm_search: tuple[tuple[str, tuple], ...] = (("word_vectors", ("glove", None)),)
-    seeds: int = 3
+    seeds: int = 5
+    controls: bool = True
+    replication_seeds: int = 3
     sts_datasets: tuple[str, ...] = STS_DATASETS
     models: tuple[str, ...] = OFFLINE_MODELS
     sts_max_pairs: int | None = None
@@ -300,7 +316,12 @@ class FinetuneSettings:
         _require(set(self.sts_datasets) <= set(STS_DATASETS),
                  f"FinetuneSettings.sts_datasets must be among {STS_DATASETS}, got {self.sts_datasets}")
         _require("stsb" in self.sts_datasets, "FinetuneSettings.sts_datasets must include stsb: later chapters read it")
-        _positive(self, "sts_max_pairs", "reference_tolerance", "seeds")
+        _positive(self, "sts_max_pairs", "reference_tolerance")
+        _require(self.seeds >= 2, f"FinetuneSettings.seeds must be >= 2 (a spread between seeds needs two), "
+                                  f"got {self.seeds}")
+        _require(0 <= self.replication_seeds <= self.seeds,
+                 f"FinetuneSettings.replication_seeds must be between 0 and seeds={self.seeds}, "
+                 f"got {self.replication_seeds}")
         for name, grid in (("unsup_search", self.unsup_search), ("sup_search", self.sup_search)):
             base = self.unsup if name == "unsup_search" else self.sup
             for field, values in grid:
@@ -332,9 +353,14 @@ class FinetuneSettings:
         fields = [field for field, _ in grid]
         return [replace(base, **dict(zip(fields, values))) for values in product(*(v for _, v in grid))]
 
+    @staticmethod
+    def search_seed(profile_seed: int) -> int:
+        """The seed of every search run (and of the selected models): the profile's."""
+        return profile_seed
+
     def seed_list(self, profile_seed: int) -> list[int]:
-        """The contrastive training seeds: the profile's seed and the next ``seeds - 1``."""
-        return [profile_seed + i for i in range(self.seeds)]
+        """The fresh seeds the recipe is drawn with: the ``seeds`` after the profile's (which the search used)."""
+        return [profile_seed + i for i in range(1, self.seeds + 1)]
 
 
 @dataclass(frozen=True)
@@ -373,12 +399,18 @@ class AttributionSettings:
         Relative completeness error each sentence's IG rule must keep under.
     captum_check_steps
         Gauss-Legendre points of the one-sentence check of forward mode against captum.
+    draw_methods
+        Methods the drawn models (the fresh seeds, the controls, the second
+        base: :func:`cwi.pipeline.draw_models`) are attributed with; the primary
+        claims may use only these.
+    reference_points
+        The Clenshaw-Curtis rule the Attribution chapter checks the adaptive
+        rule against, word by word, on its check sentences (the nested rule
+        after ``path_points``' last).
     trajectory_sentences
         Sentences per dataset attributed (Integrated Gradients) at every snapshot
-        of a SimCSE run, for the trajectory of the weighting (a smaller sample
-        of the same seeded draw).
-    trajectory_seeds
-        How many contrastive seeds' runs the trajectory follows (the first ones).
+        of the chosen recipe's search run, for the trajectory of the weighting
+        (a smaller sample of the same seeded draw).
     memory_gb
         Memory of one vectorised call.  It changes how sentences are batched, not
         the results (equal to 1e-6, tested), so it is not part of the cache keys.
@@ -410,9 +442,11 @@ class AttributionSettings:
     baseline_sentences: int = 10
     completeness_target: float = 0.01
     captum_check_steps: int = 8
+    # The 24 drawn models of the default profile are attributed with Integrated Gradients only: SHAP for them
+    # would add about 15 minutes on 2 cores, and the claims are decided on IG (the registered models get both).
+    draw_methods: tuple[str, ...] = ("ig",)
+    reference_points: int = 129
     trajectory_sentences: int = 20
-    # One seed on default: each more seed adds about 4 minutes on 2 cores to the Correlations chapter.
-    trajectory_seeds: int = 1
     memory_gb: float | None = None
     block_sentences: int = 100
     explorer_sentences: int = 60
@@ -423,7 +457,7 @@ class AttributionSettings:
         _require(self.baseline in BASELINES, f"AttributionSettings.baseline must be one of {BASELINES}, "
                                              f"got {self.baseline!r}")
         _positive(self, "sentences_per_dataset", "shap_max_evals", "baseline_sentences", "completeness_target",
-                  "captum_check_steps", "trajectory_sentences", "trajectory_seeds", "memory_gb", "block_sentences",
+                  "captum_check_steps", "trajectory_sentences", "memory_gb", "block_sentences",
                   "explorer_sentences")
         for model, count in self.sentences_by_model:
             _require(count is None or count > 0, f"AttributionSettings.sentences_by_model gives {model} {count} "
@@ -437,6 +471,11 @@ class AttributionSettings:
             _require(all((points[-1] - 1) % (p - 1) == 0 for p in points),
                      f"AttributionSettings.path_points {points}: nested Clenshaw-Curtis rules need each size - 1 "
                      "to divide the last size - 1, as in (9, 17, 33, 65)")
+        _require(self.reference_points > points[-1] and (self.reference_points - 1) % (points[-1] - 1) == 0,
+                 f"AttributionSettings.reference_points must be a finer nested rule than path_points' last "
+                 f"({points[-1]}), such as {2 * points[-1] - 1}; got {self.reference_points}")
+        _require(bool(self.draw_methods) and set(self.draw_methods) <= set(METHOD_NAMES),
+                 f"AttributionSettings.draw_methods must be among {METHOD_NAMES}, got {self.draw_methods}")
 
     def sentences(self, model: str) -> int | None:
         """Sentences per dataset attributed with `model`."""
@@ -451,10 +490,10 @@ class AttributionSettings:
         raise ValueError(f"no settings for attribution method {method!r}: add them to AttributionSettings")
 
 
-# The word quantities of the Correlations chapter (cwi.analysis.QUANTITIES labels them) and the methods.
-QUANTITY_NAMES = ("information_gain", "information_gain_corrected", "information_gain_binned", "self_information")
-METHOD_NAMES = ("ig", "shap")
-_INFORMATION_GAIN = QUANTITY_NAMES[:3]
+
+
+# The adjustments a regression can be made under (cwi.analysis.CONTROLS names them, in this order).
+CONTROL_NAMES = ("none", "covariates", "content words", "frequency", "sentence effects")
 
 
 @dataclass(frozen=True)
@@ -464,31 +503,30 @@ class AnalysisSettings:
     Attributes
     ----------
     n_bootstrap
-        Bootstrap replicates (sentences resampled) shared by every fit.
+        Bootstrap replicates (sentences resampled) shared by every fit: the
+        standard errors.
     level
-        Coverage of the intervals: each exploratory interval's own, and the
-        joint coverage of the primary family's simultaneous intervals (so the
-        family-wise error rate is ``1 - level``).
+        1 - the family-wise error rate of the primary family, and the coverage
+        of every exploratory interval.
     claims
-        The primary claims, named before the data: ``(name, methods, quantities)``.
-        Each is one contrast per pair, the mean difference (fine-tuned minus
-        pre-trained) over those methods and quantities, on all datasets pooled
-        without covariates; every pair x claim x statistic (delta beta, delta r)
-        is one member of the family adjusted together.
+        The primary claims, fixed before a run: ``(name, methods, quantities,
+        control)``.  Each is one contrast per pair, the mean difference over
+        those methods and quantities, all datasets pooled, under that control
+        (a key of :data:`CONTROL_NAMES`); read against the pre-trained model and,
+        where the pair has a matched control, against the control (the
+        difference in differences).  Every pair x claim x statistic (Δβ, Δr) x
+        reading is one member of the family decided together.
     per_dataset_claim
         The claim whose contrast is also tested on each dataset alone (a family of its own).
+    permutations
+        Relabellings of each pair's models within sentences whose max-T
+        statistics give the family's critical value (:func:`cwi.inference.permutation_maxima`).
     null_simulations
-        Simulations of the rule on the book's data with the models of each pair
-        exchanged within sentences (no effect): its false-positive rate.
+        Fresh relabellings on which the rule's false-positive rate is measured
+        (no effect: the sharp null).
     scenario_simulations
         Simulations of each other scenario: a planted effect (the power) and
         seeds that wander around no effect.
-    calibration_tolerance
-        The largest family-wise false-positive rate under which the verdicts
-        count as calibrated: the exact `level` interval of the simulated rate
-        must end at or below it (:func:`cwi.inference.calibration_status`).
-        Twice the nominal ``1 - level`` by default, so that 500 simulations of
-        a rule at its nominal rate show it with room to spare.
     power_multiples
         The planted effects of the power curve, in multiples of the standard
         error of each pair's first-claim delta beta.
@@ -498,35 +536,45 @@ class AnalysisSettings:
 
     n_bootstrap: int = 2000
     level: float = 0.95
-    claims: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
-        ("information gain", METHOD_NAMES, _INFORMATION_GAIN),
-        ("self-information", METHOD_NAMES, ("self_information",)),
-        ("information gain (Integrated Gradients)", ("ig",), _INFORMATION_GAIN),
-        ("information gain (SHAP)", ("shap",), _INFORMATION_GAIN),
+    # Fixed on 2026-12-06, before the default run of this version; earlier runs had shown the pooled
+    # contrasts on overlapping data (issue 38): the content-word and frequency claims answer them.
+    claims: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = (
+        ("information gain", ("ig",), ("information_gain",), "none"),
+        ("information gain, content words", ("ig",), ("information_gain",), "content words"),
+        ("information gain beyond frequency", ("ig",), ("information_gain",), "frequency"),
+        ("self-information", ("ig",), ("self_information",), "none"),
     )
     per_dataset_claim: str = "information gain"
+    permutations: int = 999
     null_simulations: int = 500
     scenario_simulations: int = 200
-    calibration_tolerance: float = 0.10
     power_multiples: tuple[float, ...] = (1.0, 2.0, 3.0)
     median_bins: int = 15
 
     def __post_init__(self):
         _check_bootstrap(self)
         _positive(self, "median_bins", "null_simulations", "scenario_simulations")
-        _require(1 - self.level < self.calibration_tolerance < 1,
-                 f"AnalysisSettings.calibration_tolerance must lie between the nominal rate {1 - self.level:.3g} "
-                 f"and 1, got {self.calibration_tolerance}")
+        _require(self.permutations >= 19,
+                 f"AnalysisSettings.permutations must be >= 19 (a 95% critical value needs that many), "
+                 f"got {self.permutations}")
         _require(bool(self.power_multiples) and min(self.power_multiples) > 0,
                  f"AnalysisSettings.power_multiples must be positive multiples, got {self.power_multiples}")
         names = [claim[0] for claim in self.claims]
         _require(bool(names) and len(set(names)) == len(names),
                  f"AnalysisSettings.claims must name at least one claim, each once; got {names}")
-        for name, methods, quantities in self.claims:
+        for claim in self.claims:
+            _require(len(claim) == 4, f"AnalysisSettings.claims: each claim is (name, methods, quantities, control), "
+                                      f"got {claim}")
+            name, methods, quantities, control = claim
             _require(bool(methods) and set(methods) <= set(METHOD_NAMES),
                      f"AnalysisSettings.claims: {name!r} must use methods among {METHOD_NAMES}, got {methods}")
             _require(bool(quantities) and set(quantities) <= set(QUANTITY_NAMES),
                      f"AnalysisSettings.claims: {name!r} must use quantities among {QUANTITY_NAMES}, got {quantities}")
+            _require(control in CONTROL_NAMES,
+                     f"AnalysisSettings.claims: {name!r} must use a control among {CONTROL_NAMES}, got {control!r}")
+            _require(not (control == "frequency" and "self_information" in quantities),
+                     f"AnalysisSettings.claims: {name!r} partials frequency out of self-information, which is minus "
+                     "log frequency: nothing is left to fit")
         _require(self.per_dataset_claim in names,
                  f"AnalysisSettings.per_dataset_claim {self.per_dataset_claim!r} is not one of the claims {names}")
 
@@ -554,8 +602,6 @@ class FaithfulnessSettings:
         measured (:func:`cwi.faithfulness.sign_flip_null`; 1,000 sign flips each).
     level
         Joint coverage of the comparisons (family-wise error ``1 - level``).
-    calibration_tolerance
-        As :attr:`AnalysisSettings.calibration_tolerance`, for this test.
     """
 
     sentences_per_dataset: int | None = 20
@@ -564,16 +610,12 @@ class FaithfulnessSettings:
     flips: int = 5_000
     null_simulations: int = 1_000
     level: float = 0.95
-    calibration_tolerance: float = 0.10
 
     def __post_init__(self):
         _positive(self, "sentences_per_dataset", "random_orders", "flips", "null_simulations")
         _require(bool(self.removals) and set(self.removals) <= {"baseline", "text"},
                  f"FaithfulnessSettings.removals must be among ('baseline', 'text'), got {self.removals}")
         _require(0 < self.level < 1, f"FaithfulnessSettings.level must be in (0, 1), got {self.level}")
-        _require(1 - self.level < self.calibration_tolerance < 1,
-                 f"FaithfulnessSettings.calibration_tolerance must lie between {1 - self.level:.3g} and 1, "
-                 f"got {self.calibration_tolerance}")
 
 
 @dataclass(frozen=True)
@@ -717,7 +759,10 @@ class Profile:
         sup=SimCSESettings(steps=1_000, lr=1e-4, snapshots=(25, 50, 100, 200, 500)),
         unsup_search=(("dropout", (0.1, 0.2, 0.3)), ("temperature", (0.05, 0.1))),
         sup_search=(("lr", (1e-4, 3e-4)),),
-        seeds=3,
+        # Five fresh seeds per recipe (and per control) that played no part in the search, each stopped at the
+        # recipe's step; three of the unsupervised recipe and its control replicate on the second base.
+        seeds=5,
+        replication_seeds=3,
     )
     attribution: AttributionSettings = AttributionSettings()
     faithfulness: FaithfulnessSettings = FaithfulnessSettings()
@@ -762,9 +807,13 @@ class Profile:
         return name in dict(self.study_pairs) or name in dict(self.study_models)
 
     def __post_init__(self):
-        _require(self.attribution.trajectory_seeds <= self.finetune.seeds,
-                 f"profile {self.name!r}: attribution.trajectory_seeds ({self.attribution.trajectory_seeds}) cannot "
-                 f"exceed finetune.seeds ({self.finetune.seeds})")
+        undrawn = sorted({m for _, methods, _, _ in self.analysis.claims for m in methods}
+                         - set(self.attribution.draw_methods))
+        _require(not undrawn,
+                 f"profile {self.name!r}: analysis.claims use {', '.join(undrawn)}, but the drawn seeds and controls "
+                 f"are attributed with {', '.join(self.attribution.draw_methods)} only: add "
+                 f"{', '.join(undrawn)} to attribution.draw_methods, or leave it out of the claims")
+
 
 
 PROFILES: dict[str, Profile] = {
@@ -785,15 +834,16 @@ PROFILES: dict[str, Profile] = {
             sup=SimCSESettings(steps=10, batch_size=16, snapshots=(5,)),
             unsup_search=(("mlp_head", (False, True)),),
             seeds=2,
+            replication_seeds=2,
             sts_datasets=("stsb", "sickr"),
             sts_max_pairs=300,
         ),
         attribution=AttributionSettings(
             datasets=("stsb", "sickr"), sentences_per_dataset=4, sentences_by_model=(("all-MiniLM-L6-v2", 3),),
-            baseline_sentences=2, trajectory_sentences=2, trajectory_seeds=2,
+            baseline_sentences=2, trajectory_sentences=2,
         ),
         faithfulness=FaithfulnessSettings(sentences_per_dataset=2, random_orders=2, flips=500, null_simulations=200),
-        analysis=AnalysisSettings(n_bootstrap=200, null_simulations=50, scenario_simulations=20),
+        analysis=AnalysisSettings(n_bootstrap=200, permutations=99, null_simulations=50, scenario_simulations=20),
         weighting=WeightingSettings(sif_a_grid=(1e-4, 1e-3, 1e-2), n_bootstrap=200),
         similarity=SimilaritySettings(pairs_per_dataset=3, block_pairs=2, explorer_pairs=3, worst_pairs=2),
     ),

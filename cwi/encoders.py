@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModel
 
 __all__ = ["POOLINGS", "POOLING_FILE", "Encoder", "NormalizedEncoder", "normalized", "default_device", "pool",
-           "load_transformer", "weights_fingerprint"]
+           "load_transformer", "load_masked_lm", "weights_fingerprint"]
 
 # SimCSE's names (its evaluation's ``--pooler``): "cls" is the [CLS] output through the
 # checkpoint's trained MLP pooler (dense + tanh), "cls_before_pooler" the [CLS] output
@@ -70,9 +70,12 @@ class Encoder:
         Sentences are truncated to this many tokens.
     revision
         The Hub commit the weights came from (``None`` for a local folder).
+    folder
+        The folder the model was loaded from, if any (another process can load it again from there).
     """
 
-    def __init__(self, model, tokenizer, pooling: str, name: str, max_length: int = 128, revision: str | None = None):
+    def __init__(self, model, tokenizer, pooling: str, name: str, max_length: int = 128, revision: str | None = None,
+                 folder: Path | None = None):
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r} for {name}: choose one of {POOLINGS}")
         if pooling == "cls" and getattr(model, "pooler", None) is None:
@@ -84,6 +87,7 @@ class Encoder:
         self.name = name
         self.max_length = max_length
         self.revision = revision
+        self.folder = folder
 
     @property
     def device(self) -> torch.device:
@@ -134,7 +138,7 @@ class NormalizedEncoder(Encoder):
 def normalized(encoder: Encoder) -> NormalizedEncoder:
     """The same model, tokenizer and pooling as `encoder`, with the sentence vector normalised."""
     return NormalizedEncoder(encoder.model, encoder.tokenizer, encoder.pooling, f"{encoder.name} (normalised)",
-                             encoder.max_length, encoder.revision)
+                             encoder.max_length, encoder.revision, encoder.folder)
 
 
 def weights_fingerprint(encoder: Encoder) -> str:
@@ -146,6 +150,28 @@ def weights_fingerprint(encoder: Encoder) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def _quietly(auto_class, path_or_id, **options):
+    """``auto_class.from_pretrained`` without transformers' log lines and "Loading weights" bar (a dead widget in a chapter)."""
+    from transformers.utils import logging
+
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        return auto_class.from_pretrained(path_or_id, **options)
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
+
+
+def load_masked_lm(path: str | Path):
+    """A checkpoint's transformer with its masked-LM head (eager attention), to train further with masked-LM."""
+    from transformers import AutoModelForMaskedLM
+
+    return _quietly(AutoModelForMaskedLM, path, attn_implementation="eager")
 
 
 def load_transformer(path_or_id: str | Path, pooler: bool = False, revision: str | None = None):
@@ -168,20 +194,11 @@ def load_transformer(path_or_id: str | Path, pooler: bool = False, revision: str
         If `pooler` is asked for and the checkpoint ships no pooler weights.
     """
     from transformers import AutoConfig
-    from transformers.utils import logging
 
     model_type = AutoConfig.from_pretrained(path_or_id, revision=revision).model_type
     extra = {"add_pooling_layer": pooler} if model_type in WITH_POOLER else {}
-    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()  # a "Loading weights" bar per model clutters the chapters
-    try:
-        model, info = AutoModel.from_pretrained(path_or_id, revision=revision, attn_implementation="eager",
-                                                output_loading_info=True, **extra)
-    finally:
-        logging.set_verbosity(verbosity)
-        if bars:
-            logging.enable_progress_bar()
+    model, info = _quietly(AutoModel, path_or_id, revision=revision, attn_implementation="eager",
+                           output_loading_info=True, **extra)
     untrained = [key for key in info["missing_keys"] if "pooler" in key]
     if pooler and (untrained or getattr(model, "pooler", None) is None):
         raise ValueError(f"{path_or_id} ships no trained pooler weights ({', '.join(untrained) or 'no pooler head'}): "

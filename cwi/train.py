@@ -5,7 +5,15 @@
 * :func:`train_simcse`: SimCSE from that same checkpoint, unsupervised (dropout
   positives, in-batch negatives) or supervised (SNLI entailment positives,
   contradiction hard negatives);
+* :func:`train_control`: the matched non-contrastive twin of a SimCSE run: the
+  same base, sentences, batches, steps, learning rate, schedule and dropout, with
+  masked-LM (unsupervised) or a softmax classifier of the NLI label
+  (supervised, Sentence-BERT's objective) in place of the contrastive loss;
 * :func:`save_checkpoint`, :func:`history`: a trained model on disk.
+
+Each step encodes its sentences in length-sorted chunks (:func:`encode_pooled`,
+:func:`mlm_chunks`): the same batch and the same loss as one padded batch, with
+far less padding.
 
 Each takes its data and settings and returns the trained model; which sentences
 and which cached checkpoint a profile uses is :mod:`cwi.pipeline`'s business.
@@ -22,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .encoders import POOLING_FILE, default_device, load_transformer, pool
+from .encoders import POOLING_FILE, default_device, load_masked_lm, load_transformer, pool
 from .progress import Progress
 
 if TYPE_CHECKING:  # settings objects are plain inputs here; profiles are the pipeline's business
@@ -42,15 +50,30 @@ __all__ = [
     "MLPHead",
     "set_dropout",
     "simcse_step",
+    "control_step",
+    "NLIClassifier",
+    "LENGTH_CHUNKS",
+    "length_chunks",
+    "encode_pooled",
+    "mlm_chunks",
     "pretrain_mlm",
     "train_simcse",
+    "train_control",
+    "OBJECTIVES",
     "save_checkpoint",
     "history",
 ]
 
 # Bump when training changes what a checkpoint holds: it is part of every checkpoint key.
-TRAIN_VERSION = 1
+# 2: every step encodes its sentences in LENGTH_CHUNKS length-sorted chunks (other dropout and masking
+#    draws than one padded batch, so other trained numbers within seed noise); runs keep no step-0 copy of the base.
+TRAIN_VERSION = 2
 HISTORY_FILE = "cwi_history.json"
+# Length-sorted chunks per training step: the same batch and loss with about a third of the padding
+# (benchmarks/train.py).  It changes the dropout and masking draws, so it is part of every checkpoint key.
+LENGTH_CHUNKS = 4
+# What a fine-tuning run optimises: SimCSE's contrastive loss, or the matched non-contrastive control's.
+OBJECTIVES = ("simcse", "control")
 
 
 def device() -> torch.device:
@@ -62,6 +85,36 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+# --- length-sorted chunks ---------------------------------------------------------------
+
+
+def length_chunks(lengths, chunks: int) -> list[list[int]]:
+    """Indices of `lengths` sorted by length (stable) and cut into `chunks` parts of equal size (the last smaller)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    size = max(1, -(-len(order) // max(1, chunks)))
+    return [order[start:start + size] for start in range(0, len(order), size)]
+
+
+def encode_pooled(model, tokenizer, texts: list[str], max_length: int, pooling: str = "mean",
+                  chunks: int = LENGTH_CHUNKS) -> torch.Tensor:
+    """Pooled sentence vectors of `texts` (in their order), the forward pass run on length-sorted chunks.
+
+    A sentence's vector does not depend on the padding around it (attention and
+    the mean skip padded positions), so this equals one padded batch up to
+    floating-point rounding and the dropout draws, with less padding to compute.
+    """
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
+    pooled, where = [], []
+    for index in length_chunks([len(ids) for ids in encoded["input_ids"]], chunks):
+        batch = tokenizer.pad({key: [encoded[key][i] for i in index] for key in encoded.keys()},
+                              return_tensors="pt").to(device())
+        pooled.append(pool(model(**batch).last_hidden_state, batch["attention_mask"], pooling))
+        where += index
+    inverse = torch.empty(len(where), dtype=torch.long)
+    inverse[torch.tensor(where)] = torch.arange(len(where))
+    return torch.cat(pooled)[inverse.to(device())]
 
 
 # --- vocabulary and masked-LM -------------------------------------------------------
@@ -246,12 +299,38 @@ def mlm_batch(tokenizer, texts: list[str], settings: MLMSettings, generator: tor
     return tuple(t.to(device()) for t in (ids, encoded["attention_mask"], picked, encoded["input_ids"]))
 
 
-def mlm_step(model, optimizer, schedule, batch) -> float:
-    """One masked-LM update (gradient clipped at norm 1); returns the loss."""
-    loss, _ = mlm_loss(model, *batch)
+def mlm_chunks(tokenizer, texts: list[str], max_length: int, probability: float, generator: torch.Generator,
+               chunks: int = LENGTH_CHUNKS) -> list[tuple]:
+    """`texts` cut into length-sorted chunks, each tokenized, padded and masked: a list of :func:`mlm_batch` tuples."""
+    lengths = [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
+    parts = []
+    for index in length_chunks(lengths, chunks):
+        encoded = tokenizer([texts[i] for i in index], padding=True, truncation=True, max_length=max_length,
+                            return_tensors="pt", return_special_tokens_mask=True)
+        special = encoded["special_tokens_mask"].bool() | (encoded["attention_mask"] == 0)
+        ids, picked = mask_tokens(encoded["input_ids"], special, tokenizer.mask_token_id, len(tokenizer),
+                                  probability, generator)
+        parts.append(tuple(t.to(device()) for t in (ids, encoded["attention_mask"], picked, encoded["input_ids"])))
+    return parts
+
+
+def _chunked_mlm_loss(model, parts: list[tuple]) -> torch.Tensor:
+    """The masked-LM loss of a batch given as chunks: the mean cross-entropy over all picked positions."""
+    picked = [int(part[2].sum()) for part in parts]
+    total = max(1, sum(picked))
+    return sum(mlm_loss(model, *part)[0] * n / total for part, n in zip(parts, picked) if n)
+
+
+def mlm_step(model, optimizer, schedule, batch, clip: float | None = 1.0) -> float:
+    """One masked-LM update (gradient clipped at norm `clip`); returns the loss.
+
+    `batch` is one :func:`mlm_batch` tuple or a list of them (:func:`mlm_chunks`).
+    """
+    loss = _chunked_mlm_loss(model, batch if isinstance(batch, list) else [batch])
     optimizer.zero_grad()
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     optimizer.step()
     schedule.step()
     return loss.item()
@@ -284,7 +363,8 @@ def pretrain_mlm(train_sentences: list[str], heldout: list[str], settings: MLMSe
         for step in range(settings.steps):
             start = (step * settings.batch_size) % len(order)
             texts = [train_sentences[i] for i in order[start : start + settings.batch_size].tolist()]
-            losses.append(mlm_step(model, optimizer, schedule, mlm_batch(tokenizer, texts, settings, generator)))
+            losses.append(mlm_step(model, optimizer, schedule, mlm_chunks(
+                tokenizer, texts, settings.max_length, settings.mask_probability, generator)))
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
             bar.update()
 
@@ -329,24 +409,22 @@ def set_dropout(model, probability: float) -> None:
 
 
 def simcse_step(model, tokenizer, optimizer, schedule, chosen: list, settings: SimCSESettings,
-                supervised: bool, pooling: str = "mean", head: torch.nn.Module | None = None) -> float:
+                supervised: bool, pooling: str = "mean", head: torch.nn.Module | None = None,
+                chunks: int = LENGTH_CHUNKS) -> float:
     """One SimCSE update on `chosen` (sentences, or triplets when `supervised`); returns the loss.
 
     `head` (:class:`MLPHead`), when given, maps the pooled vectors before the loss.
+    Every sentence of the step is encoded in one call of :func:`encode_pooled`,
+    in `chunks` length-sorted chunks (1: one padded batch).
     """
-
-    def embed(texts):
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=settings.max_length,
-                          return_tensors="pt").to(device())
-        pooled = pool(model(**batch).last_hidden_state, batch["attention_mask"], pooling)
-        return pooled if head is None else head(pooled)
-
-    if supervised:
-        premises, entailed, contradicting = map(list, zip(*chosen))
-        loss = simcse_loss(embed(premises), embed(entailed), settings.temperature, embed(contradicting))
-    else:
-        both = embed(chosen + chosen)  # one forward: two dropout masks per sentence
-        loss = simcse_loss(both[: len(chosen)], both[len(chosen):], settings.temperature)
+    n = len(chosen)
+    texts = [s for part in zip(*chosen) for s in part] if supervised else chosen + chosen
+    pooled = encode_pooled(model, tokenizer, texts, settings.max_length, pooling, chunks)
+    pooled = pooled if head is None else head(pooled)
+    if supervised:  # premises, entailed, contradicting
+        loss = simcse_loss(pooled[:n], pooled[n:2 * n], settings.temperature, pooled[2 * n:])
+    else:  # one forward for both copies: two dropout masks per sentence
+        loss = simcse_loss(pooled[:n], pooled[n:], settings.temperature)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
@@ -354,8 +432,51 @@ def simcse_step(model, tokenizer, optimizer, schedule, chosen: list, settings: S
     return loss.item()
 
 
+class NLIClassifier(torch.nn.Module):
+    """Sentence-BERT's training head: a softmax classifier over ``(u, v, |u - v|)`` of two pooled sentences.
+
+    The supervised control's objective (Reimers and Gurevych 2019); like SimCSE's
+    MLP head, it is dropped after training.
+    """
+
+    def __init__(self, width: int, labels: int = 2):
+        super().__init__()
+        self.linear = torch.nn.Linear(3 * width, labels)
+
+    def forward(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self.linear(torch.cat([u, v, (u - v).abs()], dim=-1))
+
+
+def control_step(model, tokenizer, optimizer, schedule, chosen: list, settings: SimCSESettings, supervised: bool,
+                 pooling: str, head: torch.nn.Module | None, generator: torch.Generator,
+                 mask_probability: float) -> float:
+    """One update of the matched non-contrastive control on the SimCSE step's own examples; returns the loss.
+
+    Unsupervised: masked-LM on the step's sentences (`model` a masked-LM with its
+    head, `mask_probability` of the tokens picked).  Supervised: each triplet
+    gives two labelled pairs, (premise, entailed) and (premise, contradicting),
+    classified by `head` (:class:`NLIClassifier`) over the pooled sentences.
+    """
+    if supervised:
+        n = len(chosen)
+        texts = [s for part in zip(*chosen) for s in part]
+        pooled = encode_pooled(model, tokenizer, texts, settings.max_length, pooling)
+        premises = pooled[:n].repeat(2, 1)
+        logits = head(premises, pooled[n:])  # entailed then contradicting hypotheses
+        labels = torch.arange(2, device=logits.device).repeat_interleave(n)
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        return loss.item()
+    return mlm_step(model, optimizer, schedule, mlm_chunks(tokenizer, chosen, settings.max_length, mask_probability,
+                                                           generator), clip=None)
+
+
 def train_simcse(base: Path, examples: list, settings: SimCSESettings, supervised: bool, seed: int = 0,
-                 pooling: str = "mean", progress: bool = True, snapshot=None, label: str | None = None):
+                 pooling: str = "mean", progress: bool = True, snapshot=None, label: str | None = None,
+                 stop: int | None = None):
     """Fine-tune the checkpoint `base` with SimCSE; return (model, tokenizer, record).
 
     Unsupervised: `examples` are sentences, each encoded twice in training mode,
@@ -366,49 +487,86 @@ def train_simcse(base: Path, examples: list, settings: SimCSESettings, supervise
     evaluated with the same pooling (:func:`save_checkpoint` stores it).
 
     `snapshot`, if given, is called as ``snapshot(step, model, tokenizer)`` with
-    the model in evaluation mode before the first update (step 0) and after each
-    step of ``settings.snapshots``; what it returns is stored in the record's
-    ``snapshots`` under that step.  The trajectory and the dev-set choice of
-    the pipeline are built on it.  `label` names the run in its progress lines
-    (default: ``unsup-SimCSE`` or ``sup-SimCSE``).
+    the model in evaluation mode after each step of ``settings.snapshots``; what
+    it returns is stored in the record's ``snapshots`` under that step.  (Step 0
+    is the base itself: its caller scores it once, not every run.)  The
+    trajectory and the dev-set choice of the pipeline are built on it.  `stop`
+    ends the run after that many steps of the schedule of ``settings.steps``
+    (the model a full run has at that step: a recipe's fixed step).  `label`
+    names the run in its progress lines (default: ``unsup-SimCSE`` or ``sup-SimCSE``).
     """
+    return _fine_tune(base, examples, settings, supervised, "simcse", seed, pooling, progress, snapshot, label, stop)
+
+
+def train_control(base: Path, examples: list, settings: SimCSESettings, supervised: bool, seed: int = 0,
+                  pooling: str = "mean", progress: bool = True, snapshot=None, label: str | None = None,
+                  stop: int | None = None, mask_probability: float = 0.15):
+    """The matched non-contrastive control of a SimCSE run; arguments and return as :func:`train_simcse`.
+
+    Everything but the loss is the SimCSE run's: the base, the examples in the
+    same seeded order and batches, the steps and `stop`, the learning rate and
+    its schedule, the optimiser, the dropout and the pooling of the saved model.
+    The loss is masked-LM on the batch's sentences (unsupervised;
+    `mask_probability` as in pre-training, the masked-LM head of the base
+    trained on) or a softmax classifier of entailment against contradiction
+    over ``(u, v, |u - v|)`` (supervised: :class:`NLIClassifier`, Sentence-BERT's
+    objective, dropped afterwards, as SimCSE's MLP head is).  SimCSE's MLP head
+    and temperature play no part.
+    """
+    return _fine_tune(base, examples, settings, supervised, "control", seed, pooling, progress, snapshot, label, stop,
+                      mask_probability)
+
+
+def _fine_tune(base: Path, examples: list, settings: SimCSESettings, supervised: bool, objective: str, seed: int,
+               pooling: str, progress: bool, snapshot, label: str | None, stop: int | None,
+               mask_probability: float = 0.15):
+    """The loop :func:`train_simcse` and :func:`train_control` share: only the step differs."""
     from transformers import AutoTokenizer
 
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown training objective {objective!r}: choose one of {OBJECTIVES}")
+    stop = settings.steps if stop is None else stop
+    if not 0 < stop <= settings.steps:
+        raise ValueError(f"stop must be a step in 1..{settings.steps} (SimCSESettings.steps), got {stop}")
     _seed_everything(seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = load_transformer(base).to(device())
-    set_dropout(model, settings.dropout)
-    head = MLPHead(model.config.hidden_size).to(device()) if settings.mlp_head else None
-    parameters = list(model.parameters()) + ([] if head is None else list(head.parameters()))
+    masked_lm = objective == "control" and not supervised
+    trained = (load_masked_lm(base) if masked_lm else load_transformer(base)).to(device())
+    model = trained.base_model if masked_lm else trained  # the encoder a snapshot saves and scores
+    set_dropout(trained, settings.dropout)
+    width = model.config.hidden_size
+    if objective == "simcse":
+        head = MLPHead(width).to(device()) if settings.mlp_head else None
+    else:
+        head = NLIClassifier(width).to(device()) if supervised else None
+    parameters = list(trained.parameters()) + ([] if head is None else list(head.parameters()))
     optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=0.0)
     schedule = _linear_warmup_decay(optimizer, 0, settings.steps)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(examples), generator=generator).tolist()
-
-    def take(step):
-        if snapshot is None:
-            return
-        model.eval()
-        snapshots[step] = snapshot(step, model, tokenizer)
-        model.train()
+    kind = f"{'sup' if supervised else 'unsup'}-{'SimCSE' if objective == 'simcse' else 'control'}"
 
     losses, snapshots = [], {}
-    take(0)
-    model.train()  # dropout on: it makes the positive pairs of unsupervised SimCSE
-    with Progress(settings.steps, label or f"{'sup' if supervised else 'unsup'}-SimCSE", show_bar=progress,
-                  announce_start=True) as bar:
-        for step in range(1, settings.steps + 1):
+    trained.train()  # dropout on: it makes the positive pairs of unsupervised SimCSE
+    with Progress(stop, label or kind, show_bar=progress, announce_start=True) as bar:
+        for step in range(1, stop + 1):
             start = ((step - 1) * settings.batch_size) % len(order)
             chosen = [examples[i] for i in order[start : start + settings.batch_size]]
-            losses.append(simcse_step(model, tokenizer, optimizer, schedule, chosen, settings, supervised, pooling,
-                                      head))
+            if objective == "simcse":
+                loss = simcse_step(model, tokenizer, optimizer, schedule, chosen, settings, supervised, pooling, head)
+            else:
+                loss = control_step(trained, tokenizer, optimizer, schedule, chosen, settings, supervised, pooling,
+                                    head, generator, mask_probability)
+            losses.append(loss)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
             bar.update()
-            if step in settings.snapshots:
-                take(step)
+            if snapshot is not None and (step in settings.snapshots or step == stop):
+                trained.eval()
+                snapshots[step] = snapshot(step, model, tokenizer)
+                trained.train()
 
-    model.eval()
-    record = {"kind": "sup-simcse" if supervised else "unsup-simcse", "settings": asdict(settings),
-              "seed": seed, "losses": losses, "base": str(base), "examples": len(examples),
+    trained.eval()
+    record = {"kind": kind.lower(), "objective": objective, "settings": asdict(settings), "seed": seed,
+              "losses": losses, "base": str(base), "examples": len(examples), "stop": stop,
               "snapshots": {str(k): v for k, v in snapshots.items()}}
     return model, tokenizer, record

@@ -10,6 +10,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Two lanes (pyproject.toml: pytest-xdist, -n auto --dist loadgroup): each worker is one process with one torch
+# thread, and so are the chapter kernels it starts (the runner keeps a user's OMP_NUM_THREADS). Two single-thread
+# processes do more on two cores than one process with two threads (README, "Threads").
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: two lanes where the machine has two usable CPUs or more, else one."""
+    from cwi.__main__ import usable_cpus
+
+    return min(2, usable_cpus())
+
 # No test may reach the Hugging Face Hub: the offline path is what we test. Set before
 # any test module imports huggingface_hub, which reads these once at import.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -23,9 +36,16 @@ atexit.register(shutil.rmtree, HF_HOME, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
-def isolated_cache(tmp_path_factory):
-    """Every test session writes artefacts to a fresh folder, never the user's cache."""
-    os.environ["CWI_CACHE_DIR"] = str(tmp_path_factory.mktemp("cwi-cache"))
+def isolated_cache(tmp_path_factory, worker_id):
+    """Every test session writes artefacts to a fresh folder, never the user's cache.
+
+    The lanes of one session share it (the folder beside their own temporary folders), as two runs of the book
+    may: the first to finish an artefact wins and the other reads it.
+    """
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if worker_id != "master" else base) / "cwi-cache"
+    folder.mkdir(exist_ok=True)
+    os.environ["CWI_CACHE_DIR"] = str(folder)
 
 
 @pytest.fixture(scope="session")

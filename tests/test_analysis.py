@@ -166,10 +166,10 @@ def test_fixed_scales_give_a_quantity_the_same_unit_in_every_control_and_dataset
     assert fixed.beta[0] == pytest.approx(np.polyfit(x / scales["information_gain"], y, 1)[0])
     own = analysis.fit_models(no_stopwords, ["pre"], "information_gain", bootstrap)
     assert own.beta[0] == pytest.approx(np.polyfit(x / x.std(ddof=0), y, 1)[0])
-    results = analysis.pair_table(frame, {"p": models.ModelPair("pre", "fine")}, bootstrap, scales)
+    results = analysis.pair_table(frame, {"p": analysis.Comparison("pre", ("fine",))}, bootstrap, scales)
     # Every control of a quantity is fitted per the same SD: doubling the quantity's values halves every slope.
     doubled = frame.assign(information_gain=2 * frame["information_gain"])
-    twice = analysis.pair_table(doubled, {"p": models.ModelPair("pre", "fine")}, bootstrap,
+    twice = analysis.pair_table(doubled, {"p": analysis.Comparison("pre", ("fine",))}, bootstrap,
                                 analysis.quantity_scales(doubled))
     pick = lambda table: table.query("quantity == 'information_gain'").set_index(["dataset", "control"])["beta_pre"]
     assert pick(twice.table).to_numpy() == pytest.approx(pick(results.table).to_numpy())
@@ -203,8 +203,8 @@ def test_pair_table_has_every_setting_and_reports_exclusions():
     pre, fine = synthetic_words(n_sentences=40, slope=0.2, delta=0.2)
     frame = pd.concat([pre, fine]).reset_index(drop=True)
     frame.loc[frame["word_index"] == 0, "status"] = "absent"
-    pairs = {"synthetic": models.ModelPair("pre", "fine"), "alone": models.ModelPair(None, "fine"),
-             "elsewhere": models.ModelPair("x", "y")}
+    pairs = {"synthetic": analysis.Comparison("pre", ("fine",)), "alone": analysis.Comparison(None, ("fine",)),
+             "elsewhere": analysis.Comparison("x", ("y",))}
     bootstrap = analysis.SentenceBootstrap(frame, 100, 0)
     results = analysis.pair_table(frame, pairs, bootstrap, analysis.quantity_scales(frame))
     table = results.table
@@ -215,8 +215,13 @@ def test_pair_table_has_every_setting_and_reports_exclusions():
     assert (none["n_without_statistics"] == 40).all() and (none["n_words"] == 40 * 7).all()
     assert (none.query("quantity == 'information_gain'")["verdict"] == "more").all()
     assert table.query("pair == 'alone'")["delta"].isna().all()
-    assert (table.query("pair == 'alone'")["verdict"] == "no twin").all()
+    fitted = table.query("pair == 'alone' and verdict != 'not fitted'")
+    assert (fitted["verdict"] == "no twin").all() and len(fitted) == per_pair - 2  # self-information beyond frequency
     assert table.query("control == 'covariates'")["delta_r"].isna().all()  # r is not defined with covariates
+    # Self-information is minus log frequency: nothing of it is left beyond frequency, and the row says so.
+    beyond = table.query("control == 'frequency' and quantity == 'self_information'")
+    assert (beyond["verdict"] == "not fitted").all() and beyond["note"].str.contains("log frequency").all()
+    assert table.query("pair == 'synthetic'")["did"].isna().all()  # no control, no difference in differences
     headline = analysis.headline(table)
     assert len(headline) == 2 * len(analysis.QUANTITIES) and headline["delta beta [95%]"].str.contains(r"\[").any()
     # The comparison first, as a reader at page width sees it: delta beta, its verdict, delta r.
@@ -234,18 +239,40 @@ def test_the_fine_tuned_side_of_a_pair_is_the_mean_of_its_seeds():
                         + rng.normal(0, 0.05, len(pre))) for s, d in enumerate((-0.1, 0.1, 0.3))]
     frame = pd.concat([pre, *seeds], ignore_index=True)
     bootstrap = analysis.SentenceBootstrap(frame, 300, 0)
-    results = analysis.pair_table(frame, {"p": models.ModelPair("pre", "fine0")}, bootstrap,
-                                  analysis.quantity_scales(frame), {"fine0": ["fine0", "fine1", "fine2"]},
-                                  controls=("none",))
+    results = analysis.pair_table(frame, {"p": analysis.Comparison("pre", ("fine0", "fine1", "fine2"))}, bootstrap,
+                                  analysis.quantity_scales(frame), controls=("none",))
     row = results.table.query("dataset == 'all' and quantity == 'information_gain'").iloc[0]
     single = [fit(pd.concat([pre, s]), ["pre", s["model"].iloc[0]], n_boot=300) for s in seeds]
     assert row["delta"] == pytest.approx(np.mean([f.beta[1] - f.beta[0] for f in single]))
     assert row["seeds"] == 3
     table = analysis.seed_table(results)
-    picked = table.query("quantity == 'information_gain'").set_index("seed")
+    picked = table.query("quantity == 'information_gain' and side == 'fine-tuned'").set_index("seed")
     assert list(picked.index) == ["fine0", "fine1", "fine2", "mean"]
     assert picked.loc["mean", "delta"] == pytest.approx(row["delta"])
     assert picked.loc["mean", "seeds_above"] == 2
+
+
+def test_content_words_are_renormalised_over_their_sentence_alone():
+    """A hand-made sentence: the stopword's weight leaves the content words' normalisation."""
+    weights = pd.DataFrame({
+        "model": "m", "dataset": "d", "method": "ig", "sentence_id": [0, 0, 0, 0, 1, 1], "word_index": [0, 1, 2, 3, 0, 1],
+        "word": ["the", "cat", "sat", ".", "dogs", "bark"], "weight": [6.0, 2.0, 4.0, 4.0, 1.0, 3.0], "n_tokens": 1,
+    })
+    weights["normalised_weight"] = weights["weight"] / weights.groupby("sentence_id")["weight"].transform("mean")
+    table = pd.DataFrame({"count": 100, "information_gain": [0.1, 1.0, 2.0, 0.0, 1.5, 0.5],
+                          "information_gain_corrected": 0.0, "information_gain_binned": 0.0, "self_information": 1.0},
+                         index=pd.Index(["the", "cat", "sat", ".", "dogs", "bark"], name="word"))
+    frame = analysis.attach_statistics(weights, table, min_count=10)
+    assert frame["stopword"].tolist() == [True, False, False, True, False, False]
+    assert frame["content_weight"].tolist()[1:3] == pytest.approx([2 / 3, 4 / 3])  # over cat and sat: mean 3
+    assert frame["content_weight"].tolist()[4:] == pytest.approx([0.5, 1.5])
+    assert frame["content_weight"].iloc[[0, 3]].isna().all()
+    # Doubling the stopwords' weights leaves the content words' renormalised weights alone.
+    heavier = weights.assign(weight=np.where(frame["stopword"], 2 * weights["weight"], weights["weight"]))
+    heavier["normalised_weight"] = heavier["weight"] / heavier.groupby("sentence_id")["weight"].transform("mean")
+    again = analysis.attach_statistics(heavier, table, min_count=10)
+    assert again["content_weight"].tolist()[1:3] == pytest.approx([2 / 3, 4 / 3])
+    assert again["normalised_weight"].iloc[1] != pytest.approx(frame["normalised_weight"].iloc[1])
 
 
 def test_the_seed_t_interval_is_the_hand_computed_one():

@@ -163,6 +163,7 @@ def run_book(root: Path, profile: str, environment: dict | None = None, dry_run:
     return values
 
 
+@pytest.mark.xdist_group("study-book")  # a lane of its own: the longest test
 def test_a_study_file_runs_the_whole_book_on_the_paper_path_with_the_users_pair(tmp_path, data_dir, hub_cache):
     """A study file extending `paper`, dry run: the paper's Hub models and the user's own pair, through every chapter.
 
@@ -192,11 +193,11 @@ def test_a_study_file_runs_the_whole_book_on_the_paper_path_with_the_users_pair(
     values = run_book(root, str(study), {**os.environ, "HF_HOME": str(hub_cache), "HF_HUB_OFFLINE": "1"}, dry_run=True)
     dryrun = config.get_profile(str(study) + config.DRY_RUN)
     assert dryrun.name == "my-study-dryrun"
-    present = analysis.present_pairs(dryrun.pairs, dryrun.attribution.models)
+    present = pipeline.comparisons(dryrun)
     assert {"mine", "bert-unsup", "bert-sup", "roberta-unsup", "roberta-sup", "minilm", "mpnet"} <= set(present)
     correlations = values["05_correlations"]
     assert correlations["headline_pairs"] == sorted(present)
-    assert correlations["headline_rows"] == len(present) * len(attribution.METHODS) * len(analysis.QUANTITIES)
+    assert correlations["headline_rows"] == headline_rows(dryrun, present)
     primary = correlations["primary"]
     mine = {key.split("/", 1)[1]: member for key, member in primary.items() if key.startswith("mine/")}
     assert mine
@@ -215,6 +216,20 @@ def test_a_study_file_runs_the_whole_book_on_the_paper_path_with_the_users_pair(
     assert "brings its own pair: mine" in text
 
 
+def headline_rows(profile, comparisons) -> int:
+    """Rows of the per-setting table: every pair x quantity x each method that attributed all its models."""
+    registered = set(profile.attribution.models)
+    return sum((len(attribution.METHODS) if c.models <= registered else len(profile.attribution.draw_methods))
+               * len(analysis.QUANTITIES) for c in comparisons.values())
+
+
+def family_size(profile, comparisons) -> int:
+    """Members of the primary family: pair x claim x statistic (no r beyond frequency) x reading."""
+    primary = [c for name, c in comparisons.items() if c.pretrained and not name.endswith("(selected)")]
+    statistics = sum(1 if control == "frequency" else 2 for *_, control in profile.analysis.claims)
+    return sum(statistics * (2 if c.controls else 1) for c in primary)
+
+
 @pytest.fixture(scope="module")
 def smoke_book(tmp_path_factory, data_dir) -> tuple[Path, dict]:
     """`python -m cwi book --profile smoke`, once for this module: the book's root and the glued values."""
@@ -222,6 +237,7 @@ def smoke_book(tmp_path_factory, data_dir) -> tuple[Path, dict]:
     return root, run_book(root, "smoke")
 
 
+@pytest.mark.xdist_group("smoke-book")  # one lane: the module's smoke book is built once
 def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     """`python -m cwi book --profile smoke` executes every TOC chapter, then renders HTML.
 
@@ -234,9 +250,9 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert all(notary.check_signature(nbformat.read(source.with_suffix(".ipynb"), as_version=4))
                for source in chapter_sources(root))
     smoke = config.get_profile("smoke")
-    present = analysis.present_pairs(smoke.pairs, smoke.attribution.models)
+    present = pipeline.comparisons(smoke)
     correlations = values["05_correlations"]
-    assert correlations["headline_rows"] == len(present) * len(attribution.METHODS) * len(analysis.QUANTITIES)
+    assert correlations["headline_rows"] == headline_rows(smoke, present)
     assert correlations["headline_pairs"] == sorted(present)
     offered = downloads_in((root / "_build" / "html" / "book" / "05_correlations.html").read_text())
     assert len(offered["headline.csv"]) == correlations["headline_rows"]  # the download is the table shown
@@ -250,21 +266,29 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     # Supervised SimCSE trains on the SNLI triplets that hold no STS sentence: the count dropped is the difference.
     kept = len(data.snli_triplets(data.evaluation_sentences()))
     assert finetuning["triplets_dropped"] == len(data.snli_triplets()) - kept > 0
-    assert sorted(finetuning["sts_by_seed"]) == ["sup-SimCSE", "unsup-SimCSE"]
-    assert all(len(scores) == smoke.finetune.seeds for scores in finetuning["sts_by_seed"].values())
-    seed_rows = len(attribution.METHODS) * len(analysis.QUANTITIES) * (smoke.finetune.seeds + 1)
-    assert len(correlations["seed_deltas"]) == 2 * seed_rows  # both book pairs, each seed and their mean
-    # The primary family: every twinned pair x claim x statistic, each with its simultaneous interval.
-    twinned = [name for name, pair in present.items() if pair.pretrained]
+    # Every drawn model scored: each recipe's and control's fresh seeds, and the replication on the second base.
+    assert finetuning["sts_by_seed"].keys() == {"unsup-SimCSE/chosen", "sup-SimCSE/chosen", "unsup-control/chosen",
+                                                "sup-control/chosen", "unsup-SimCSE/second", "unsup-control/second"}
+    assert all(len(scores) == (smoke.finetune.seeds if key.endswith("chosen") else smoke.finetune.replication_seeds)
+               for key, scores in finetuning["sts_by_seed"].items())
+    assert set(finetuning["recipe_steps"].values()) <= {*smoke.finetune.unsup.snapshots, smoke.finetune.unsup.steps,
+                                                        *smoke.finetune.sup.snapshots, smoke.finetune.sup.steps}
+    seed_rows = sum(len(analysis.QUANTITIES) * (len(side) + 1) for name, c in present.items()
+                    if len(c.finetuned) > 1 for side in (c.finetuned, c.controls) if side)
+    assert len(correlations["seed_deltas"]) == seed_rows  # each pair's seeds of each side, and their mean
+    # The primary family: every pair x claim x statistic x reading, decided by the permutation max-T rule.
     primary = correlations["primary"]
-    assert len(primary) == len(twinned) * len(smoke.analysis.claims) * len(inference.STATISTICS)
+    assert len(primary) == family_size(smoke, present)
     assert all(m["low"] <= m["estimate"] <= m["high"] for m in primary.values())
     assert all(m["verdict"] == analysis.verdict(m["low"], m["high"]) for m in primary.values())
+    # A recipe-level call is never made without the models-level one.
+    assert all(m["verdict"] == m["recipe_verdict"] for m in primary.values() if m["recipe_verdict"] != "unclear")
     assert correlations["critical"] > 1.9  # never below one interval's own
     calibration = correlations["calibration"]
-    assert 0 <= calibration["false_positive"] <= 1 and isinstance(calibration["calibrated"], bool)
-    assert calibration["status"] in inference.CALIBRATION_WORDS and calibration["upper"] >= calibration["false_positive"]
-    assert calibration["calibrated"] == (calibration["status"] == "calibrated")
+    assert 0 <= calibration["false_positive"] <= 1 and calibration["status"] in inference.RATE_WORDS
+    assert calibration["findings"] == (calibration["status"] != "above")
+    assert calibration["permutations"] == smoke.analysis.permutations
+    assert calibration["effect_removed_status"] in inference.RATE_WORDS
     assert calibration["power"] and all(0 <= rate <= 1 for rate in calibration["power"].values())
     assert set(correlations["claim_words"].values()) <= set(inference.CLAIM_WORDS)
     table = pipeline.corpus_statistics(smoke)  # cached by the run above
@@ -284,13 +308,16 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert attributions["captum_difference"] < 1e-4 and attributions["shap_efficiency_max"] < 1e-4
     expected = {m: smoke.attribution.sentences(m) * len(smoke.attribution.datasets) for m in smoke.attribution.models}
     assert attributions["sentences_by_model"] == expected
+    assert attributions["drawn_models"] == len(pipeline.draw_models(smoke))
+    # The stopping rule checked word by word against the reference rule: within the target where it stopped early.
+    assert attributions["rule_check"]["worst_true"] < 2 * attributions["completeness_target"]
     # Faithfulness: one family of every model x method x removal x rival x score, with its measured error rate.
     faithful = attributions["faithfulness"]
     assert faithful["members"] == (len(smoke.attribution.models) * len(attribution.METHODS) * 2
                                    * len(smoke.faithfulness.removals) * len(faithfulness.RIVALS))
-    assert faithful["status"] in inference.CALIBRATION_WORDS and 0 <= faithful["false_positive"] <= 1
+    assert faithful["status"] in inference.RATE_WORDS and 0 <= faithful["false_positive"] <= 1
     assert set(faithful["versus_frequency"].values()) <= {"more", "less", "unclear"}
-    assert attributions["faithfulness_pairs_null"]["status"] in inference.CALIBRATION_WORDS  # the pairs' family too
+    assert attributions["faithfulness_pairs_null"]["status"] in inference.RATE_WORDS  # the pairs' family too
     assert attributions["leave_one_out_tau"] and all(-1 <= t <= 1 for t in attributions["leave_one_out_tau"].values())
     most = max(smoke.attribution.sentences(m) for m in smoke.attribution.models)
     offered = min(smoke.attribution.explorer_sentences, most) * len(smoke.attribution.datasets)
@@ -315,13 +342,14 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert similar["similarity_models"] == len(decomposed) and similar["similarity_max_error"] < 1e-3
     checks = similar["similarity_checks"]
     assert len(checks["verdicts"]) == checks["members"] == len(twins) * (1 + len(analysis.QUANTITIES))
-    assert checks["status"] in inference.CALIBRATION_WORDS and 0 <= checks["said"] <= checks["simulations"]
+    assert checks["status"] in inference.RATE_WORDS and 0 <= checks["said"] <= checks["simulations"]
     assert checks["simulations"] == smoke.analysis.null_simulations and checks["worst_models"] == sorted(decomposed)
     assert checks["explorer_pairs"] == similar["similarity_pairs"]  # smoke offers every pair
     offered = downloads_in((root / "_build" / "html" / "book" / "07_similarity.html").read_text())
     assert len(offered["similarity_pairs.csv"]) == similar["similarity_pairs"] * len(decomposed)
 
 
+@pytest.mark.xdist_group("smoke-book")  # one lane: the module's smoke book is built once
 def test_after_a_run_a_chapter_opens_in_jupyterlab_with_its_outputs_trusted(smoke_book):
     """JupyterLab's Jupytext contents manager opens the .py with the outputs of the newer executed .ipynb.
 
@@ -441,6 +469,7 @@ def typeset_math(browser, timeout: float = 20.0) -> dict:
 TEMPLATE_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 
 
+@pytest.mark.xdist_group("smoke-book")  # one lane: the module's smoke book is built once
 def test_every_page_reads_well_in_chromium(smoke_book):
     """The built HTML in headless Chromium, offline, as a reader meets it, at a laptop's and a narrow width.
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from cwi import config
+from cwi import analysis, config
 
 
 def test_profiles_named_after_their_keys():
@@ -97,7 +97,21 @@ def test_the_search_grid_is_every_combination_of_its_values():
         assert searched == set(itertools.product(*grid.values()))
         fixed = {k: v for k, v in dataclasses.asdict(base).items() if k not in grid}  # every other setting is the base's
         assert all({k: v for k, v in dataclasses.asdict(c).items() if k not in grid} == fixed for c in candidates)
-    assert default.seed_list(7) == [7, 8, 9][: default.seeds] and default.seeds >= 3
+    # The search uses the profile's seed; the fresh seeds are the next ones, so none played a part in a choice.
+    assert default.search_seed(7) == 7 and default.seed_list(7) == [8, 9, 10, 11, 12] and default.seeds >= 5
+    assert default.replication_seeds <= default.seeds
+
+
+def test_controls_and_claims_name_what_exists():
+    assert tuple(analysis.CONTROLS) == config.CONTROL_NAMES
+    with pytest.raises(ValueError, match="partials frequency out of self-information"):
+        config.AnalysisSettings(claims=(("si", ("ig",), ("self_information",), "frequency"),))
+    with pytest.raises(ValueError, match="each claim is"):
+        config.AnalysisSettings(claims=(("old", ("ig",), ("information_gain",)),))
+    with pytest.raises(ValueError, match="replication_seeds"):
+        dataclasses.replace(config.get_profile("default").finetune, replication_seeds=9)
+    with pytest.raises(ValueError, match="at least two|>= 2"):
+        dataclasses.replace(config.get_profile("default").finetune, seeds=1)
 
 
 def test_shared_names_agree_with_the_modules_that_use_them():

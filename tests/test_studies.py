@@ -118,8 +118,8 @@ PROBLEMS = {
                                 "must be str"),
     "a pair of one model": ('extends = "smoke"\n[pairs.mine]\npretrained = "book-sup-simcse"\n'
                             'finetuned = "book-sup-simcse"\n', "pairs.mine", "name the same model"),
-    "settings across blocks": ('extends = "smoke"\n[attribution]\ntrajectory_seeds = 9\n', "settings",
-                               "profile 'study': attribution.trajectory_seeds"),
+    "settings across blocks": ('extends = "smoke"\n[attribution]\ndraw_methods = ["shap"]\n', "settings",
+                               "profile 'study': analysis.claims use ig"),
 }
 
 

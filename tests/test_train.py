@@ -181,15 +181,12 @@ def test_the_trajectory_has_every_snapshot_and_a_rerun_computes_nothing(data_dir
     from cwi import analysis, attribution
 
     first = pipeline.trajectory(SMOKE, supervised=False)
-    seeds = SMOKE.finetune.seed_list(SMOKE.seed)[:SMOKE.attribution.trajectory_seeds]
-    assert sorted(first["seed"].unique()) == seeds and len(seeds) > 1  # each followed seed's own run
-    for seed in seeds:
-        run = runs.simcse_run(SMOKE, False, runs.chosen(SMOKE, False), seed)
-        of_seed = first[first["seed"] == seed]
-        assert sorted(of_seed["step"].unique()) == list(run.dev_scores().index)
-        assert set(of_seed["quantity"]) == set(analysis.QUANTITIES)
-        kept = of_seed.drop_duplicates("step").set_index("step")
-        assert kept["chosen"].sum() == 1 and kept.index[kept["chosen"]][0] == run.best_step
+    run = runs.simcse_run(SMOKE, False, runs.chosen(SMOKE, False), SMOKE.finetune.search_seed(SMOKE.seed))
+    assert set(first["seed"]) == {SMOKE.seed}  # the search seed's run of the chosen recipe
+    assert sorted(first["step"].unique()) == list(run.dev_scores().index)
+    assert set(first["quantity"]) == set(analysis.QUANTITIES)
+    kept = first.drop_duplicates("step").set_index("step")
+    assert kept["chosen"].sum() == 1 and kept.index[kept["chosen"]][0] == run.best_step
     assert (first["low"] <= first["beta"]).all() and (first["beta"] <= first["high"]).all()
     # The change since the base is paired: zero at the base, and inside its interval elsewhere.
     base = first[first["step"] == 0]
@@ -203,6 +200,8 @@ def test_the_trajectory_has_every_snapshot_and_a_rerun_computes_nothing(data_dir
     monkeypatch.setattr(train, "train_simcse", must_not_compute)
     monkeypatch.setattr(attribution, "word_weights", must_not_compute)
     pd.testing.assert_frame_equal(pipeline.trajectory(SMOKE, supervised=False), first)
+    # Step 0 is the base itself, under its own name: both runs' trajectories share its tables.
+    pipeline.trajectory(SMOKE, supervised=True)
 
 
 def test_two_seeds_give_different_weights_and_one_seed_the_same(data_dir, tmp_path, monkeypatch):
@@ -228,12 +227,82 @@ def test_two_seeds_give_different_weights_and_one_seed_the_same(data_dir, tmp_pa
         runs.book_checkpoint("unsup-simcse", SMOKE, seed=999)
 
 
-def test_every_seed_has_one_name_and_the_first_is_the_registered_model():
-    """The Fine-tuning and Correlations chapters read a seed's tables under these names."""
-    profile = dataclasses.replace(SMOKE, seed=7, finetune=dataclasses.replace(SMOKE.finetune, seeds=3))
+def test_every_drawn_model_has_one_name_and_no_seed_of_the_search():
+    """The Fine-tuning and Correlations chapters read a drawn model's tables under these names."""
+    profile = dataclasses.replace(SMOKE, seed=7, finetune=dataclasses.replace(SMOKE.finetune, seeds=3,
+                                                                                replication_seeds=2))
     names = pipeline.seed_model_names("book-sup-simcse", profile)
-    assert names == {7: "book-sup-simcse", 8: "book-sup-simcse (seed 8)", 9: "book-sup-simcse (seed 9)"}
-    assert len(set(names.values())) == 3
+    assert names == {8: "book-sup-simcse (seed 8)", 9: "book-sup-simcse (seed 9)", 10: "book-sup-simcse (seed 10)"}
+    draws = pipeline.draw_models(profile)
+    assert draws["book-unsup-control (seed 9)"] == ("book-unsup-control", 9)
+    assert draws["book-mlm-2"] == ("book-mlm-2", None)
+    assert sorted(s for m, s in draws.values() if m == "book-unsup-simcse-2") == [8, 9]
+    assert 7 not in {seed for _, seed in draws.values()}  # the search's seed draws nothing
+    assert len(draws) == 4 * 3 + 1 + 2 * 2
+    comparisons = pipeline.comparisons(profile)
+    assert comparisons["book-sup"].controls == tuple(f"book-sup-control (seed {s})" for s in (8, 9, 10))
+    assert comparisons["book-sup (selected)"].finetuned == ("book-sup-simcse",)
+    assert comparisons["book-unsup-2"].pretrained == "book-mlm-2"
+    alone = dataclasses.replace(profile, finetune=dataclasses.replace(profile.finetune, controls=False,
+                                                                       replication_seeds=0))
+    assert not any("control" in name or "-2" in name for name in pipeline.draw_models(alone))
+
+
+def test_a_drawn_run_is_the_search_runs_schedule_stopped_at_the_recipes_step(data_dir):
+    """A fresh seed stops at the recipe's step; its control trains on the same batches with another loss."""
+    specs = runs.draw_specs(SMOKE)
+    stop = {False: runs.recipe_step(SMOKE, False), True: runs.recipe_step(SMOKE, True)}
+    assert {(s.kind, s.seed) for s in specs if s.base is None} == {
+        (kind, seed) for kind in runs.KINDS for seed in SMOKE.finetune.seed_list(SMOKE.seed)}
+    assert all(s.stop == stop[s.supervised] and s.settings == runs.chosen(SMOKE, s.supervised) for s in specs)
+    second = [s for s in specs if s.base is not None]
+    assert {s.kind for s in second} == {"unsup-simcse", "unsup-control"} and len(second) == 2 * SMOKE.finetune.replication_seeds
+    assert all(s.base == runs.second_base(SMOKE) for s in second)
+    simcse = runs.seed_runs(SMOKE, "unsup-simcse")
+    control = runs.seed_runs(SMOKE, "unsup-control")
+    seed = SMOKE.finetune.seed_list(SMOKE.seed)[0]
+    assert simcse[seed].last_step == control[seed].last_step == stop[False]
+    assert len(simcse[seed].record["losses"]) == stop[False] and control[seed].record["objective"] == "control"
+    assert list(simcse[seed].dev_scores().index) == [0, stop[False]]  # no snapshot of its own to choose from
+    assert runs.book_checkpoint("unsup-control", SMOKE, seed) == control[seed].checkpoint(stop[False])
+    assert runs.book_checkpoint("unsup-simcse-2", SMOKE, seed) != runs.book_checkpoint("unsup-simcse", SMOKE, seed)
+    # The search run, to the same step, is the same model a fresh seed would be with the search's seed.
+    search_run = runs.simcse_run(SMOKE, False, runs.chosen(SMOKE, False), SMOKE.seed)
+    stopped = runs.simcse_run(SMOKE, False, runs.chosen(SMOKE, False), SMOKE.seed, stop=stop[False])
+    a = models.load_encoder(search_run.checkpoint(stop[False])).model.state_dict()
+    b = models.load_encoder(stopped.checkpoint(stop[False])).model.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_a_control_trains_on_simcses_batches_with_its_own_loss(tmp_path):
+    """The masked-LM control and the NLI classifier: the loss at step 1 is the objective's, on the same examples."""
+    tokenizer = train.train_wordpiece(["a man plays a guitar", "a woman sings", "the dog runs fast"] * 20, 60)
+    mlm = config.MLMSettings(corpus_limit=None, heldout=1, steps=1, vocab_size=60, hidden_size=16, layers=1,
+                             heads=2, intermediate_size=32, max_length=16, batch_size=4)
+    model = train.new_mlm_model(mlm, tokenizer)
+    train.save_checkpoint(tmp_path / "base", model, tokenizer, {"kind": "mlm"})
+    triplets = [("a man plays a guitar", "a man plays", "a woman sings")] * 8
+    settings = config.SimCSESettings(steps=3, batch_size=4, lr=1e-3, snapshots=(2,))
+    _, _, record = train.train_control(tmp_path / "base", triplets, settings, True, seed=0, progress=False)
+    assert record["objective"] == "control" and record["kind"] == "sup-control"
+    assert record["losses"][0] == pytest.approx(math.log(2), abs=0.3)  # two labels, an untrained classifier
+    sentences = [t[0] for t in triplets]
+    _, _, record = train.train_control(tmp_path / "base", sentences, settings, False, seed=0, progress=False, stop=2)
+    assert len(record["losses"]) == 2 and record["losses"][0] == pytest.approx(math.log(60), abs=1.0)
+    with pytest.raises(ValueError, match="stop must be a step"):
+        train.train_control(tmp_path / "base", sentences, settings, False, stop=9, progress=False)
+
+
+def test_length_sorted_chunks_give_one_padded_batchs_vectors(tiny_encoder):
+    """Chunking by length changes the padding, not a sentence's vector (eval mode: no dropout draws)."""
+    texts = ["a", "a much longer sentence than the others here", "two words", "three words here", "x y"]
+    model = tiny_encoder.model.eval()
+    with torch.no_grad():
+        chunked = train.encode_pooled(model, tiny_encoder.tokenizer, texts, 32, "mean", chunks=3)
+        batch = tiny_encoder.tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
+        whole = train.pool(model(**batch).last_hidden_state, batch["attention_mask"], "mean")
+    assert torch.allclose(chunked, whole, atol=1e-5)
+    assert train.length_chunks([5, 1, 3, 2], 2) == [[1, 3], [2, 0]]
 
 
 def test_a_saved_checkpoint_draws_no_progress_bar(tiny_encoder, tmp_path, capfd):
@@ -253,12 +322,14 @@ def test_the_terminal_names_each_search_candidate_and_seed(data_dir, tmp_path, m
     grid = (("temperature", (0.07, 0.09)),)  # values no other test trains: these runs are cache misses
     profile = dataclasses.replace(SMOKE, finetune=dataclasses.replace(SMOKE.finetune, sup_search=grid, seeds=2))
     runs.search(profile, supervised=True)
-    runs.seed_runs(profile, supervised=True)
+    runs.seed_runs(profile, "sup-simcse")
     starts = [line for line in log.read_text().splitlines() if line.endswith("steps to do")]
-    steps = profile.finetune.sup.steps
-    assert starts == [f"sup-SimCSE 1/2 temperature=0.07: {steps} steps to do",
-                      f"sup-SimCSE 2/2 temperature=0.09: {steps} steps to do",
-                      f"sup-SimCSE seed {SMOKE.seed + 1}: {steps} steps to do"]  # the first seed is the search's run
+    steps, stop = profile.finetune.sup.steps, runs.recipe_step(profile, True)
+    assert starts[:2] == [f"sup-SimCSE 1/2 temperature=0.07: {steps} steps to do",
+                          f"sup-SimCSE 2/2 temperature=0.09: {steps} steps to do"]
+    fresh = SMOKE.seed + 1  # the search's own seed draws nothing
+    assert f"sup-SimCSE seed {fresh}: {stop} steps to do" in starts
+    assert f"sup-control seed {fresh}: {stop} steps to do" in starts
 
 
 def test_damaged_checkpoints_are_trained_again_and_a_supplied_one_is_refused(data_dir, tmp_path, monkeypatch, caplog):
