@@ -57,18 +57,9 @@ def load(name: str):
     ``random-bert``: an untrained BERT of the default masked-LM's sizes, with all-MiniLM-L6-v2's tokenizer.
     """
     if name == "random-bert":
-        from transformers import BertConfig, BertModel
+        from similarity import book_size_bert  # benchmarks/similarity.py
 
-        from cwi import config, encoders
-
-        mlm = config.PROFILES["default"].finetune.mlm
-        tokenizer = models.load_encoder("all-MiniLM-L6-v2").tokenizer
-        torch.manual_seed(0)
-        model = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=mlm.hidden_size,
-                                     num_hidden_layers=mlm.layers, num_attention_heads=mlm.heads,
-                                     intermediate_size=mlm.intermediate_size, attn_implementation="eager"),
-                          add_pooling_layer=False)
-        return encoders.Encoder(model, tokenizer, "mean", name)
+        return book_size_bert()
     if name.startswith("book-"):
         return pipeline.load_encoder(name, "default")
     return models.load_encoder(name)

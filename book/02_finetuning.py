@@ -251,7 +251,7 @@ display(Markdown(
 # selected, not drawn: if contrastive training weights informative words and
 # dev quality rewards that, the selection favours the hypothesis. The claims of
 # the Correlations chapter are therefore decided on **fresh seeds**:
-# `finetune.seeds` runs of each chosen recipe with seeds the search never used,
+# `finetune.seeds` runs of each chosen recipe with seeds no search used,
 # every one stopped at the **recipe's step**, the step the search chose on dev
 # for the recipe (the schedule stays the recipe's own, so the model at that
 # step is the one a full run would have there). No seed keeps a best snapshot
@@ -267,21 +267,24 @@ display(Markdown(
 # pooling, with another loss:
 #
 # - **unsupervised**: masked-LM (the base's own objective and masking rate) on
-#   unsupervised SimCSE's Wikipedia sentences. It rules out that more training
+#   unsupervised SimCSE's Wikipedia sentences. It tests whether more training
 #   on these sentences, at this learning rate and dropout, is what changes the
-#   weighting;
+#   weighting (the base has seen them already, in its own pre-training, so its
+#   own change may be small: the Correlations chapter prints it);
 # - **supervised**: a softmax classifier of entailment against contradiction
 #   over $(u, v, |u - v|)$ of the two pooled sentences (Sentence-BERT's
 #   objective {cite}`reimers2019sentence`, two labels because the triplets hold
 #   no neutral hypothesis), on supervised SimCSE's triplets, the classifier
-#   dropped afterwards as SimCSE's MLP head is. It rules out that supervision
+#   dropped afterwards as SimCSE's MLP head is. It tests whether supervision
 #   by the same NLI pairs, without a contrastive loss, is what changes it.
 #
 # The Correlations chapter's difference in differences, the change after
 # SimCSE minus the change after its control, is what it credits to the
-# contrastive objective. What no control rules out: a contrastive loss with
-# other hyper-parameters than the searched ones, and any effect of the
-# objective that the control's own loss happens to share.
+# contrastive objective, against this control. What no control rules out: the
+# learning rate, step and dropout were searched for SimCSE, not for the
+# control; any effect of the objective that the control's own loss shares
+# cancels; and a control that is the worse sentence encoder makes the contrast
+# one of similarity quality as well as of objective.
 #
 # **A second base.** The base search's runner-up (below) carries the
 # unsupervised recipe and its control again, with the first
@@ -412,10 +415,11 @@ if {"unsup-control", "sup-control"} <= set(versus.index):
         f"On STS-B test, the controls move the base by {versus['unsup-control']:+.1f} (unsupervised) and "
         f"{versus['sup-control']:+.1f} points (supervised) on average, SimCSE's fresh seeds by "
         f"{versus['unsup-SimCSE']:+.1f} and {versus['sup-SimCSE']:+.1f}: "
-        + ("each control is a worse sentence encoder than its SimCSE twin, as a non-contrastive objective should be."
+        + ("each control is the worse sentence encoder of its pair, so the difference in differences compares "
+           "similarity quality as well as objectives."
            if versus["unsup-control"] < versus["unsup-SimCSE"] and versus["sup-control"] < versus["sup-SimCSE"]
            else "a control is as good a sentence encoder as its SimCSE twin here, so the contrast between them is "
-                "not one of similarity quality.")))
+                "not one of similarity quality alone.")))
 
 # %% tags=["remove-input"]
 base_stsb = by_seed.loc["book-mlm", "stsb"]

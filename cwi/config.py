@@ -274,7 +274,7 @@ class FinetuneSettings:
         recipe; its kept step is the recipe's step.
     seeds
         Fresh seeds the chosen recipe is drawn with, ``seed + 1, ..., seed +
-        seeds`` of the profile: none played a part in any choice, and each is the
+        seeds`` of the profile: no search used them, and each is the
         model at the recipe's step (no seed keeps a best snapshot of its own).
         At least 2, so that the seeds' spread can be measured.
     controls

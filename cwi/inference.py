@@ -19,43 +19,58 @@ correlation) x reading is one member of the *primary family*.
 
 **The rule** (:func:`decide`).  Member m's statistic is ``T_m = |d_m| / se_m``,
 with se from the sentence bootstrap (:class:`cwi.analysis.SentenceBootstrap`).
-The critical value c comes from the null itself: Westfall and Young's
-single-step max-T over permutations that exchange the models of each pair
-within every sentence (one relabelling per cluster of sentences that the
-bootstrap resamples as one unit, shared by every method, quantity, adjustment
-and dataset), each permuted data set refitted and studentised anew.  c is the
-`level` quantile of ``max_m T*_m`` with the observed labelling counted in, so
-under the complete null of exchangeable models the chance that any member is
-called is at most ``1 - level`` by construction, up to the Monte Carlo error of
-c, which :func:`error_rates` measures.  Member m is called when ``T_m > c``;
-its interval ``d_m +- c se_m`` excludes 0 exactly then (a bootstrap standard
-error with the permutation critical value), and the adjusted p-value is the
-share of permutations whose maximum reaches ``T_m``.
+The critical value combines two references:
+
+* the null itself: Westfall and Young's single-step max-T over permutations
+  that exchange the models of each pair within every sentence (one relabelling
+  per cluster of sentences that the bootstrap resamples as one unit, shared by
+  every method, quantity, adjustment and dataset), each permuted data set
+  refitted and studentised anew; ``c_perm`` is the order statistic of
+  ``max_m T*_m`` that, with the observed labelling counted in, makes the test
+  exact under the complete null of exchangeable models
+  (:func:`permutation_critical`);
+* the bootstrap: ``c_boot``, the `level` quantile of the centred max-t over the
+  sentence resamples (:func:`simultaneous`), whose band covers every member
+  at once whatever the models' other differences (approximately).
+
+c is the larger of the two.  Exchangeability is a strong null (fine-tuning may
+change a model's spread of weights while leaving a slope alone), under which
+the permutation alone is exact but the test of "Δβ = 0, the models otherwise
+different" is only approximate; the bootstrap band covers that case, and the
+larger critical value keeps both properties.  Member m is called when
+``T_m > c``; its interval ``d_m +- c se_m`` excludes 0 exactly then.  The
+adjusted p-value is the permutation's: the share of permutations whose maximum
+reaches ``T_m``.
 
 **Two populations.**  The sentence bootstrap holds the trained models fixed,
 so a call is about *these* models.  For a recipe drawn with k seeds,
 :func:`decide` also gives a *recipe-level* interval whose variance adds the
-seeds' spread, ``se^2 + s_f^2 / k_f (+ s_c^2 / k_c)`` (fine-tuned and control
-seeds' own contrasts), with Welch-Satterthwaite degrees of freedom and a
-Bonferroni t critical value over the recipe-level members (never below c, so
-that a call for the recipe is a call for these models too): only it may speak
-for the recipe.
+seeds' spread, ``se^2 + s_f^2 / k_f`` (against the base) or ``se^2 + s_d^2 / k``
+(against the control, seed i's SimCSE run and control sharing their batches:
+the spread of the paired differences), with Welch-Satterthwaite degrees of
+freedom and a Bonferroni t critical value over the recipe-level members (never
+below c, so that a call for the recipe is a call for these models too): only
+it may speak for the recipe, from this base.  (It counts the seed x sentence
+interaction twice, once in each term: it errs wide.)
 
 A claim about several comparisons at once holds only when every one of them
 does (an intersection-union test, no further adjustment): :func:`claim_word`.
 The per-dataset claim is a second family (:func:`per_dataset`).
 
-:func:`error_rates` measures the rule: under the sharp null (fresh random
-relabellings against the same c), under an effect-removed null (the sentence
-bootstrap's draws centred on the estimates: the estimated effects subtracted,
-the models otherwise as they are), and with something planted on relabelled
-data (:class:`Scenario`): an effect (the power) or seeds that wander around no
+:func:`error_rates` measures the rule: under the sharp null (relabellings of
+their own random stream, judged against the same c), in the bootstrap's world
+with every effect removed (the sentence resamples' draws centred on the
+estimates, judged against c with the observed standard errors: a bootstrap
+estimate of the band's family-wise error, below 1 - level whenever c is at
+least c_boot), and with something planted on relabelled data
+(:class:`Scenario`): an effect (the power) or seeds that wander around no
 effect (which the models-level rule should, and the recipe-level rule should
 not, call).
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,7 +80,7 @@ from scipy import stats as scistats
 from .analysis import PairFits, refit_many, t_interval, verdict
 
 __all__ = ["STATISTICS", "READINGS", "MEMBER_VERDICTS", "CLAIM_WORDS", "simultaneous", "contrasts", "seed_contrasts",
-           "relabellings", "permutation_maxima", "permutation_critical", "decide", "family", "per_dataset", "method_claims", "claim_word",
+           "relabellings", "stream", "permutation_maxima", "permutation_critical", "decide", "family", "per_dataset", "method_claims", "claim_word",
            "Scenario", "error_rates", "RATE_WORDS", "calibration_status"]
 
 # The two statistics of a contrast: the change of slope and the change of correlation.
@@ -289,21 +304,38 @@ def _needed(results: PairFits, claims, pairs, datasets=("all",)) -> list[tuple]:
     return sorted(keys & set(results.fits))
 
 
+def stream(seed: int, purpose: str) -> np.random.Generator:
+    """A random stream of its own for each use of `seed` (the permutations, each scenario's simulations).
+
+    Streams that shared a seed would share their relabellings: a "no effect" simulation would then
+    re-count the very permutations that set the critical value, and could not fail.
+    """
+    return np.random.default_rng([seed, zlib.crc32(purpose.encode())])
+
+
+def _studentised(estimates: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """``|estimate| / se``, NaN where the standard error is not a positive number (no spread: nothing to test)."""
+    usable = np.isfinite(estimates) & np.isfinite(se) & (se > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(usable, np.abs(estimates) / se, np.nan)
+
+
 def permutation_maxima(results: PairFits, claims, members: pd.DataFrame, permutations: int, seed: int) -> np.ndarray:
     """``max_m |d*_m| / se*_m`` over the family `members` on each of `permutations` relabelled data sets.
 
     Each permutation relabels every pair's models per cluster (:func:`relabellings`)
     and refits every member, its standard error from the same bootstrap draws.
+    A member without spread in a permutation is left out of that maximum.
     """
-    rng = np.random.default_rng(seed)
+    rng = stream(seed, "permutations")
     pairs = list(dict.fromkeys(members["pair"]))
     keys, labels = _needed(results, claims, pairs), _labels(members)
     maxima = np.empty(permutations)
     for p in range(permutations):
         fits = _refitted(results, keys, relabellings(results, rng, pairs))
         estimates, se, _, _ = _member_values(fits, results, claims, labels)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            maxima[p] = np.nanmax(np.abs(estimates) / se)
+        t = _studentised(estimates, se)
+        maxima[p] = np.nanmax(t) if np.isfinite(t).any() else 0.0
     return maxima
 
 
@@ -334,9 +366,13 @@ def _recipe(members: pd.DataFrame, se: np.ndarray, level: float, seed_values, co
     for i, (seeds, control) in enumerate(zip(seed_values, control_values)):
         if len(seeds) < 2 or (control is not None and len(control) < 2):
             continue
-        parts = [np.var(seeds, ddof=1) / len(seeds)] + ([np.var(control, ddof=1) / len(control)]
-                                                        if control is not None else [])
-        dfs = [len(seeds) - 1] + ([len(control) - 1] if control is not None else [])
+        if control is not None and len(control) == len(seeds):
+            # Seed i's SimCSE run and its control share their batches: paired, one spread of the differences.
+            parts, dfs = [np.var(np.asarray(seeds) - np.asarray(control), ddof=1) / len(seeds)], [len(seeds) - 1]
+        else:
+            parts = [np.var(seeds, ddof=1) / len(seeds)] + ([np.var(control, ddof=1) / len(control)]
+                                                            if control is not None else [])
+            dfs = [len(seeds) - 1] + ([len(control) - 1] if control is not None else [])
         between[i] = sum(parts)
         terms[i] = sum(part**2 / df for part, df in zip(parts, dfs))
     total = np.sqrt(se**2 + between)
@@ -362,23 +398,32 @@ def decide(members: pd.DataFrame, draws: np.ndarray, maxima: np.ndarray, level: 
     Returns
     -------
     pandas.DataFrame
-        `members` with ``se``, ``t`` (``|estimate| / se``), ``critical`` (c),
-        ``p_adjusted``, ``low``/``high`` (``estimate +- c se``: these trained
-        models), ``verdict`` (codes of :data:`cwi.analysis.VERDICTS`), and the
-        recipe-level ``recipe_se``, ``recipe_df``, ``recipe_critical``,
+        `members` with ``se``, ``t`` (``|estimate| / se``), ``critical`` (c,
+        the larger of ``permutation_critical`` and ``bootstrap_critical``: the
+        test stays exact under exchangeable models, and the band keeps the
+        bootstrap's simultaneous coverage where the models differ otherwise),
+        ``p_adjusted`` (the permutation's), ``low``/``high`` (``estimate +- c se``:
+        these trained models), ``verdict`` (codes of :data:`cwi.analysis.VERDICTS`),
+        and the recipe-level ``recipe_se``, ``recipe_df``, ``recipe_critical``,
         ``recipe_low``/``recipe_high`` and ``recipe_verdict`` (NaN and
-        ``"unclear"`` where the seeds' spread cannot be measured).
+        ``"unclear"`` where the seeds' spread cannot be measured).  A member
+        without spread (no positive standard error) gets NaN and ``"unclear"``.
     """
     table = members.copy()
     if not len(table):
         return table.assign(se=[], t=[], critical=[], p_adjusted=[], low=[], high=[], verdict=[])
     se = draws.std(axis=0, ddof=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.abs(table["estimate"].to_numpy()) / se
-    critical = permutation_critical(maxima, level)
+    t = _studentised(table["estimate"].to_numpy(), se)
+    permuted = permutation_critical(maxima, level)
+    _, _, bootstrapped = simultaneous(table["estimate"].to_numpy(), draws, level)
+    critical = max(permuted, bootstrapped) if np.isfinite(bootstrapped) else permuted
     table["se"], table["t"], table["critical"] = se, t, critical
-    table["p_adjusted"] = [(1 + (maxima >= value).sum()) / (len(maxima) + 1) for value in t]
-    table["low"], table["high"] = table["estimate"] - critical * se, table["estimate"] + critical * se
+    table["permutation_critical"], table["bootstrap_critical"] = permuted, bootstrapped
+    table["p_adjusted"] = [(1 + (maxima >= value).sum()) / (len(maxima) + 1) if np.isfinite(value) else np.nan
+                           for value in t]
+    usable = np.isfinite(t)
+    table["low"] = np.where(usable, table["estimate"] - critical * se, np.nan)
+    table["high"] = np.where(usable, table["estimate"] + critical * se, np.nan)
     table["verdict"] = [verdict(lo, hi) if np.isfinite(lo) else "unclear" for lo, hi in zip(table["low"], table["high"])]
     total, df, recipe_critical = _recipe(table, se, level, table["seed_values"], table["control_values"], critical)
     table["recipe_se"], table["recipe_df"], table["recipe_critical"] = total, df, recipe_critical
@@ -515,10 +560,13 @@ def error_rates(results: PairFits, claims, members: pd.DataFrame, draws: np.ndar
       measures the Monte Carlo error of c.  With `datasets`, the per-dataset
       claim's rate too.
     * "effect removed": every member's estimated effect subtracted, the models
-      otherwise as they are: the sentence bootstrap's `draws` centred on the
-      estimates, each replicate a data set of this null, its members judged
-      by ``|d* - d| / se > critical`` (no refitting: `simulations` is ignored,
-      each of the B draws is one).
+      otherwise as they are, in the bootstrap's world: each sentence resample's
+      draws centred on the estimates, judged by ``|d* - d| / se > critical``
+      with the observed standard errors (no refitting: `simulations` is
+      ignored, each of the B resamples counts once).  The resamples come from
+      one sample, so the rate's interval covers the resampling only; the rate
+      is below 1 - level whenever `critical` is at least the bootstrap's own
+      max-t value.
     * anything else: planted on freshly relabelled data (:class:`Scenario`).
 
     Returns
@@ -574,7 +622,7 @@ def error_rates(results: PairFits, claims, members: pd.DataFrame, draws: np.ndar
             judge(row, se, None, None)
         simulations = len(draws)
     else:
-        rng = np.random.default_rng(seed)
+        rng = stream(seed, scenario.name)
         pairs = list(dict.fromkeys(members["pair"]))
         dataset_claim = claims[0]
         keys = _needed(results, claims, pairs, ("all", *datasets))

@@ -199,7 +199,8 @@ def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress:
     return frame
 
 
-# Attributing in worker processes pays from this many sentence attributions still to compute (cwi.workers).
+# Attributing in worker processes pays from this many sentence attributions still to compute, counted for a
+# model of a million parameters outside its embeddings (cwi.workers).
 PARALLEL_MIN_SENTENCES = 1_000
 
 
@@ -252,11 +253,16 @@ def profile_word_weights(profile, encoders: dict[str, Encoder] | None = None,
     fingerprints = {name: encoder_fingerprint(encoders[name]) for name in models}  # once per model, not per table
     jobs = []
     for name in models:
-        missing = _missing_sentences(encoders[name], profile, methods, fingerprints[name])
-        if missing:
-            folder = getattr(encoders[name], "folder", None)
-            jobs.append(workers.Job(_attribute, (profile, name, folder, encoders[name].pooling, methods), missing))
-    workers.fill(jobs, PARALLEL_MIN_SENTENCES, "word-weight models")
+        # A job's work: its sentences x the model's parameters outside the embeddings (what a forward pass
+        # costs), so that the costliest tables start first and no long job is left running alone at the end.
+        size = sum(p.numel() for key, p in encoders[name].model.named_parameters() if "embeddings" not in key)
+        for method in methods:
+            missing = _missing_sentences(encoders[name], profile, [method], fingerprints[name])
+            if missing:
+                jobs.append(workers.Job(_attribute, (profile, name, encoders[name].folder, encoders[name].pooling,
+                                                     [method]), missing * size))
+    if sum(job.work for job in jobs) >= PARALLEL_MIN_SENTENCES * 1e6:
+        workers.fill(jobs, 0, "word-weight tables")
     tables = len(models) * len(settings.datasets) * len(methods)
     with Progress(tables, "word weights", "tables", announce_start=True) as bar:
         for name in models:
@@ -635,22 +641,29 @@ def sts_scores(profile, models: tuple[str, ...] | None = None, encoders: dict[st
     # distinct sentence is encoded once per model (the vectors do not depend on the batch around them).
     distinct = list(dict.fromkeys(s for rows in pairs.values() for s in (*rows["sentence1"], *rows["sentence2"])))
     frames = []
-    for name in names:
-        encoder = (encoders or {}).get(name) or load_encoder(name, profile)
-        key = {"version": PIPELINE_VERSION, "sts_version": 2, "model": name, "weights": weights_fingerprint(encoder),
-               "pooling": encoder.pooling, "max_length": encoder.max_length, "data": data_key}
-
-        def evaluate(encoder=encoder, name=name) -> pd.DataFrame:
-            vectors = dict(zip(distinct, encoder.encode(distinct)))
-            return pd.DataFrame([
-                {"model": name, "dataset": dataset,
-                 "spearman": evaluation.sts_spearman(np.stack([vectors[s] for s in rows["sentence1"]]),
-                                                     np.stack([vectors[s] for s in rows["sentence2"]]), rows["score"])}
-                for dataset, rows in pairs.items()
-            ])
-
-        frames.append(cache.cached_frame("sts_scores", key, evaluate))
+    with Progress(len(names), "STS test scores", "models", announce_start=len(names) > 1) as bar:
+        for name in names:
+            frames.append(_sts_frame(name, profile, encoders, pairs, data_key, distinct))
+            bar.update()
     return pd.concat(frames, ignore_index=True)
+
+
+def _sts_frame(name: str, profile, encoders, pairs: dict, data_key: dict, distinct: list[str]) -> pd.DataFrame:
+    """One model's STS test scores (:func:`sts_scores`), cached: each of the `distinct` sentences encoded once."""
+    encoder = (encoders or {}).get(name) or load_encoder(name, profile)
+    key = {"version": PIPELINE_VERSION, "sts_version": 2, "model": name, "weights": weights_fingerprint(encoder),
+           "pooling": encoder.pooling, "max_length": encoder.max_length, "data": data_key}
+
+    def evaluate() -> pd.DataFrame:
+        vectors = dict(zip(distinct, encoder.encode(distinct)))
+        return pd.DataFrame([
+            {"model": name, "dataset": dataset,
+             "spearman": evaluation.sts_spearman(np.stack([vectors[s] for s in rows["sentence1"]]),
+                                                 np.stack([vectors[s] for s in rows["sentence2"]]), rows["score"])}
+            for dataset, rows in pairs.items()
+        ])
+
+    return cache.cached_frame("sts_scores", key, evaluate)
 
 
 def similarity_models(profile) -> tuple[list[str], dict]:

@@ -77,14 +77,15 @@ def fill(jobs: list[Job], min_work: float, what: str = "jobs") -> bool:
     if count < 2 or sum(job.work for job in jobs) < min_work:
         return False
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from .progress import announce
+    from .progress import Progress, announce
 
     announce(f"{len(jobs)} {what} in {count} single-thread worker processes")
     with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_single_thread) as pool:
+                             initializer=_single_thread) as pool, Progress(len(jobs), what, "done") as bar:
         futures = [pool.submit(_call, job.function, job.args) for job in sorted(jobs, key=lambda job: -job.work)]
-        for future in futures:
+        for future in as_completed(futures):
             future.result()
+            bar.update()
     return True

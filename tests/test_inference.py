@@ -258,3 +258,37 @@ def test_a_measured_rate_is_read_against_the_nominal_rate_only():
     assert low < 0.05 < high
     with pytest.raises(ValueError, match="said <= simulations"):
         inference.calibration_status(5, 3, 0.95)
+
+
+def test_the_null_simulations_draw_relabellings_apart_from_the_critical_values():
+    """Shared with the permutations, a "no effect" simulation would re-count the maxima that set c: it could not fail."""
+    results = pair_fits(twin_frame(n_sentences=40, seeds=2), n_boot=100)
+    first = inference.relabellings(results, inference.stream(0, "permutations"), ["p"])["p"]
+    again = inference.relabellings(results, inference.stream(0, "permutations"), ["p"])["p"]
+    null = inference.relabellings(results, inference.stream(0, "no effect"), ["p"])["p"]
+    assert (first == again).all() and not (first == null).all()
+
+
+def test_a_member_without_spread_is_never_called():
+    results = pair_fits(twin_frame(n_sentences=60, seeds=2), n_boot=200)
+    members, draws = inference.contrasts(results, CLAIMS[:1])
+    draws = draws.copy()
+    draws[:, 0] = 0.0  # no spread: se is 0, |estimate| / se would be infinite
+    maxima = inference.permutation_maxima(results, CLAIMS[:1], members, 19, 0)
+    primary = inference.decide(members, draws, maxima, 0.95)
+    assert primary["verdict"].iloc[0] == "unclear" and np.isnan(primary["p_adjusted"].iloc[0])
+    assert np.isfinite(maxima).all()
+
+
+def test_the_critical_value_is_the_larger_of_the_permutations_and_the_bootstraps():
+    results = pair_fits(twin_frame(n_sentences=80, seeds=3, controls=3), n_boot=300)
+    primary, members, draws = decided(results, permutations=99)
+    _, _, bootstrapped = inference.simultaneous(members["estimate"].to_numpy(), draws, 0.95)
+    row = primary.iloc[0]
+    assert row["bootstrap_critical"] == pytest.approx(bootstrapped)
+    assert row["critical"] == max(row["permutation_critical"], row["bootstrap_critical"])
+    # Seed i's SimCSE run and its control share their batches: the recipe level reads their paired differences.
+    did = primary.query("claim == 'information gain' and statistic == 'delta beta' and reading == 'vs control'").iloc[0]
+    paired = np.var(did["seed_values"] - did["control_values"], ddof=1) / 3
+    assert did["recipe_se"] == pytest.approx(np.sqrt(did["se"] ** 2 + paired))
+    assert did["recipe_df"] == pytest.approx((did["se"] ** 2 + paired) ** 2 / (paired ** 2 / 2))
