@@ -216,7 +216,7 @@ display(Markdown(
 ))
 
 # %% [markdown]
-# ## Does the stopping rule stop in time? Word by word, against 129 points
+# ## Does the stopping rule stop in time? Word by word, against a finer rule
 #
 # The rule estimates the error of each rule it keeps from the two rules
 # embedded in it: a word's change from the rule of half the intervals measures
@@ -316,7 +316,10 @@ if len(drawn_weights):
         median_error=("error", "median"), max_word_error=("word_error", "max"), mean_points=("points", "mean"))
         .rename(columns=lambda c: c.replace("_", " ")).style.format(
         {"median error": "{:.2e}", "max word error": "{:.2e}", "mean points": "{:.1f}"}))
-    glue("drawn_models", int(drawn_weights["model"].nunique()), display=False)
+
+# %% tags=["remove-input"]
+glue("drawn_models", int(drawn_weights["model"].nunique()) if len(drawn_weights) else 0, display=False)
+if len(drawn_weights):
     display(Markdown(f"{drawn_weights['model'].nunique()} drawn models, {len(drawn_weights):,} word weights "
                      f"({drawn_seconds:.0f} s here, from the cache or computed); "
                      f"{attribution.unconverged(drawn_sentences['error'], drawn_sentences['word_error'], target).mean():.1%} "

@@ -266,7 +266,7 @@ display(Markdown(
 # and frequency; the claims were fixed anew before this run: the raw information
 # gain alone (the paper's), on content words, and beyond a linear trend in log
 # frequency and subword count, and self-information; Integrated Gradients only,
-# since the 24 drawn models carry no SHAP (the registered models' SHAP weights
+# since the drawn models carry no SHAP (the registered models' SHAP weights
 # are compared below, exploratory). The shuffle- and bin-corrected estimates
 # stay among the exploratory quantities.
 

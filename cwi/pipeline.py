@@ -204,27 +204,50 @@ def word_weights(encoder: Encoder, dataset: str, method: str, profile, progress:
 PARALLEL_MIN_SENTENCES = 1_000
 
 
-def _missing_sentences(encoder: Encoder, profile: config.Profile, methods, fingerprint: str) -> int:
+def _missing_sentences(encoder: Encoder, profile: config.Profile, methods, fingerprint: str,
+                       sentences_per_dataset: int | None = None) -> int:
     """Sentence attributions of `encoder`'s word-weight tables that the cache does not hold yet."""
     settings, missing = profile.attribution, 0
     for dataset in settings.datasets:
-        count = len(word_weight_sample(encoder.name, dataset, profile))
+        count = len(word_weight_sample(encoder.name, dataset, profile, sentences_per_dataset))
         for method in methods:
             for block in range(-(-count // settings.block_sentences)):
                 if word_weight_block(encoder, dataset, method, profile, block, compute=False,
-                                     fingerprint=fingerprint) is None:
+                                     sentences_per_dataset=sentences_per_dataset, fingerprint=fingerprint) is None:
                     missing += min(settings.block_sentences, count - block * settings.block_sentences)
     return missing
 
 
-def _attribute(profile: config.Profile, name: str, checkpoint: str | None, pooling: str, methods) -> None:
+def _attribute(profile: config.Profile, name: str, checkpoint: str | None, pooling: str, methods,
+               sentences_per_dataset: int | None = None) -> None:
     """A worker's job: every word-weight table of one model (from its checkpoint, or by name), into the cache."""
     encoder = (load_registered(checkpoint, pooling, name=name) if checkpoint is not None
                else load_encoder(name, profile))
     fingerprint = encoder_fingerprint(encoder)
     for dataset in profile.attribution.datasets:
         for method in methods:
-            word_weights(encoder, dataset, method, profile, fingerprint=fingerprint)
+            word_weights(encoder, dataset, method, profile, fingerprint=fingerprint,
+                         sentences_per_dataset=sentences_per_dataset)
+
+
+def _attribute_in_workers(profile: config.Profile, encoders: dict[str, Encoder], fingerprints: dict[str, str],
+                          methods, sentences_per_dataset: int | None = None) -> None:
+    """The missing word-weight tables of `encoders` (loaded from folders), in worker processes where it pays.
+
+    One job per model and method; a job's work is its sentences x the model's
+    parameters outside the embeddings (what a forward pass costs), so that the
+    costliest tables start first and no long job is left running alone at the end.
+    """
+    jobs = []
+    for name, encoder in encoders.items():
+        size = sum(p.numel() for key, p in encoder.model.named_parameters() if "embeddings" not in key)
+        for method in methods:
+            missing = _missing_sentences(encoder, profile, [method], fingerprints[name], sentences_per_dataset)
+            if missing:
+                jobs.append(workers.Job(_attribute, (profile, name, encoder.folder, encoder.pooling, [method],
+                                                     sentences_per_dataset), missing * size))
+    if sum(job.work for job in jobs) >= PARALLEL_MIN_SENTENCES * 1e6:
+        workers.fill(jobs, 0, "word-weight tables")
 
 
 def profile_word_weights(profile, encoders: dict[str, Encoder] | None = None,
@@ -251,18 +274,7 @@ def profile_word_weights(profile, encoders: dict[str, Encoder] | None = None,
     models = list(settings.models if models is None else models)
     encoders |= {name: encoders.get(name) or load_encoder(name, profile) for name in models}
     fingerprints = {name: encoder_fingerprint(encoders[name]) for name in models}  # once per model, not per table
-    jobs = []
-    for name in models:
-        # A job's work: its sentences x the model's parameters outside the embeddings (what a forward pass
-        # costs), so that the costliest tables start first and no long job is left running alone at the end.
-        size = sum(p.numel() for key, p in encoders[name].model.named_parameters() if "embeddings" not in key)
-        for method in methods:
-            missing = _missing_sentences(encoders[name], profile, [method], fingerprints[name])
-            if missing:
-                jobs.append(workers.Job(_attribute, (profile, name, encoders[name].folder, encoders[name].pooling,
-                                                     [method]), missing * size))
-    if sum(job.work for job in jobs) >= PARALLEL_MIN_SENTENCES * 1e6:
-        workers.fill(jobs, 0, "word-weight tables")
+    _attribute_in_workers(profile, {name: encoders[name] for name in models}, fingerprints, methods)
     tables = len(models) * len(settings.datasets) * len(methods)
     with Progress(tables, "word weights", "tables", announce_start=True) as bar:
         for name in models:
@@ -497,13 +509,16 @@ def trajectory(profile, supervised: bool, scales: dict[str, float] | None = None
     run = runs.simcse_run(profile, supervised, recipe, seed)
     scores = run.dev_scores()
     frames = []
+    # Step 0 is the base: its tables are book-mlm's, under the base's own name and weights.
+    snapshot_encoders = {step: load_registered(run.checkpoint(step), MODELS[f"book-{kind}"].pooling,
+                                               name="book-mlm" if step == 0 else f"book-{kind} step {step}")
+                         for step in scores.index}
+    fingerprints = {encoder.name: encoder_fingerprint(encoder) for encoder in snapshot_encoders.values()}
+    _attribute_in_workers(profile, {e.name: e for e in snapshot_encoders.values()}, fingerprints, ["ig"],
+                          settings.trajectory_sentences)
     with Progress(len(scores), f"trajectory {kind}", "snapshots", announce_start=True) as bar:
-        for step in scores.index:
-            # Step 0 is the base: its tables are book-mlm's, under the base's own name and weights.
-            name = "book-mlm" if step == 0 else f"book-{kind} step {step}"
-            encoder = load_registered(run.checkpoint(step), MODELS[f"book-{kind}"].pooling, name=name)
-            fingerprint = encoder_fingerprint(encoder)
-            frames += [word_weights(encoder, dataset, "ig", profile, fingerprint=fingerprint,
+        for step, encoder in snapshot_encoders.items():
+            frames += [word_weights(encoder, dataset, "ig", profile, fingerprint=fingerprints[encoder.name],
                                     sentences_per_dataset=settings.trajectory_sentences)
                        .assign(model=f"step {step}", dataset=dataset, method="ig") for dataset in settings.datasets]
             bar.update()
@@ -688,6 +703,26 @@ def similarity_sample(dataset: str, profile) -> pd.DataFrame:
     return data.sample_sts_pairs(dataset, profile.similarity.pairs_per_dataset, profile.seed)
 
 
+def _vector_key(encoder: Encoder, sentences: list[str], profile: config.Profile, fingerprint: str | None) -> dict:
+    """The cache key of a block of word vectors (:func:`sentence_vector_block`)."""
+    from . import similarity
+
+    settings, method = profile.attribution, profile.similarity.method
+    return {"model": encoder.name, "weights": fingerprint or encoder_fingerprint(encoder), "pooling": encoder.pooling,
+            "max_length": encoder.max_length, "sentences": cache.fingerprint_texts(sentences), "method": method,
+            "baseline": settings.baseline, **settings.method_settings(method), "version": attribution.ALGORITHM_VERSION,
+            "similarity_version": similarity.SIMILARITY_VERSION}
+
+
+def _vector_blocks(profile: config.Profile, name: str, checkpoint, pooling: str, blocks: list[list[str]]) -> None:
+    """A worker's job: blocks of word vectors of one model (from its folder, or by name), into the cache."""
+    encoder = (load_registered(checkpoint, pooling, name=name) if checkpoint is not None
+               else load_encoder(name, profile))
+    fingerprint = encoder_fingerprint(encoder)
+    for sentences in blocks:
+        sentence_vector_block(encoder, sentences, profile, fingerprint)
+
+
 def sentence_vector_block(encoder: Encoder, sentences: list[str], profile, fingerprint: str | None = None,
                           progress=None) -> dict:
     """Word vectors, embeddings and baselines of `sentences` (:func:`cwi.similarity.sentence_vectors`), cached as one block.
@@ -707,10 +742,7 @@ def sentence_vector_block(encoder: Encoder, sentences: list[str], profile, finge
     profile = config.get_profile(profile)
     settings, method = profile.attribution, profile.similarity.method
     method_settings = settings.method_settings(method)
-    key = {"model": encoder.name, "weights": fingerprint or encoder_fingerprint(encoder), "pooling": encoder.pooling,
-           "max_length": encoder.max_length, "sentences": cache.fingerprint_texts(sentences), "method": method,
-           "baseline": settings.baseline, **method_settings, "version": attribution.ALGORITHM_VERSION,
-           "similarity_version": similarity.SIMILARITY_VERSION}
+    key = _vector_key(encoder, sentences, profile, fingerprint)
 
     ran = []
 
@@ -783,11 +815,25 @@ def pair_decompositions(profile, encoders: dict[str, Encoder] | None = None) -> 
 
     total = len(models) * sum(len(block_sentences(b)) for bs in blocks.values() for b in bs)
     encoders = dict(encoders or {})
+    encoders |= {name: encoders.get(name) or load_encoder(name, profile) for name in models}
+    fingerprints = {name: encoder_fingerprint(encoders[name]) for name in models}
+    # The missing blocks in worker processes first, one job per model and dataset (cwi.workers).
+    jobs = []
+    for name in models:
+        encoder = encoders[name]
+        size = sum(p.numel() for key, p in encoder.model.named_parameters() if "embeddings" not in key)
+        for dataset_blocks in blocks.values():
+            missing = [block_sentences(b) for b in dataset_blocks if not cache.artefact_path(
+                "word_vectors", _vector_key(encoder, block_sentences(b), profile, fingerprints[name]), ".pt").exists()]
+            if missing:
+                jobs.append(workers.Job(_vector_blocks, (profile, name, encoder.folder, encoder.pooling, missing),
+                                        sum(map(len, missing)) * size))
+    if sum(job.work for job in jobs) >= PARALLEL_MIN_SENTENCES * 1e6:
+        workers.fill(jobs, 0, "word-vector blocks")
     pair_rows, word_frames, decompositions = [], [], {}
     with Progress(total, "similarity word vectors", "sentences", announce_start=True) as bar:
         for name in models:
-            encoder = encoders.get(name) or load_encoder(name, profile)
-            fingerprint = encoder_fingerprint(encoder)
+            encoder, fingerprint = encoders[name], fingerprints[name]
             for dataset, dataset_blocks in blocks.items():
                 bar.set_postfix(last=f"{name} {dataset}")
                 for block in dataset_blocks:

@@ -175,8 +175,8 @@ def test_compare_orders_finds_a_planted_advantage_and_its_null_is_calibrated():
                                                          flips=2000, seed=0)
     assert (null_table["verdict"] == "unclear").mean() >= 0.5
     said = faithfulness.sign_flip_null(null_state, 400, seed=1, flips=500)
-    status, low, high = inference.calibration_status(said, 400, 0.95, 0.10)
-    assert status == "calibrated"  # the rule keeps its family-wise error on a null with the data's shape
+    status, low, high = inference.calibration_status(said, 400, 0.95)
+    assert status != "above"  # the rule keeps its family-wise error on a null with the data's shape
 
 
 def test_a_sentence_shared_by_two_datasets_counts_once():

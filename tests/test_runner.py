@@ -93,14 +93,16 @@ def test_two_runs_on_one_cache_both_finish_alike_and_leave_nothing(two_runs_at_o
 def test_a_run_killed_while_writing_a_checkpoint_recovers_on_the_next(two_runs_at_once, tmp_path):
     """kill -9 (the runner and its kernel) mid-write, then a rerun: only what was missing is computed.
 
-    The cache is the two runs' own, less the SimCSE run they trained last: the killed run
-    trains it again, and is killed while that run's folder is being written.
+    The cache is the two runs' own, less the fine-tuning run with the most snapshots: the
+    killed run trains it again, and is killed while that run's folder is being written.
     """
     root = checkout(tmp_path / "checkout")
     cache = tmp_path / "cache"
     shutil.copytree(two_runs_at_once[1], cache)
     trained = [folder for folder in (cache / "checkpoints").iterdir() if (folder / "cwi_run.json").exists()]
-    missing = max(trained, key=lambda folder: (folder / "cwi_run.json").stat().st_mtime_ns)
+    # The run with the most snapshots (then the latest): the longest window between its first snapshot and its end.
+    missing = max(trained, key=lambda folder: (len(list(folder.glob("step-*"))),
+                                               (folder / "cwi_run.json").stat().st_mtime_ns))
     shutil.rmtree(missing)
     killed = start(root, cache, tmp_path / "killed.log")
     staged, deadline = None, time.time() + 900
@@ -108,7 +110,7 @@ def test_a_run_killed_while_writing_a_checkpoint_recovers_on_the_next(two_runs_a
         assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
         assert time.time() < deadline
         staged = next((path for path in (cache / "checkpoints").glob(f".{missing.name}.stage-*")
-                       if (path / "step-000000").is_dir()), None)  # being written: its first snapshot is in
+                       if any(step.is_dir() for step in path.glob("step-*"))), None)  # its first snapshot is in
         time.sleep(0.05)
     family = [killed.pid] + [child.pid for child in psutil.Process(killed.pid).children(recursive=True)]
     for pid in family:

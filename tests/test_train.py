@@ -197,11 +197,14 @@ def test_the_trajectory_has_every_snapshot_and_a_rerun_computes_nothing(data_dir
     def must_not_compute(*args, **kwargs):
         raise AssertionError("a rerun must read the snapshots' weights from the cache")
 
+    second = pipeline.trajectory(SMOKE, supervised=True)
     monkeypatch.setattr(train, "train_simcse", must_not_compute)
     monkeypatch.setattr(attribution, "word_weights", must_not_compute)
     pd.testing.assert_frame_equal(pipeline.trajectory(SMOKE, supervised=False), first)
-    # Step 0 is the base itself, under its own name: both runs' trajectories share its tables.
-    pipeline.trajectory(SMOKE, supervised=True)
+    pd.testing.assert_frame_equal(pipeline.trajectory(SMOKE, supervised=True), second)
+    # Step 0 is the base itself, under its own name: both runs' trajectories read the same tables.
+    at_base = [frame[frame["step"] == 0].set_index("quantity")["beta"].sort_index() for frame in (first, second)]
+    pd.testing.assert_series_equal(*at_base)
 
 
 def test_two_seeds_give_different_weights_and_one_seed_the_same(data_dir, tmp_path, monkeypatch):
