@@ -322,8 +322,9 @@ second_text = (f"the second base is the one with {', '.join(f'{f} {runs.setting_
 display(Markdown(
     f"The recipes' steps, chosen on STS-B dev by the search: unsupervised {recipe_steps['unsupervised']:,}, "
     f"supervised {recipe_steps['supervised']:,}. {len(specs)} runs drawn in all ({finetune.seeds} fresh seeds per "
-    f"recipe and control; {second_text}); training or loading them took {draw_seconds:.0f} s in this run. "
-    "A control is not trained for STS, so its dev score says only how far its own objective moved the base's."))
+    f"recipe{' and control' if finetune.controls else ''}; {second_text}); training or loading them took {draw_seconds:.0f} s in this run. "
+    + ("A control is not trained for STS, so its dev score says only how far its own objective moved the base's."
+       if finetune.controls else "")))
 
 # %% tags=["hide-input"]
 fig, axes = plotting.figure(
@@ -469,7 +470,7 @@ if not met["unsup"]:
            if len(others) else "")
         + f"A fresh seed's loss goes from {unsup_losses[:10].mean():.2f} (first 10 steps) to "
         f"{unsup_losses[-50:].mean():.3f} "
-        f"(last 50; the log of the batch size, chance, is {np.log(finetune.unsup.batch_size):.2f}). One possible "
+        f"(last 50; the log of the batch size, chance, is {np.log(runs.chosen(settings, False).batch_size):.2f}). One possible "
         "reason, not tested here: two dropout views of a sentence may be easy to tell from the other sentences of "
         "the batch for a model this small, and sharpening that distinction need not bring similar meanings "
         "together. With entailment positives and contradiction hard negatives, contrastive training "

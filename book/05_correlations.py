@@ -280,18 +280,22 @@ permutation_seconds = time.perf_counter() - start
 critical = float(primary["critical"].iloc[0]) if len(primary) else float("nan")
 _, _, bootstrap_critical = inference.simultaneous(members["estimate"].to_numpy(), draws, settings.analysis.level)
 POPULATION = {"more": "above 0", "less": "below 0", "unclear": "includes 0"}
-AGAINST_CONTROL = {"more": "contrastive: above its control", "less": "below its control",
+AGAINST_CONTROL = {"more": "above its control", "less": "below its control",
                    "unclear": "no clear difference from its control"}
 
 
 def family_view(reading: str) -> pd.DataFrame:
     """The members of one reading, as a reader compares them: the estimate, the verdict, the recipe level."""
     rows = primary[primary["reading"] == reading]
+    # "Contrastive" needs both: above the control and, on the same statistic, above the base.
+    above_base = {(r.pair, r.claim, r.statistic) for r in primary.itertuples()
+                  if r.reading == "vs base" and r.verdict == "more"}
     return pd.DataFrame({
         "pair": rows["pair"], "claim": rows["claim"], "statistic": rows["statistic"].map(inference.STATISTICS),
         f"estimate [{level}, these models]": analysis.interval_text(rows["estimate"], rows["low"], rows["high"]),
-        "verdict": [inference.MEMBER_VERDICTS[s][v] if reading == "vs base" else AGAINST_CONTROL[v]
-                    for s, v in zip(rows["statistic"], rows["verdict"])],
+        "verdict": [inference.MEMBER_VERDICTS[s][v] if reading == "vs base" else
+                    AGAINST_CONTROL[v] + (" and the base: contrastive" if (p, c, s) in above_base else "")
+                    for p, c, s, v in zip(rows["pair"], rows["claim"], rows["statistic"], rows["verdict"])],
         "recipe level": [f"[{lo:+.3f},{analysis.NO_BREAK}{hi:+.3f}]: {POPULATION[v]}" if np.isfinite(lo) else "-"
                          for lo, hi, v in zip(rows["recipe_low"], rows["recipe_high"], rows["recipe_verdict"])],
     }).style.hide(axis="index").set_caption(
@@ -315,17 +319,19 @@ bonferroni = scistats.norm.ppf(1 - (1 - settings.analysis.level) / 2 / max(len(p
 readings_count = primary.groupby("reading").size()
 display(Markdown(
     f"The family has {len(primary)} members ({primary['pair'].nunique()} pairs x {len(claims)} claims x Δβ and, "
-    "where defined, Δr x " + " and ".join(f"{n} {r}" for r, n in readings_count.items()) + "). Its permutation "
-    f"critical value is c = **{critical:.2f}** over {settings.analysis.permutations:,} relabellings "
-    f"({permutation_seconds:.0f} s), against {bootstrap_critical:.2f} for the bootstrap's own max-t band, {one:.2f} "
-    f"for one interval alone and {bonferroni:.2f} for Bonferroni. Recipe-level intervals exist for "
+    "where defined, Δr x " + " and ".join(f"{n} {r}" for r, n in readings_count.items()) + "). Its critical "
+    f"value is c = **{critical:.2f}**, the larger of the permutation's "
+    f"{float(primary['permutation_critical'].iloc[0]):.2f} over {settings.analysis.permutations:,} relabellings "
+    f"({permutation_seconds:.0f} s) and the bootstrap's own max-t band's {bootstrap_critical:.2f}; {one:.2f} "
+    f"for one interval alone, {bonferroni:.2f} for Bonferroni. Recipe-level intervals exist for "
     f"{int(primary['recipe_se'].notna().sum())} members (where the seeds' spread can be measured); their "
     f"critical values run from {np.nanmin(primary['recipe_critical']):.2f} to {np.nanmax(primary['recipe_critical']):.2f} "
     "(few seeds, few degrees of freedom)."
     if primary["recipe_se"].notna().any() else
-    f"The family has {len(primary)} members; its permutation critical value is c = **{critical:.2f}** over "
-    f"{settings.analysis.permutations:,} relabellings ({permutation_seconds:.0f} s), against {one:.2f} for one "
-    "interval alone. No pair has the seeds for a recipe-level interval."
+    f"The family has {len(primary)} members; its critical value is c = **{critical:.2f}** (permutation, over "
+    f"{settings.analysis.permutations:,} relabellings, {permutation_seconds:.0f} s, or the bootstrap's band, "
+    f"whichever is larger), against {one:.2f} for one interval alone. No pair has the seeds for a recipe-level "
+    "interval."
 ))
 
 # %% [markdown]
@@ -401,10 +407,15 @@ contrastive = [o.replace("reproduces", "is contrastive") for o in reproduced]
 power_control = (calibration[calibration["outcome"].isin(contrastive) & calibration["scenario"].str.contains("planted")]
                  .groupby("scenario", sort=False)["rate"].min())
 findings = status != "above" and removed_status != "above"
+# The recipe-level words need their own rate: seeds that wander around no effect must not be called for the recipe.
+recipe_outcomes = [o for o in rates.index.get_level_values("outcome").unique() if o.endswith("for the recipe")]
+recipe_rates = ({o: measured("seeds wander, no effect", o) for o in recipe_outcomes
+                 if ("seeds wander, no effect", o) in rates.index} if wander else {})
+recipe_findings = findings and bool(recipe_rates) and all(st != "above" for st, _ in recipe_rates.values())
 glue("calibration", {"false_positive": float(rates.loc[("no effect", "any member"), "rate"]), "status": status,
                      "findings": bool(findings), "permutations": analysis_settings.permutations,
                      "effect_removed": float(rates.loc[("effect removed", "any member"), "rate"]),
-                     "effect_removed_status": removed_status,
+                     "effect_removed_status": removed_status, "recipe_findings": bool(recipe_findings),
                      "power": {k: float(v) for k, v in power.items()}}, display=False)
 lines = [
     f"Under the sharp null some member of the family was called in {sharp}; nominal {nominal:.0%}: "
@@ -454,6 +465,11 @@ if ("seeds wander, no effect", "any member, recipe level") in rates.index:
     lines.append(f"With seeds that wander as much as the book's around no effect, a verdict about these models speaks "
                  f"in up to {models_level:.0%} of simulations (rightly: these models differ), and the recipe-level "
                  f"reading says \"holds for this recipe\" in up to {recipe_level:.0%}. ")
+if recipe_rates:
+    worst = max(recipe_rates, key=lambda o: rates.loc[("seeds wander, no effect", o), "rate"])
+    worst_status, worst_text = recipe_rates[worst]
+    lines.append(f"The largest of those recipe-level rates is {worst_text}; nominal {nominal:.0%}: "
+                 + inference.RATE_WORDS[worst_status] + ". ")
 lines.append(f"({sum(n for _, n, _ in scenarios):,} simulations and {len(draws):,} centred replicates in "
              f"{calibration_seconds:.0f} s.)")
 display(Markdown("".join(lines)))
@@ -823,7 +839,10 @@ def population(row) -> str:
         return ""
     recipe = f"recipe level [{row['recipe_low']:+.3f}, {row['recipe_high']:+.3f}], {row['seeds']} fresh seeds"
     if row["recipe_verdict"] == row["verdict"]:
-        return f", and it **holds for this recipe from this base** ({recipe})"
+        words = "holds for this recipe from this base"
+        return (f", and it **{words}** ({recipe})" if recipe_findings else
+                f", and it {words} as a description only ({recipe}; the recipe-level rule's rate with wandering "
+                "seeds is not shown at most nominal)")
     return f": it holds for these trained models, not shown for the recipe ({recipe})"
 
 
@@ -855,7 +874,7 @@ def contrastive(pair: str, claim: str) -> str:
     if row is None:
         return ""
     base = member(pair, claim)
-    said = {"more": "SimCSE's slope lies **above its control's**", "less": "SimCSE's slope lies **below its control's**",
+    said = {"more": "SimCSE's slope lies above its control's", "less": "SimCSE's slope lies below its control's",
             "unclear": "SimCSE's slope is not shown apart from its control's"}[row["verdict"]]
     if row["verdict"] == "more" and base is not None and base["verdict"] == "more":
         said += ", and above the base's: the contrastive objective, against this control, adds it"
@@ -866,7 +885,8 @@ def single(pair: str, claim: str) -> str:
     row = member(pair, claim)
     if row is None:
         return "not fitted"
-    return (f"{stated(row)}: **{inference.claim_word([row['verdict']])}**{population(row)}{closeness(pair, claim)}"
+    word = inference.claim_word([row["verdict"]])
+    return (f"{stated(row)}: {f'**{word}**' if findings else word}{population(row)}{closeness(pair, claim)}"
             f"{contrastive(pair, claim)}")
 
 

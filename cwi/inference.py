@@ -402,7 +402,9 @@ def decide(members: pd.DataFrame, draws: np.ndarray, maxima: np.ndarray, level: 
         the larger of ``permutation_critical`` and ``bootstrap_critical``: the
         test stays exact under exchangeable models, and the band keeps the
         bootstrap's simultaneous coverage where the models differ otherwise),
-        ``p_adjusted`` (the permutation's), ``low``/``high`` (``estimate +- c se``:
+        ``p_permutation`` (the max-T permutation's adjusted p-value alone: a member
+        can have it at most 1 - level and still be "unclear" when the bootstrap's
+        critical value is the larger), ``low``/``high`` (``estimate +- c se``:
         these trained models), ``verdict`` (codes of :data:`cwi.analysis.VERDICTS`),
         and the recipe-level ``recipe_se``, ``recipe_df``, ``recipe_critical``,
         ``recipe_low``/``recipe_high`` and ``recipe_verdict`` (NaN and
@@ -410,8 +412,10 @@ def decide(members: pd.DataFrame, draws: np.ndarray, maxima: np.ndarray, level: 
         without spread (no positive standard error) gets NaN and ``"unclear"``.
     """
     table = members.copy()
-    if not len(table):
-        return table.assign(se=[], t=[], critical=[], p_adjusted=[], low=[], high=[], verdict=[])
+    if not len(table):  # every column of a decided family, so that a reader's code needs no special case
+        return table.assign(**{column: [] for column in (
+            "se", "t", "critical", "permutation_critical", "bootstrap_critical", "p_permutation", "low", "high",
+            "verdict", "recipe_se", "recipe_df", "recipe_critical", "recipe_low", "recipe_high", "recipe_verdict")})
     se = draws.std(axis=0, ddof=1)
     t = _studentised(table["estimate"].to_numpy(), se)
     permuted = permutation_critical(maxima, level)
@@ -419,7 +423,7 @@ def decide(members: pd.DataFrame, draws: np.ndarray, maxima: np.ndarray, level: 
     critical = max(permuted, bootstrapped) if np.isfinite(bootstrapped) else permuted
     table["se"], table["t"], table["critical"] = se, t, critical
     table["permutation_critical"], table["bootstrap_critical"] = permuted, bootstrapped
-    table["p_adjusted"] = [(1 + (maxima >= value).sum()) / (len(maxima) + 1) if np.isfinite(value) else np.nan
+    table["p_permutation"] = [(1 + (maxima >= value).sum()) / (len(maxima) + 1) if np.isfinite(value) else np.nan
                            for value in t]
     usable = np.isfinite(t)
     table["low"] = np.where(usable, table["estimate"] - critical * se, np.nan)

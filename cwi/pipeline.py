@@ -218,10 +218,10 @@ def _missing_sentences(encoder: Encoder, profile: config.Profile, methods, finge
     return missing
 
 
-def _attribute(profile: config.Profile, name: str, checkpoint: str | None, pooling: str, methods,
+def _attribute(profile: config.Profile, name: str, checkpoint: str | None, pooling: str, max_length: int, methods,
                sentences_per_dataset: int | None = None) -> None:
     """A worker's job: every word-weight table of one model (from its checkpoint, or by name), into the cache."""
-    encoder = (load_registered(checkpoint, pooling, name=name) if checkpoint is not None
+    encoder = (load_registered(checkpoint, pooling, max_length, name=name) if checkpoint is not None
                else load_encoder(name, profile))
     fingerprint = encoder_fingerprint(encoder)
     for dataset in profile.attribution.datasets:
@@ -244,10 +244,15 @@ def _attribute_in_workers(profile: config.Profile, encoders: dict[str, Encoder],
         for method in methods:
             missing = _missing_sentences(encoder, profile, [method], fingerprints[name], sentences_per_dataset)
             if missing:
-                jobs.append(workers.Job(_attribute, (profile, name, encoder.folder, encoder.pooling, [method],
-                                                     sentences_per_dataset), missing * size))
-    if sum(job.work for job in jobs) >= PARALLEL_MIN_SENTENCES * 1e6:
-        workers.fill(jobs, 0, "word-weight tables")
+                jobs.append(workers.Job(_attribute, (profile, name, encoder.folder, encoder.pooling, encoder.max_length,
+                                                     [method], sentences_per_dataset), missing * size))
+    if sum(job.work for job in jobs) >= PARALLEL_MIN_SENTENCES * 1e6 and workers.fill(jobs, 0, "word-weight tables"):
+        # What a worker stored is what this process reads: a key built differently would recompute silently.
+        left = {name: _missing_sentences(encoder, profile, methods, fingerprints[name], sentences_per_dataset)
+                for name, encoder in encoders.items()}
+        if any(left.values()):
+            raise RuntimeError(f"worker processes left word-weight tables missing ({left}): their cache keys differ "
+                               "from this process's; please report this as a bug of cwi.pipeline")
 
 
 def profile_word_weights(profile, encoders: dict[str, Encoder] | None = None,
@@ -714,9 +719,10 @@ def _vector_key(encoder: Encoder, sentences: list[str], profile: config.Profile,
             "similarity_version": similarity.SIMILARITY_VERSION}
 
 
-def _vector_blocks(profile: config.Profile, name: str, checkpoint, pooling: str, blocks: list[list[str]]) -> None:
+def _vector_blocks(profile: config.Profile, name: str, checkpoint, pooling: str, max_length: int,
+                   blocks: list[list[str]]) -> None:
     """A worker's job: blocks of word vectors of one model (from its folder, or by name), into the cache."""
-    encoder = (load_registered(checkpoint, pooling, name=name) if checkpoint is not None
+    encoder = (load_registered(checkpoint, pooling, max_length, name=name) if checkpoint is not None
                else load_encoder(name, profile))
     fingerprint = encoder_fingerprint(encoder)
     for sentences in blocks:
@@ -826,7 +832,8 @@ def pair_decompositions(profile, encoders: dict[str, Encoder] | None = None) -> 
             missing = [block_sentences(b) for b in dataset_blocks if not cache.artefact_path(
                 "word_vectors", _vector_key(encoder, block_sentences(b), profile, fingerprints[name]), ".pt").exists()]
             if missing:
-                jobs.append(workers.Job(_vector_blocks, (profile, name, encoder.folder, encoder.pooling, missing),
+                jobs.append(workers.Job(_vector_blocks, (profile, name, encoder.folder, encoder.pooling,
+                                                         encoder.max_length, missing),
                                         sum(map(len, missing)) * size))
     if sum(job.work for job in jobs) >= PARALLEL_MIN_SENTENCES * 1e6:
         workers.fill(jobs, 0, "word-vector blocks")

@@ -317,7 +317,9 @@ def mlm_chunks(tokenizer, texts: list[str], max_length: int, probability: float,
 def _chunked_mlm_loss(model, parts: list[tuple]) -> torch.Tensor:
     """The masked-LM loss of a batch given as chunks: the mean cross-entropy over all picked positions."""
     picked = [int(part[2].sum()) for part in parts]
-    total = max(1, sum(picked))
+    if not any(picked):  # nothing masked in the whole batch (tiny batches only): a step that changes nothing
+        return torch.zeros((), device=device(), requires_grad=True)
+    total = sum(picked)
     return sum(mlm_loss(model, *part)[0] * n / total for part, n in zip(parts, picked) if n)
 
 

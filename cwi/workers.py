@@ -86,6 +86,10 @@ def fill(jobs: list[Job], min_work: float, what: str = "jobs") -> bool:
                              initializer=_single_thread) as pool, Progress(len(jobs), what, "done") as bar:
         futures = [pool.submit(_call, job.function, job.args) for job in sorted(jobs, key=lambda job: -job.work)]
         for future in as_completed(futures):
-            future.result()
+            try:
+                future.result()
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # the queued jobs never start; the running ones end
+                raise
             bar.update()
     return True

@@ -276,7 +276,7 @@ def test_a_member_without_spread_is_never_called():
     draws[:, 0] = 0.0  # no spread: se is 0, |estimate| / se would be infinite
     maxima = inference.permutation_maxima(results, CLAIMS[:1], members, 19, 0)
     primary = inference.decide(members, draws, maxima, 0.95)
-    assert primary["verdict"].iloc[0] == "unclear" and np.isnan(primary["p_adjusted"].iloc[0])
+    assert primary["verdict"].iloc[0] == "unclear" and np.isnan(primary["p_permutation"].iloc[0])
     assert np.isfinite(maxima).all()
 
 
