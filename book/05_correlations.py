@@ -841,8 +841,8 @@ def population(row) -> str:
     if row["recipe_verdict"] == row["verdict"]:
         words = "holds for this recipe from this base"
         return (f", and it **{words}** ({recipe})" if recipe_findings else
-                f", and it {words} as a description only ({recipe}; the recipe-level rule's rate with wandering "
-                "seeds is not shown at most nominal)")
+                f", and it {words} as a description only ({recipe}; the measured error rates do not allow it as "
+                "a finding)")
     return f": it holds for these trained models, not shown for the recipe ({recipe})"
 
 
