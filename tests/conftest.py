@@ -17,6 +17,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
+# The two whole-book tests first, so that each lane starts one at once (xdist hands out tests in this order): the
+# study book in one, the smoke book's build in the other, which the smoke book's other tests then read.
+FIRST = ("test_a_study_file_runs_the_whole_book", "test_whole_book_runs_with_the_smoke_profile")
+
+
+def pytest_collection_modifyitems(items):
+    """Put the :data:`FIRST` tests first, the rest in their order."""
+    items.sort(key=lambda item: next((i for i, name in enumerate(FIRST) if item.name.startswith(name)), len(FIRST)))
+
+
 def pytest_xdist_auto_num_workers(config):
     """``-n auto``: two lanes where the machine has two usable CPUs or more, else one."""
     from cwi.__main__ import usable_cpus
