@@ -6,6 +6,7 @@
     python -m cwi chapters                   # list the chapters in TOC order
     python -m cwi lab                        # JupyterLab on book/, chapters open as notebooks
     python -m cwi attribute --profile paper --workers 4   # the word weights on a Dask cluster, before the book
+    python -m cwi cache adopt                # record the checksums of a cache from before checksums
 
 Chapters are the ``book/*.py`` sources (Jupytext py:percent) listed in
 ``_toc.yml``.  Each is converted to a notebook and executed with the profile
@@ -16,9 +17,12 @@ replaces the paired ``book/<chapter>.ipynb`` only when the chapter succeeded (a
 failed one is kept as ``book/<chapter>.failed.ipynb``).  Jupyter Book then renders
 the executed notebooks without running them again.
 
-Before it works, a run removes what killed runs left behind (unfinished cache
+Before it works, a run checks that the cache can be written
+(:func:`cwi.cache.ready`), removes what killed runs left behind (unfinished cache
 writes: :func:`cwi.cache.sweep_staging`; private folders) and checks its
-arguments; an error ends it with one line (``--verbose``: with the traceback).
+arguments; an error ends it with one line (``--verbose``: with the traceback), a
+kernel that died names its chapter, the memory the chapter's processes had
+reached and the notebook kept, and Ctrl-C ends it with one line and exit code 130.
 
 While a chapter runs, the terminal shows what its long loops report (training
 steps, attributed sentences, with the time left: :mod:`cwi.progress`) and a
@@ -28,6 +32,8 @@ steps, attributed sentences, with the time left: :mod:`cwi.progress`) and a
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import re
 import shutil
@@ -47,11 +53,20 @@ from .progress import duration
 
 PROFILE_ENVIRONMENT = "CWI_PROFILE"  # the profile a chapter opened in JupyterLab starts with (python -m cwi lab)
 
-__all__ = ["ChapterFailed", "toc_entries", "chapter_sources", "run_chapter", "build_html", "main"]
+__all__ = ["ChapterFailed", "ChapterInterrupted", "toc_entries", "chapter_sources", "run_chapter", "build_html",
+           "main"]
 
 
 class ChapterFailed(RuntimeError):
-    """A chapter raised during execution."""
+    """A chapter raised during execution, or its kernel died."""
+
+
+class ChapterInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a chapter ran: its kernel is stopped, and the cache keeps what was finished."""
+
+    def __init__(self, chapter: str):
+        super().__init__(chapter)
+        self.chapter = chapter
 
 
 def toc_entries(root: Path) -> list[str]:
@@ -98,6 +113,8 @@ class TerminalProgress:
     reports of its own gets "still running" with the time so far.  When the
     chapter ends, the longest wait between lines that were not heartbeats is
     printed, if a heartbeat was needed (a loop that deserves a progress line).
+    ``peak_bytes`` is the most memory the runner's child processes (the kernel
+    and its workers) held together at one poll: what a dead kernel's message cites.
     """
 
     def __init__(self, chapter: str, heartbeat: float | None = None, poll: float = 1.0, folder: Path | None = None):
@@ -113,6 +130,7 @@ class TerminalProgress:
     def __enter__(self):
         os.environ[PROGRESS_ENVIRONMENT] = self.path  # the kernel papermill starts inherits it
         self.start, self.heard = time.perf_counter(), None  # the clock of silences starts at the kernel's first line
+        self.peak_bytes = 0
         self.longest_silence, self.heartbeats = 0.0, 0
         self.thread.start()
         return self
@@ -153,11 +171,24 @@ class TerminalProgress:
         else:
             self._heard()
 
+    def _measure(self) -> None:
+        """Add up the resident memory of the runner's descendants (the kernel, its workers); keep the peak."""
+        import psutil
+
+        total = 0
+        for child in psutil.Process().children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:  # gone since it was listed
+                pass
+        self.peak_bytes = max(self.peak_bytes, total)
+
     def _follow(self) -> None:
         self.last = time.perf_counter()
         with open(self.path, encoding="utf-8") as handle:
             while True:
                 stopping = self.stop.wait(self.poll)
+                self._measure()
                 for line in handle.readlines():
                     self._say(line.rstrip("\n"))
                 if stopping:
@@ -191,6 +222,11 @@ def finish_executed_notebook(notebook: Path, shown_as: Path | None = None) -> No
             tags.append("remove-cell")
     NotebookNotary().sign(executed)
     nbformat.write(executed, notebook)
+
+
+def _said_by_the_runner(record: logging.LogRecord) -> bool:
+    """papermill's log lines the runner's own error line replaces (a dead kernel): dropped."""
+    return "Kernel died" not in record.getMessage()
 
 
 PRIVATE_PREFIX = "cwi-run-"  # + the runner's pid: the private folder of a run's kernels, under the temp folder
@@ -231,16 +267,30 @@ def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
     # A source without a Jupytext header still runs on the Python kernel.
     paired.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
     paired.metadata.setdefault("language_info", {"name": "python"})
+    from nbclient.exceptions import DeadKernelError
+
+    logging.getLogger("papermill").addFilter(_said_by_the_runner)  # once: a filter is added only if not there
     private = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-"))
     staged = private / notebook.name
     try:
         jupytext.write(paired, staged)
         kernel = {"transport": "ipc", "ip": str(private / "kernel"), "connection_file": str(private / "kernel.json")}
+        terminal = TerminalProgress(source.stem, folder=private)
         try:
-            with TerminalProgress(source.stem, folder=private):
+            with terminal, _kernel_stopped_on_interrupt():
                 papermill.execute_notebook(staged, staged, parameters={"profile": profile}, cwd=str(source.parent),
                                            kernel_name="python3", progress_bar=progress,
                                            config=Config({"KernelManager": kernel}))
+        except DeadKernelError:
+            if staged.exists():
+                shutil.copyfile(staged, failed)
+            raise ChapterFailed(f"chapter {source.stem}: its kernel died ({_memory_clue(terminal.peak_bytes)}); "
+                                f"what it ran is kept in {failed}") from None
+        except KeyboardInterrupt:
+            _stop_descendants()  # in case the interrupt came another way than SIGINT
+            if staged.exists():
+                shutil.copyfile(staged, failed)
+            raise ChapterInterrupted(source.stem) from None
         except papermill.PapermillExecutionError as err:
             shutil.copyfile(staged, failed)
             # Count code cells in the source: papermill's injected parameters cell shifts its own count.
@@ -261,13 +311,78 @@ def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
 
         def publish(tmp: Path) -> None:
             shutil.copyfile(staged, tmp)
-            tmp.chmod(0o644)  # as a notebook written in place would be, not the staging file's 0600
 
         atomic_write(notebook, publish)
         failed.unlink(missing_ok=True)
     finally:
         shutil.rmtree(private, ignore_errors=True)
     return notebook
+
+
+def _memory_clue(peak_bytes: int) -> str:
+    """What a dead kernel's message says of memory: the peak the chapter's processes reached, against the machine's."""
+    import psutil
+
+    if not peak_bytes:
+        return "the likely cause is memory; its use was not measured"
+    total = psutil.virtual_memory().total
+    reached = f"the chapter's processes had reached {peak_bytes / 2**30:.1f} GiB of {total / 2**30:.1f} GiB"
+    if peak_bytes >= total / 2:
+        return f"the likely cause is memory: {reached} on this machine; a smaller profile, or CWI_WORKERS=1, needs less"
+    return (f"{reached} on this machine, so memory is not the clear cause (the system may have killed it for "
+            "another process's memory, or something else did)")
+
+
+def _stop_descendants(grace: float = 5.0) -> None:
+    """Stop the runner's child processes (the kernel and its workers): SIGTERM, then SIGKILL after `grace` seconds
+    (at once with no grace).
+
+    Before the private folder goes: a kernel whose sockets vanish under it prints tracebacks into the terminal.
+    """
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.terminate() if grace else child.kill()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=grace or 5.0)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+
+
+@contextlib.contextmanager
+def _kernel_stopped_on_interrupt():
+    """While a chapter runs, SIGINT (Ctrl-C) first kills the kernel and its workers, then interrupts the runner.
+
+    The kernel runs in a session of its own, so Ctrl-C reaches the runner only;
+    left to papermill, the kernel is asked to shut down mid-cell and prints its
+    tracebacks into the terminal.  Killed, it says nothing; what its workers were
+    writing is staging that the next run sweeps.  Outside the main thread (where
+    no handler can be set) nothing changes.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while the kernel is stopped: ignored
+        _stop_descendants(grace=0.0)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def sweep_private_folders() -> list[Path]:
@@ -430,6 +545,10 @@ def main(argv: list[str] | None = None) -> int:
     attribute.add_argument("--models", nargs="+", help="only these models (default: attribution.models)")
     attribute.add_argument("--torch-threads", type=int,
                            help="torch threads per worker (default: the cores shared out locally; set it for a cluster)")
+    store = commands.add_parser("cache", parents=[common], help="the artefact store (CWI_CACHE_DIR)")
+    store.add_argument("action", choices=["adopt"],
+                       help="adopt: record the sha256 of every artefact stored before checksums were kept, as it is "
+                            "now (a cache you trust), and mark the cache: from then on one without is damage")
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", False)
     # A warning (a study's Hub model without a revision, say) is one line for the user, not a source location.
@@ -449,11 +568,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("book", "run", "attribute", "lab"):
             args.profile = profile_reference(args)
         if args.command in ("book", "run", "attribute"):
-            from .cache import sweep_staging
+            from .cache import cache_dir, ready, sweep_staging
 
+            unchecked = ready()  # a cache that cannot be written fails now, not after the training
+            if unchecked:
+                print(f"note: {len(unchecked)} artefacts in {cache_dir()} were stored before checksums were kept: "
+                      "each is adopted (its sha256 recorded) when first read; `python -m cwi cache adopt` records "
+                      "them all now", flush=True)
             sweep_staging()  # unfinished writes of killed runs
             sweep_private_folders()
-        if args.command == "chapters":
+        if args.command == "cache":
+            from .cache import adopt, cache_dir
+
+            adopted = adopt()
+            print(f"{len(adopted)} artefacts of {cache_dir()} adopted (their sha256 recorded as they are now); "
+                  "the cache is marked: from now on an artefact without its sha256 is damage and is computed again")
+        elif args.command == "chapters":
             print("\n".join(str(s.relative_to(root)) for s in sources))
         elif args.command == "lab":
             jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
@@ -486,6 +616,11 @@ def main(argv: list[str] | None = None) -> int:
                 index = build_html(root)
                 print(f"book written to {index}")
             print(f"total {time.perf_counter() - start:.1f} s")
+    except KeyboardInterrupt as err:
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # the stopped kernel's pending task, at exit
+        where = f": {err.chapter}" if isinstance(err, ChapterInterrupted) else ""
+        print(f"\ninterrupted{where}; rerun to continue from the cache", file=sys.stderr)
+        return 130
     except (ChapterFailed, OSError, RuntimeError, ValueError) as err:
         # OSError: a full disk, a folder that cannot be written, a scheduler out of reach; its
         # message names the path or the address. The traceback is for --verbose.

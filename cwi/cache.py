@@ -16,9 +16,20 @@ written beside the artefact, so a cache can be inspected by hand.
   JSON, and a folder artefact (a checkpoint) carries a manifest of its files
   (:data:`cwi.integrity.MANIFEST`), written inside its staging folder.  A read
   checks them (each file hashed once per process, :func:`cwi.integrity.file_sha256`);
-  a mismatch is logged with the path and the artefact is computed again, never
-  served.  An artefact stored before checksums were kept is adopted: its checksum
-  is recorded on its first read, and checked from then on.
+  a mismatch is reported with the path (logged, and one line in the terminal of
+  ``python -m cwi``) and the artefact is computed again, never served.
+* **A missing checksum is damage.**  A cache that has kept checksums since it
+  began carries :data:`MARKER` at its root (:func:`ready` writes it); there an
+  artefact without its recorded sha256 (the key JSON deleted, a folder's manifest
+  removed) cannot be checked, so it is computed again like a damaged one.  Only
+  in a cache without the marker, one that predates checksums, is such an
+  artefact adopted: its checksum is recorded on its first read, or for all of
+  them at once by :func:`adopt` (``python -m cwi cache adopt``), which then marks the cache.
+* **Writable first.**  :func:`ready` checks, before any work, that the cache and
+  each folder in it can be written (:class:`CacheNotWritable` names the folder).
+* **Shared permissions.**  Artefacts get the permissions of a file (0666) or
+  folder (0777) created the ordinary way, less the umask (:func:`permissions`):
+  with ``umask 002`` a group can share one cache.
 
 The store lives in ``$CWI_CACHE_DIR``, else ``~/.cache/cwi``.
 """
@@ -42,10 +53,12 @@ from typing import TypeVar
 import pandas as pd
 
 from . import integrity
+from .progress import announce
 
 __all__ = [
     "cache_dir", "key_hash", "fingerprint_texts", "artefact_path", "cached", "cached_frame", "atomic_write",
-    "folder_intact", "discard", "sweep_staging", "process_running", "STALE_AFTER",
+    "export", "folder_intact", "discard", "sweep_staging", "process_running", "report_damage", "ready", "adopt",
+    "checksummed", "permissions", "CacheNotWritable", "MARKER", "STALE_AFTER",
 ]
 
 T = TypeVar("T")
@@ -56,6 +69,12 @@ log = logging.getLogger(__name__)
 STALE_AFTER = 6 * 3600.0
 _STAGED = re.compile(r"^\..+\.stage-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]+(\.tmp)?$")
 _LEGACY_STAGED = re.compile(r"^\..+\.[a-z0-9_]{8}(\.tmp)?$")  # tempfile's names, before the writer was named
+# At a cache's root: every artefact in it has had its checksum recorded when written (see the module's docstring).
+MARKER = "cwi_cache.json"
+
+
+class CacheNotWritable(OSError):
+    """The cache folder, or a folder in it, cannot be created or written."""
 
 
 def cache_dir() -> Path:
@@ -80,6 +99,36 @@ def fingerprint_texts(texts: Iterable[str]) -> str:
         digest.update(text.encode("utf-8", "surrogatepass"))
         digest.update(b"\x00")  # separator: ["ab"] and ["a", "b"] differ
     return digest.hexdigest()
+
+
+def _where() -> str:
+    """Where :func:`cache_dir` comes from, for error messages."""
+    if os.environ.get("CWI_CACHE_DIR"):
+        return "set by CWI_CACHE_DIR"
+    return "the default, as CWI_CACHE_DIR is not set"
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (changing it is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def permissions(folder: bool = False) -> int:
+    """The mode an artefact gets: that of a file (0666) or folder (0777) created the ordinary way, less the umask.
+
+    Staging copies are created private (``tempfile``); this is set before they
+    are renamed into place, so files and folders of a cache agree, and a group
+    shares a cache written with ``umask 002``.
+    """
+    return (0o777 if folder else 0o666) & ~_umask()
 
 
 def artefact_path(kind: str, key: dict, suffix: str) -> Path:
@@ -145,7 +194,7 @@ def _stage(path: Path, write: Callable[[Path], None], folder: bool, keep_existin
         write(tmp)
         if folder:
             (tmp / integrity.MANIFEST).write_text(_manifest_text(tmp))  # inside the staging: it appears with them
-            tmp.chmod(0o755)  # mkdtemp makes it private; an artefact is readable like any file
+        tmp.chmod(permissions(folder))  # tempfile makes it private; an artefact is shared like any file
         published = _publish(tmp, path, folder, keep_existing)
     except BaseException:
         _remove(tmp)
@@ -236,14 +285,26 @@ def _touched(entry: Path) -> float:
 # --- reading -------------------------------------------------------------------------
 
 
+def report_damage(message: str) -> None:
+    """A damaged artefact, about to be computed again: logged, and one line in the runner's terminal."""
+    log.warning("%s", message)
+    announce(f"cache: {message}")
+
+
+def checksummed(path: Path) -> bool:
+    """Whether `path` (an artefact, or a cache's root) lies in a cache marked as checksummed from its start."""
+    path = Path(path)
+    return any((folder / MARKER).is_file() for folder in [path, *list(path.parents)[:2]])
+
+
 def folder_intact(folder: Path, part: str | None = None, last_file: str | None = None) -> bool:
-    """Whether the folder artefact `folder` is whole; a damaged one is logged with its path and removed.
+    """Whether the folder artefact `folder` is whole; a damaged one is reported with its path and removed.
 
     Its files (only those under `part`, a path relative to `folder`, when given)
-    are checked against its manifest.  A folder without a manifest, written before
-    checksums were kept, is adopted: its manifest is written now (atomically),
-    once, with a log line, provided it holds `last_file` (what its writer wrote
-    last).
+    are checked against its manifest.  A folder without a manifest is damage in a
+    checksummed cache (:func:`checksummed`); in a cache from before checksums it
+    is adopted: its manifest is written now (atomically), once, with a log line,
+    provided it holds `last_file` (what its writer wrote last).
 
     Returns
     -------
@@ -257,11 +318,15 @@ def folder_intact(folder: Path, part: str | None = None, last_file: str | None =
     try:
         if integrity.verify(folder, part, remedy="the cached artefact is damaged; computing it again"):
             return True
+        if checksummed(folder):
+            raise integrity.IntegrityError(f"{folder} has lost its manifest {integrity.MANIFEST}, which this cache "
+                                           f"keeps for every folder ({MARKER}), so it cannot be checked; "
+                                           "computing it again")
         if last_file is not None and not (folder / last_file).is_file():
             raise integrity.IntegrityError(f"{folder} lacks {last_file}, so it was never completed; "
                                            "computing it again")
     except integrity.IntegrityError as err:
-        log.warning("%s", err)
+        report_damage(str(err))
         discard(folder)
         return False
     text = _manifest_text(folder)
@@ -286,6 +351,26 @@ def _recorded_sha256(record: Path) -> str | None:
                                        "so its artefact cannot be checked; computing it again") from None
 
 
+RECORD_WAIT = 30.0  # seconds: a writer records an artefact's sha256 right after renaming it into place
+
+
+def _awaited_record(path: Path, record: Path) -> str | None:
+    """The sha256 of an artefact another run stored a moment ago and is recording now (``None``: none comes).
+
+    A writer renames the artefact into place, then writes its record: a reader
+    in between sees a new file without one, which is not damage.
+    """
+    while True:
+        recorded = _recorded_sha256(record)
+        try:
+            young = time.time() - path.stat().st_mtime < RECORD_WAIT
+        except OSError:
+            return recorded
+        if recorded is not None or not young:
+            return recorded
+        time.sleep(0.2)
+
+
 def _write_record(record: Path, kind: str, key: dict, digest: str) -> None:
     text = json.dumps({"kind": kind, "key": key, "sha256": digest}, indent=2, sort_keys=True)
     atomic_write(record, lambda tmp: tmp.write_text(text))
@@ -307,6 +392,12 @@ def cached(kind: str, key: dict, suffix: str, compute: Callable[[], T], save: Ca
     if path.exists():
         try:
             recorded = _recorded_sha256(record)
+            if recorded is None and checksummed(path):
+                recorded = _awaited_record(path, record)  # another run may have just stored it
+            if recorded is None and checksummed(path):
+                raise integrity.IntegrityError(f"{path} has no sha256 recorded in {record}, which this cache keeps "
+                                               f"for every artefact ({MARKER}), so it cannot be checked; "
+                                               "computing it again")
             if recorded is not None and integrity.file_sha256(path) != recorded:
                 raise integrity.IntegrityError(f"{path} does not match the sha256 recorded in {record}; "
                                                "computing it again")
@@ -316,9 +407,9 @@ def cached(kind: str, key: dict, suffix: str, compute: Callable[[], T], save: Ca
                 log.info("%s was stored before checksums were kept: recorded its sha256 in %s", path, record)
             return value
         except integrity.IntegrityError as err:
-            log.warning("%s", err)
+            report_damage(str(err))
         except Exception as err:  # a foreign or damaged file: say so, recompute
-            log.warning("ignoring unreadable artefact %s (%s); recomputing", path, err)
+            report_damage(f"{path} cannot be read ({type(err).__name__}: {err}); computing it again")
         discard(path)
     value = compute()
     if not _stage(path, lambda tmp: save(value, tmp), folder=False, keep_existing=True):
@@ -328,6 +419,118 @@ def cached(kind: str, key: dict, suffix: str, compute: Callable[[], T], save: Ca
             log.warning("could not read %s, which another run stored (%s); keeping this run's result", path, err)
     _write_record(record, kind, key, integrity.file_sha256(path))
     return value
+
+
+def export(kind: str, key: dict, suffix: str, write: Callable[[Path], None]) -> Path:
+    """Write a file the book leaves for its readers (never read back) as an artefact: atomically, with its record.
+
+    ``write(tmp)`` writes it; its key and sha256 go in the JSON beside it, as
+    for every artefact, so a checksummed cache holds nothing unchecked.
+    """
+    path = artefact_path(kind, key, suffix)
+    atomic_write(path, write)
+    _write_record(path.with_suffix(".json"), kind, key, integrity.file_sha256(path))
+    return path
+
+
+# --- the cache as a whole ------------------------------------------------------------
+
+
+def _unchecked(root: Path) -> list[Path]:
+    """The artefacts of `root` with no checksum recorded: files without a sha256 in their key JSON, folders without a manifest."""
+    found = []
+    for kind in sorted(root.iterdir()):
+        if not kind.is_dir() or kind.name.startswith("."):
+            continue
+        for entry in sorted(kind.iterdir()):
+            if entry.name.startswith(".") or entry.suffix == ".json" and not entry.is_dir():
+                continue
+            if entry.is_dir():
+                if not (entry / integrity.MANIFEST).is_file():
+                    found.append(entry)
+                continue
+            try:
+                if _recorded_sha256(entry.with_suffix(".json")) is None:
+                    found.append(entry)
+            except integrity.IntegrityError:
+                found.append(entry)
+    return found
+
+
+def _mark(root: Path) -> None:
+    text = json.dumps({"checksums": "every artefact here has its sha256 recorded when written and checked when "
+                                    "read; one without a recorded sha256 is damage and is computed again",
+                       "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1)
+    atomic_write(root / MARKER, lambda tmp: tmp.write_text(text), keep_existing=True)
+
+
+def ready(root: Path | None = None) -> list[Path]:
+    """Before any work: check that the cache can be written, and mark it checksummed where nothing in it is unchecked.
+
+    The root is created if missing; it and every folder directly in it must
+    accept a new file (tried, not inferred from the mode: root ignores modes, a
+    read-only mount does not).  A cache with no artefact lacking its checksum
+    gets :data:`MARKER` (a new cache always does).
+
+    Returns
+    -------
+    list of Path
+        The artefacts stored before checksums were kept (empty for a marked
+        cache): adopted one by one when read, or all at once by :func:`adopt`.
+
+    Raises
+    ------
+    CacheNotWritable
+        Naming the folder, where it comes from, and what to do.
+    """
+    root = Path(root) if root is not None else cache_dir()
+    advice = f"make it writable (chmod -R u+w {root}), or set CWI_CACHE_DIR to a folder you can write"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CacheNotWritable(f"the cache folder {root} ({_where()}) cannot be created: {err.strerror or err}; "
+                               f"{advice}") from None
+    for folder in [root, *sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))]:
+        try:
+            handle, probe = tempfile.mkstemp(dir=folder, prefix=".cwi-write-check-")
+            os.close(handle)
+            os.unlink(probe)
+        except OSError as err:
+            inside = "" if folder == root else f", in the cache {root}"
+            raise CacheNotWritable(f"the cache folder {folder}{inside} ({_where()}) cannot be written: "
+                                   f"{err.strerror or err}; {advice}") from None
+    if (root / MARKER).is_file():
+        return []
+    unchecked = _unchecked(root)
+    if not unchecked:
+        _mark(root)
+    return unchecked
+
+
+def adopt(root: Path | None = None) -> list[Path]:
+    """Record the checksum of every artefact of a cache from before checksums, then mark it; return what was adopted.
+
+    What is recorded is taken as it is now: run it on a cache you trust.  From
+    then on an artefact without its checksum is damage.
+    """
+    root = Path(root) if root is not None else cache_dir()
+    ready(root)
+    adopted = _unchecked(root)
+    for artefact in adopted:
+        if artefact.is_dir():
+            text = _manifest_text(artefact)
+            atomic_write(artefact / integrity.MANIFEST, lambda tmp, text=text: tmp.write_text(text))
+            continue
+        record = artefact.with_suffix(".json")
+        try:
+            stored = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = {}
+        stored = stored if isinstance(stored, dict) else {}
+        _write_record(record, stored.get("kind", artefact.parent.name), stored.get("key"),
+                      integrity.file_sha256(artefact))
+    _mark(root)
+    return adopted
 
 
 def cached_frame(kind: str, key: dict, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:

@@ -345,7 +345,7 @@ def load_wiki(limit: int | None = None) -> list[str]:
 
     Reads the four files of the offline pack (:data:`WIKI_PACK_FILES`, 910,612
     sentences); where they are absent, SimCSE's ``wiki1m_for_simcse.txt`` (fetched
-    from the Hub once).  Empty lines are skipped; an empty file or a line that is not UTF-8 raises
+    from the Hub once).  Empty lines are skipped; an empty file, one of blank lines only, or a line that is not UTF-8 raises
     :class:`DataFormatError` with its ``path:line``.
 
     Parameters
@@ -359,6 +359,7 @@ def load_wiki(limit: int | None = None) -> list[str]:
     for path in _wiki_files():
         if path.stat().st_size == 0:
             raise _malformed(path, 1, "the file is empty; expected one sentence per line")
+        before = len(sentences)
         try:
             with open(path, encoding="utf-8") as lines:
                 for line in lines:
@@ -371,6 +372,8 @@ def load_wiki(limit: int | None = None) -> list[str]:
             number, byte = _first_bad_line(path)
             raise _malformed(path, number, f"byte {byte:#04x} is not UTF-8 ({err.reason}): save the file as "
                                            "UTF-8") from None
+        if len(sentences) == before:  # every line blank: its share of the corpus would silently come from the others
+            raise _malformed(path, 1, "the file has no sentence, only blank lines; expected one sentence per line")
     return sentences
 
 

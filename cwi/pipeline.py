@@ -563,8 +563,7 @@ def correlation_results(profile, frame: pd.DataFrame, comparisons: dict) -> anal
     key = {"version": analysis.ANALYSIS_VERSION, "data": data_hash,
            "comparisons": {name: asdict(c) for name, c in sorted(comparisons.items())},
            "analysis": asdict(settings), "seed": profile.seed}
-    path = cache.artefact_path("correlations", key, ".csv")
-    cache.atomic_write(path, lambda tmp: results.table.to_csv(tmp, index=False))
+    path = cache.export("correlations", key, ".csv", lambda tmp: results.table.to_csv(tmp, index=False))
     results.table.attrs["cache_path"] = str(path)
     return results
 

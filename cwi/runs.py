@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -56,7 +55,6 @@ BOOK_NAMES = ("mlm", "mlm-2", *KINDS, "unsup-simcse-2", "unsup-control-2")
 # in sentences encoded (steps x sentences per step); the smoke profile's runs stay in the calling process.
 PARALLEL_MIN_WORK = 20_000
 RUN_FILE = "cwi_run.json"
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -374,7 +372,7 @@ def training_run(profile, spec: RunSpec) -> Run:
         try:
             return Run.load(target, retrain)
         except IntegrityError as err:  # a run from before manifests, its record damaged
-            log.warning("%s; training it again", err)
+            cache.report_damage(f"{err}; training it again")
             cache.discard(target)
     dev = dev_rows(profile)
     pooling = _pooling(spec.kind)

@@ -1,6 +1,9 @@
-"""cwi.cache: keys, hits and misses, atomic writes, concurrent writers, checksums."""
+"""cwi.cache: keys, hits and misses, atomic writes, concurrent writers, checksums, a writable and marked cache."""
 
 import json
+import os
+import stat
+import tempfile
 
 import pandas as pd
 import pytest
@@ -238,3 +241,85 @@ def test_a_file_is_hashed_once_per_process_while_it_is_unchanged(tmp_path, monke
     os.utime(path, ns=(1, 1))  # its state changed: hashed again
     with pytest.raises(AssertionError, match="hashed again"):
         integrity.file_sha256(path)
+
+
+def test_in_a_checksummed_cache_a_lost_record_or_manifest_is_damage_and_recomputed(tmp_path, monkeypatch, caplog):
+    """Before: the table was served with its wrong sha256 recorded as the truth, and one INFO line said so."""
+    monkeypatch.setenv("CWI_CACHE_DIR", str(tmp_path / "cache"))
+    terminal = tmp_path / "terminal.log"
+    monkeypatch.setenv("CWI_PROGRESS_FILE", str(terminal))  # what the runner prints
+    assert cache.ready() == [] and (tmp_path / "cache" / cache.MARKER).is_file()  # a new cache is marked
+    calls = []
+    key = {"v": "lost"}
+    first = cache.cached_frame("word_statistics", key, lambda: calls.append(1) or pd.DataFrame({"x": [1.0, 2.0]}))
+    path = cache.artefact_path("word_statistics", key, ".parquet")
+    flip_byte(path, path.read_bytes().index(pd.Series([2.0]).to_numpy().tobytes()) + 7)  # 2.0 becomes 2**-255
+    path.with_suffix(".json").unlink()  # the record gone with the damage
+    old = path.stat().st_mtime - 3600  # not an artefact another run is recording right now
+    os.utime(path, (old, old))
+    with caplog.at_level("WARNING", logger="cwi.cache"):
+        again = cache.cached_frame("word_statistics", key, lambda: calls.append(1) or pd.DataFrame({"x": [1.0, 2.0]}))
+    assert len(calls) == 2 and again.equals(first)
+    assert f"{path} has no sha256 recorded" in caplog.text
+    lines = terminal.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"cache: {path} has no sha256 recorded")
+    folder = tmp_path / "cache" / "checkpoints" / "0123456789abcdef"
+    cache.atomic_write(folder, lambda staged: (staged / "cwi_run.json").write_text("{}"), folder=True)
+    assert cache.folder_intact(folder, last_file="cwi_run.json")
+    (folder / integrity.MANIFEST).unlink()
+    assert not cache.folder_intact(folder, last_file="cwi_run.json") and not folder.exists()
+    assert f"cache: {folder} has lost its manifest" in terminal.read_text().splitlines()[-1]
+
+
+def test_a_cache_from_before_checksums_is_adopted_on_read_or_at_once_then_marked(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("CWI_CACHE_DIR", str(root))
+    key = {"v": "legacy"}
+    path = cache.artefact_path("word_statistics", key, ".parquet")
+    path.parent.mkdir(parents=True)
+    pd.DataFrame({"x": [7]}).to_parquet(path)
+    path.with_suffix(".json").write_text(json.dumps({"kind": "word_statistics", "key": key}))  # no sha256
+    folder = root / "checkpoints" / "0123456789abcdef"
+    folder.mkdir(parents=True)
+    (folder / "cwi_run.json").write_text("{}")
+    assert cache.ready() == [folder, path] and not cache.checksummed(root)  # unmarked: adoption still holds
+    assert sorted(cache.adopt()) == sorted([folder, path]) and cache.checksummed(root)
+    assert json.loads(path.with_suffix(".json").read_text()) == {"kind": "word_statistics", "key": key,
+                                                                 "sha256": integrity.file_sha256(path)}
+    assert integrity.verify(folder) and cache.ready() == []
+
+
+def test_a_cache_that_cannot_be_written_is_refused_before_any_work_naming_the_folder(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("CWI_CACHE_DIR", str(root))
+    (root / "checkpoints").mkdir(parents=True)
+    blocked = str(root / "checkpoints")
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if str(dir) == blocked:
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    with pytest.raises(cache.CacheNotWritable) as info:
+        cache.ready()
+    assert str(info.value).startswith(f"the cache folder {blocked}, in the cache {root} (set by CWI_CACHE_DIR) "
+                                      "cannot be written: Permission denied; make it writable")
+    assert not (root / cache.MARKER).exists()
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("CWI_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    with pytest.raises(cache.CacheNotWritable, match="cannot be created: Not a directory"):
+        cache.ready()
+
+
+def test_artefacts_get_the_modes_of_ordinary_files_and_folders_under_the_umask(tmp_path):
+    """Before: files 0600 (tempfile's), folders 0755, whatever the umask: a cache could not be shared by a group."""
+    previous = os.umask(0o002)
+    try:
+        file = cache.atomic_write(tmp_path / "table.parquet", lambda tmp: tmp.write_text("x"))
+        folder = cache.atomic_write(tmp_path / "run", lambda tmp: (tmp / "a").write_text("y"), folder=True)
+        assert stat.S_IMODE(file.stat().st_mode) == 0o664 and stat.S_IMODE(folder.stat().st_mode) == 0o775
+        assert stat.S_IMODE((folder / integrity.MANIFEST).stat().st_mode) == 0o664
+    finally:
+        os.umask(previous)

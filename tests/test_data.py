@@ -201,6 +201,9 @@ def test_a_corpus_file_that_is_not_utf8_or_empty_is_refused_with_its_line(tmp_pa
     bad.write_bytes(b"")
     with pytest.raises(data.DataFormatError, match=rf"^{re.escape(str(bad))}:1: the file is empty"):
         data.load_wiki()
+    bad.write_bytes(b"\n  \n\t\r\n\n")  # before: accepted, its share silently taken from the other files
+    with pytest.raises(data.DataFormatError, match=rf"^{re.escape(str(bad))}:1: the file has no sentence, only blank"):
+        data.load_wiki()
 
 
 def test_a_blank_last_line_and_windows_line_ends_are_no_fault(tmp_path, monkeypatch):

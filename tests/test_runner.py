@@ -212,3 +212,80 @@ def test_an_os_error_ends_a_run_with_one_line_naming_the_path_and_verbose_adds_t
     verbose = subprocess.run(command + ["--verbose"], capture_output=True, text=True, timeout=300, env=environment)
     assert verbose.returncode == 1 and "Traceback (most recent call last)" in verbose.stderr
     assert verbose.stderr.strip().splitlines()[-1].startswith("error: [Errno 21] Is a directory")
+
+
+def tiny_book(root: Path, name: str, code: str) -> Path:
+    """A checkout of one chapter `name` whose code cell is `code`."""
+    (root / "book").mkdir(parents=True)
+    (root / "_toc.yml").write_text(f"format: jb-book\nroot: book/{name}\n")
+    (root / "book" / f"{name}.py").write_text(f'# %% tags=["parameters"]\nprofile = "default"\n\n# %%\n{code}\n')
+    return root
+
+
+def test_a_cache_that_cannot_be_written_is_refused_in_seconds_with_one_line_and_nothing_computed(tmp_path):
+    """Before: the Fine-tuning chapter trained a masked-LM base, then died of PermissionError on checkpoints/."""
+    cache_root = tmp_path / "cache"
+    blocked = cache_root / "checkpoints"
+    blocked.mkdir(parents=True)
+    # Root ignores file modes: the folder is made immutable instead (ext4's attribute), as a read-only mount would be.
+    as_root = os.geteuid() == 0
+    subprocess.run(["chattr", "+i", str(blocked)] if as_root else ["chmod", "555", str(blocked)], check=True)
+    try:
+        before = sorted(cache_root.rglob("*"))
+        begin = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "cwi", "--root", str(ROOT), "run", CHAPTER, "--profile", "smoke"],
+                                capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "CWI_CACHE_DIR": str(cache_root)})
+        seconds = time.perf_counter() - begin
+    finally:
+        subprocess.run(["chattr", "-i", str(blocked)] if as_root else ["chmod", "755", str(blocked)], check=True)
+    assert result.returncode == 1 and seconds < 30, (result.returncode, seconds)
+    assert one_line(result) == (f"error: the cache folder {blocked}, in the cache {cache_root} (set by CWI_CACHE_DIR) "
+                                f"cannot be written: {'Operation not permitted' if as_root else 'Permission denied'}; "
+                                f"make it writable (chmod -R u+w {cache_root}), or set CWI_CACHE_DIR to a folder you "
+                                "can write")
+    assert sorted(cache_root.rglob("*")) == before and "[1/1]" not in result.stdout  # no chapter started
+
+
+def test_a_dead_kernel_ends_with_one_line_naming_chapter_memory_and_the_kept_notebook(tmp_path):
+    """Before: `error: Kernel died`, and nothing else."""
+    root = tiny_book(tmp_path / "checkout", "95_dies", "import os, signal\nheld = bytearray(300 * 2**20)\n"
+                     "held[::4096] = b'x' * len(held[::4096])  # resident, not only reserved\n"
+                     "import time; time.sleep(2.5)  # the runner polls memory each second\n"
+                     "os.kill(os.getpid(), signal.SIGKILL)  # as the kernel the out-of-memory killer picks")
+    result = subprocess.run([sys.executable, "-m", "cwi", "--root", str(root), "run", "95_dies", "--profile", "smoke"],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "CWI_CACHE_DIR": str(tmp_path / "cache")})
+    failed = root / "book" / "95_dies.failed.ipynb"
+    line = one_line(result)
+    assert result.returncode == 1 and line.startswith("error: chapter 95_dies: its kernel died (")
+    peak = float(re.search(r"had reached ([0-9.]+) GiB of [0-9.]+ GiB", line)[1])
+    assert 0.3 <= peak < 4, line  # the 300 MiB it held, and the kernel itself
+    assert line.endswith(f"what it ran is kept in {failed}") and failed.exists()
+    assert "Kernel died while waiting" not in result.stderr
+
+
+def test_ctrl_c_stops_the_kernel_and_ends_with_one_line_and_exit_130(tmp_path):
+    """Before: about 60 lines of the kernel's and the runner's tracebacks (the run itself stopped cleanly)."""
+    started = tmp_path / "kernel.pid"
+    root = tiny_book(tmp_path / "checkout", "96_sleeps",
+                     f"import os, time\nopen({str(started)!r}, 'w').write(str(os.getpid()))\ntime.sleep(300)")
+    runner = subprocess.Popen([sys.executable, "-m", "cwi", "--root", str(root), "run", "96_sleeps", "--profile",
+                               "smoke"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "CWI_CACHE_DIR": str(tmp_path / "cache")})
+    try:
+        deadline = time.time() + 180
+        while not (started.exists() and started.read_text()) and time.time() < deadline and runner.poll() is None:
+            time.sleep(0.2)
+        kernel = _process(int(started.read_text()))
+        assert kernel is not None and kernel.is_running()
+        runner.send_signal(2)  # SIGINT, what Ctrl-C sends
+        _, stderr = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "interrupted: 96_sleeps; rerun to continue from the cache"
+    assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+    assert not kernel.is_running() and left_behind(root, tmp_path / "cache", [runner.pid]) == [
+        root / "book" / "96_sleeps.failed.ipynb"]  # what ran so far, kept for inspection
