@@ -7,6 +7,7 @@
     python -m cwi lab                        # JupyterLab on book/, chapters open as notebooks
     python -m cwi attribute --profile paper --workers 4   # the word weights on a Dask cluster, before the book
     python -m cwi cache adopt                # record the checksums of a cache from before checksums
+    python -m cwi explain all-MiniLM-L6-v2 "A man plays." "A man is playing."   # any encoder, any sentences
 
 Chapters are the ``book/*.py`` sources (Jupytext py:percent) listed in
 ``_toc.yml``.  Each is converted to a notebook and executed with the profile
@@ -545,6 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     attribute.add_argument("--models", nargs="+", help="only these models (default: attribution.models)")
     attribute.add_argument("--torch-threads", type=int,
                            help="torch threads per worker (default: the cores shared out locally; set it for a cluster)")
+    from .explain_cli import add_parser as add_explain
+
+    add_explain(commands, [common])
     store = commands.add_parser("cache", parents=[common], help="the artefact store (CWI_CACHE_DIR)")
     store.add_argument("action", choices=["adopt"],
                        help="adopt: record the sha256 of every artefact stored before checksums were kept, as it is "
@@ -564,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[variable] = str(Path(os.environ[variable]).expanduser().resolve())
 
     try:
-        sources = chapter_sources(root)
+        sources = chapter_sources(root) if args.command in ("book", "run", "chapters") else []
         if args.command in ("book", "run", "attribute", "lab"):
             args.profile = profile_reference(args)
         if args.command in ("book", "run", "attribute"):
@@ -577,7 +581,11 @@ def main(argv: list[str] | None = None) -> int:
                       "them all now", flush=True)
             sweep_staging()  # unfinished writes of killed runs
             sweep_private_folders()
-        if args.command == "cache":
+        if args.command == "explain":
+            from .explain_cli import run as explain
+
+            explain(args)
+        elif args.command == "cache":
             from .cache import adopt, cache_dir
 
             adopted = adopt()
