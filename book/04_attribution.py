@@ -102,8 +102,8 @@ from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 from scipy import stats as scistats
 
-from cwi import (analysis, attribution, config, data, downloads, faithfulness, inference, interactive, pipeline,
-                 plotting, record)
+from cwi import (analysis, attribution, config, data, downloads, faithfulness, findings, inference, interactive,
+                 pipeline, plotting, record)
 from cwi.encoders import normalized
 
 # %% tags=["parameters"]
@@ -649,6 +649,22 @@ for name in encoders:
 lines.append(f"({scores['sentence'].nunique():,} distinct sentences; the curves took {faithfulness_seconds:.0f} s here, "
              "from the cache or computed.)")
 display(Markdown("\n".join(lines)))
+
+
+def first_page_finding() -> str:
+    """What the book's first page says of faithfulness: IG's order against the frequency and random orders."""
+    ig_text = versus_rivals[(versus_rivals["method"] == "ig") & (versus_rivals["removal"] == "text")]
+    above = FAITH_VERBS[faith_status != "above"][0].replace(" it", "")
+    counts = {rival: (int((rows["verdict"] == "more").sum()), len(rows))
+              for rival, rows in ig_text.groupby("rival", sort=False)}
+    return ("Removing words from the text, the Integrated Gradients order (heaviest first) "
+            + "; ".join(f"{above} the {rival} order{' (rarest first)' if rival == 'frequency' else ''} in "
+                        f"{k} of {n} (model, score) comparisons" for rival, (k, n) in counts.items())
+            + f". The family's false-positive rate with no effect: {said / faith.null_simulations:.1%} of "
+            f"{faith.null_simulations:,} simulations, {findings.STATUS_WORDS[faith_status]}.")
+
+
+findings.glue_finding(first_page_finding())
 
 # %% [markdown]
 # **Leave one out.** Each word removed alone: does the drop of the cosine rank

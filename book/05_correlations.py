@@ -78,6 +78,7 @@ from scipy import stats as scistats
 
 from cwi import (analysis, attribution, config, downloads, faithfulness, inference, interactive, pipeline, plotting,
                  record, runs)
+from cwi.findings import STATUS_WORDS, glue_finding
 
 # %% tags=["parameters"]
 profile = os.environ.get("CWI_PROFILE", "default")  # a built-in profile or a study file
@@ -992,6 +993,27 @@ else:
         "here is evidence about this recipe at this scale, not about BERT-base."
     )
 display(Markdown("\n".join(lines)))
+
+
+def first_page(pair: str, claim: str) -> str:
+    """One pair on one claim, for the first page: Δβ against the base and against the control, with their words."""
+    row, against = member(pair, claim), member(pair, claim, reading="vs control")
+    if row is None:
+        return f"{pair} not fitted"
+    text = f"{pair} {stated(row)} {inference.claim_word([row['verdict']])}"
+    if against is not None:
+        text += (f" (against its control {against['estimate']:+.3f} [{against['low']:+.3f}, {against['high']:+.3f}] "
+                 f"{inference.claim_word([against['verdict']])})")
+    return text
+
+
+glue_finding(
+    f"{len(claims)} claims named in advance, each Δβ with its simultaneous interval against the base (and against "
+    "the matched non-contrastive control, the difference in differences): "
+    + " ".join(f"*{name}*: " + "; ".join(first_page(pair, name) for pair in primary_pairs) + "." for name, *_ in claims)
+    + f" The rule's false-positive rate with no effect: {float(rates.loc[('no effect', 'any member'), 'rate']):.1%} "
+    f"of {int(rates.loc[('no effect', 'any member'), 'simulations']):,} simulations, {STATUS_WORDS[status]}"
+    + ("" if findings else "; the error rates measured do not allow these words as findings") + ".")
 
 
 # %% [markdown]

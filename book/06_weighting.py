@@ -56,6 +56,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from cwi import config, downloads, evaluation, pipeline, plotting, record, theory, weighting
+from cwi.findings import glue_finding
 
 # %% tags=["parameters"]
 profile = os.environ.get("CWI_PROFILE", "default")  # a built-in profile or a study file
@@ -265,6 +266,7 @@ def verdict(chosen: str, averages: dict[str, float]) -> str:
 
 verdict_text = verdict(best_information, {label: average[label] for label in (best_information, "SIF", "uniform")})
 glue("verdict_text", verdict_text, display=False)
+glue_finding(verdict_text.replace("The verdict compares the encoders chosen on STS-B dev only: t", "Static word vectors, t"))
 glue("highest_test", highest, display=False)
 display(Markdown(
     verdict_text + " "

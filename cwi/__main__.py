@@ -178,9 +178,9 @@ class TerminalProgress:
 
         total = 0
         for child in psutil.Process().children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:  # gone since it was listed
+            try:  # proportional set size: pages the workers share with the kernel counted once
+                total += getattr(child.memory_full_info(), "pss", None) or child.memory_info().rss
+            except psutil.Error:  # gone since it was listed, or another user's
                 pass
         self.peak_bytes = max(self.peak_bytes, total)
 
@@ -225,8 +225,8 @@ def finish_executed_notebook(notebook: Path, shown_as: Path | None = None) -> No
     nbformat.write(executed, notebook)
 
 
-def _said_by_the_runner(record: logging.LogRecord) -> bool:
-    """papermill's log lines the runner's own error line replaces (a dead kernel): dropped."""
+def _keep_unless_kernel_died(record: logging.LogRecord) -> bool:
+    """Keep a papermill log line unless it says the kernel died: the runner's own error line says that."""
     return "Kernel died" not in record.getMessage()
 
 
@@ -270,7 +270,7 @@ def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
     paired.metadata.setdefault("language_info", {"name": "python"})
     from nbclient.exceptions import DeadKernelError
 
-    logging.getLogger("papermill").addFilter(_said_by_the_runner)  # once: a filter is added only if not there
+    logging.getLogger("papermill").addFilter(_keep_unless_kernel_died)  # once: a filter is added only if not there
     private = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-"))
     staged = private / notebook.name
     try:
@@ -288,9 +288,10 @@ def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
             raise ChapterFailed(f"chapter {source.stem}: its kernel died ({_memory_clue(terminal.peak_bytes)}); "
                                 f"what it ran is kept in {failed}") from None
         except KeyboardInterrupt:
-            _stop_descendants()  # in case the interrupt came another way than SIGINT
+            _stop_descendants()  # in case the interrupt came another way than a stop signal
             if staged.exists():
                 shutil.copyfile(staged, failed)
+            _restore_signals()
             raise ChapterInterrupted(source.stem) from None
         except papermill.PapermillExecutionError as err:
             shutil.copyfile(staged, failed)
@@ -327,6 +328,11 @@ def _memory_clue(peak_bytes: int) -> str:
     if not peak_bytes:
         return "the likely cause is memory; its use was not measured"
     total = psutil.virtual_memory().total
+    try:  # a container's or a scheduler's limit (cgroup v2), where lower than the machine's memory
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        total = min(total, int(limit)) if limit != "max" else total
+    except (OSError, ValueError):
+        pass
     reached = f"the chapter's processes had reached {peak_bytes / 2**30:.1f} GiB of {total / 2**30:.1f} GiB"
     if peak_bytes >= total / 2:
         return f"the likely cause is memory: {reached} on this machine; a smaller profile, or CWI_WORKERS=1, needs less"
@@ -357,15 +363,21 @@ def _stop_descendants(grace: float = 5.0) -> None:
     psutil.wait_procs(alive, timeout=grace)
 
 
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # Ctrl-C, a scheduler's stop, a closed terminal
+
+
 @contextlib.contextmanager
 def _kernel_stopped_on_interrupt():
-    """While a chapter runs, SIGINT (Ctrl-C) first kills the kernel and its workers, then interrupts the runner.
+    """While a chapter runs, a stop signal first kills the kernel and its workers, then interrupts the runner.
 
-    The kernel runs in a session of its own, so Ctrl-C reaches the runner only;
-    left to papermill, the kernel is asked to shut down mid-cell and prints its
-    tracebacks into the terminal.  Killed, it says nothing; what its workers were
-    writing is staging that the next run sweeps.  Outside the main thread (where
-    no handler can be set) nothing changes.
+    The kernel runs in a session of its own, so Ctrl-C (and SIGTERM or SIGHUP
+    sent to the runner) reaches the runner only; left to papermill, the kernel is
+    asked to shut down mid-cell and prints its tracebacks into the terminal, and
+    a runner that dies leaves it running.  Killed, it says nothing; what its
+    workers were writing is staging that the next run sweeps.  After a stop the
+    signals stay ignored (a second Ctrl-C cannot cut the clean-up short) until
+    :func:`run_chapter` has kept the notebook.  Outside the main thread (where no
+    handler can be set) nothing changes.
     """
     import signal
     import threading
@@ -373,17 +385,33 @@ def _kernel_stopped_on_interrupt():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    numbers = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
+    stopped = []
 
     def interrupt(signum, frame):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while the kernel is stopped: ignored
+        for number in numbers:
+            signal.signal(number, signal.SIG_IGN)
+        stopped.append(signum)
         _stop_descendants(grace=0.0)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, interrupt)
+    previous = {number: signal.signal(number, interrupt) for number in numbers}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if not stopped:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+
+def _restore_signals() -> None:
+    """Ctrl-C and the other stop signals back to Python's defaults (after a stopped chapter's clean-up)."""
+    import signal
+
+    for name in STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name),
+                          signal.default_int_handler if name == "SIGINT" else signal.SIG_DFL)
 
 
 def sweep_private_folders() -> list[Path]:
@@ -576,7 +604,9 @@ def main(argv: list[str] | None = None) -> int:
 
             unchecked = ready()  # a cache that cannot be written fails now, not after the training
             if unchecked:
-                print(f"note: {len(unchecked)} artefacts in {cache_dir()} were stored before checksums were kept: "
+                many = (f"{len(unchecked)} artefacts in {cache_dir()} were" if len(unchecked) > 1
+                        else f"1 artefact in {cache_dir()} ({unchecked[0].relative_to(cache_dir())}) was")
+                print(f"note: {many} stored before checksums were kept: "
                       "each is adopted (its sha256 recorded) when first read; `python -m cwi cache adopt` records "
                       "them all now", flush=True)
             sweep_staging()  # unfinished writes of killed runs
@@ -587,9 +617,12 @@ def main(argv: list[str] | None = None) -> int:
             explain(args)
         elif args.command == "cache":
             from .cache import adopt, cache_dir
+            from .runs import RUN_FILE
+            from .train import HISTORY_FILE
 
-            adopted = adopt()
-            print(f"{len(adopted)} artefacts of {cache_dir()} adopted (their sha256 recorded as they are now); "
+            adopted = adopt(last_files=(RUN_FILE, HISTORY_FILE))
+            print(f"{len(adopted)} artefact{'s' * (len(adopted) != 1)} of {cache_dir()} adopted (their sha256 "
+                  "recorded as they are now); "
                   "the cache is marked: from now on an artefact without its sha256 is damage and is computed again")
         elif args.command == "chapters":
             print("\n".join(str(s.relative_to(root)) for s in sources))
@@ -627,7 +660,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as err:
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # the stopped kernel's pending task, at exit
         where = f": {err.chapter}" if isinstance(err, ChapterInterrupted) else ""
-        print(f"\ninterrupted{where}; rerun to continue from the cache", file=sys.stderr)
+        again = "; rerun to continue from the cache" if args.command in ("book", "run", "attribute") else ""
+        print(f"\ninterrupted{where}{again}", file=sys.stderr)
         return 130
     except (ChapterFailed, OSError, RuntimeError, ValueError) as err:
         # OSError: a full disk, a folder that cannot be written, a scheduler out of reach; its

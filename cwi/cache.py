@@ -360,13 +360,14 @@ def _awaited_record(path: Path, record: Path) -> str | None:
     A writer renames the artefact into place, then writes its record: a reader
     in between sees a new file without one, which is not damage.
     """
+    deadline = time.monotonic() + RECORD_WAIT  # this clock, not the file server's, bounds the wait
     while True:
         recorded = _recorded_sha256(record)
         try:
-            young = time.time() - path.stat().st_mtime < RECORD_WAIT
+            young = abs(time.time() - path.stat().st_mtime) < RECORD_WAIT
         except OSError:
             return recorded
-        if recorded is not None or not young:
+        if recorded is not None or not young or time.monotonic() > deadline:
             return recorded
         time.sleep(0.2)
 
@@ -392,9 +393,10 @@ def cached(kind: str, key: dict, suffix: str, compute: Callable[[], T], save: Ca
     if path.exists():
         try:
             recorded = _recorded_sha256(record)
-            if recorded is None and checksummed(path):
+            marked = recorded is None and checksummed(path)
+            if marked:
                 recorded = _awaited_record(path, record)  # another run may have just stored it
-            if recorded is None and checksummed(path):
+            if recorded is None and marked:
                 raise integrity.IntegrityError(f"{path} has no sha256 recorded in {record}, which this cache keeps "
                                                f"for every artefact ({MARKER}), so it cannot be checked; "
                                                "computing it again")
@@ -411,12 +413,21 @@ def cached(kind: str, key: dict, suffix: str, compute: Callable[[], T], save: Ca
         except Exception as err:  # a foreign or damaged file: say so, recompute
             report_damage(f"{path} cannot be read ({type(err).__name__}: {err}); computing it again")
         discard(path)
+        discard(record)  # its sha256 is the damaged one's: a reader must not check the new artefact against it
     value = compute()
-    if not _stage(path, lambda tmp: save(value, tmp), folder=False, keep_existing=True):
-        try:
-            value = load(path)  # the first writer's copy: what every later read returns
-        except Exception as err:
-            log.warning("could not read %s, which another run stored (%s); keeping this run's result", path, err)
+    staged: dict[str, str] = {}
+
+    def write(tmp: Path) -> None:
+        save(value, tmp)
+        staged["sha256"] = integrity.file_sha256(tmp)  # hashed before it appears: the record follows at once
+
+    if _stage(path, write, folder=False, keep_existing=True):
+        _write_record(record, kind, key, staged["sha256"])
+        return value
+    try:
+        value = load(path)  # the first writer's copy: what every later read returns
+    except Exception as err:
+        log.warning("could not read %s, which another run stored (%s); keeping this run's result", path, err)
     _write_record(record, kind, key, integrity.file_sha256(path))
     return value
 
@@ -428,8 +439,14 @@ def export(kind: str, key: dict, suffix: str, write: Callable[[Path], None]) -> 
     for every artefact, so a checksummed cache holds nothing unchecked.
     """
     path = artefact_path(kind, key, suffix)
-    atomic_write(path, write)
-    _write_record(path.with_suffix(".json"), kind, key, integrity.file_sha256(path))
+    staged: dict[str, str] = {}
+
+    def written(tmp: Path) -> None:
+        write(tmp)
+        staged["sha256"] = integrity.file_sha256(tmp)
+
+    atomic_write(path, written)
+    _write_record(path.with_suffix(".json"), kind, key, staged["sha256"])
     return path
 
 
@@ -437,7 +454,12 @@ def export(kind: str, key: dict, suffix: str, write: Callable[[Path], None]) -> 
 
 
 def _unchecked(root: Path) -> list[Path]:
-    """The artefacts of `root` with no checksum recorded: files without a sha256 in their key JSON, folders without a manifest."""
+    """The artefacts of `root` stored before checksums: files whose key JSON holds no sha256, folders without a manifest.
+
+    A file with no key JSON at all is not counted: before checksums only the
+    book's exports (``correlations/``, never read back) were written so; an
+    artefact whose JSON was lost is damage once the cache is marked.
+    """
     found = []
     for kind in sorted(root.iterdir()):
         if not kind.is_dir() or kind.name.startswith("."):
@@ -449,8 +471,9 @@ def _unchecked(root: Path) -> list[Path]:
                 if not (entry / integrity.MANIFEST).is_file():
                     found.append(entry)
                 continue
+            record = entry.with_suffix(".json")
             try:
-                if _recorded_sha256(entry.with_suffix(".json")) is None:
+                if record.exists() and _recorded_sha256(record) is None:
                     found.append(entry)
             except integrity.IntegrityError:
                 found.append(entry)
@@ -467,7 +490,7 @@ def _mark(root: Path) -> None:
 def ready(root: Path | None = None) -> list[Path]:
     """Before any work: check that the cache can be written, and mark it checksummed where nothing in it is unchecked.
 
-    The root is created if missing; it and every folder directly in it must
+    The root is created if missing; it and each folder directly in it must
     accept a new file (tried, not inferred from the mode: root ignores modes, a
     read-only mount does not).  A cache with no artefact lacking its checksum
     gets :data:`MARKER` (a new cache always does).
@@ -507,19 +530,27 @@ def ready(root: Path | None = None) -> list[Path]:
     return unchecked
 
 
-def adopt(root: Path | None = None) -> list[Path]:
+def adopt(root: Path | None = None, last_files: tuple[str, ...] = ()) -> list[Path]:
     """Record the checksum of every artefact of a cache from before checksums, then mark it; return what was adopted.
 
-    What is recorded is taken as it is now: run it on a cache you trust.  From
-    then on an artefact without its checksum is damage.
+    What is recorded is taken as it is now: run it on a cache you trust.  A
+    folder is adopted only if it holds one of `last_files` (what its writer
+    wrote last: it was completed); one that does not is reported and removed.
+    From then on an artefact without its checksum is damage.
     """
     root = Path(root) if root is not None else cache_dir()
     ready(root)
-    adopted = _unchecked(root)
-    for artefact in adopted:
+    adopted = []
+    for artefact in _unchecked(root):
         if artefact.is_dir():
+            if not any((artefact / name).is_file() for name in last_files):
+                report_damage(f"{artefact} holds none of {', '.join(last_files) or 'the files its writer ends with'}, "
+                              "so it was never completed: removed, to be computed again")
+                discard(artefact)
+                continue
             text = _manifest_text(artefact)
             atomic_write(artefact / integrity.MANIFEST, lambda tmp, text=text: tmp.write_text(text))
+            adopted.append(artefact)
             continue
         record = artefact.with_suffix(".json")
         try:
@@ -529,6 +560,7 @@ def adopt(root: Path | None = None) -> list[Path]:
         stored = stored if isinstance(stored, dict) else {}
         _write_record(record, stored.get("kind", artefact.parent.name), stored.get("key"),
                       integrity.file_sha256(artefact))
+        adopted.append(artefact)
     _mark(root)
     return adopted
 

@@ -64,8 +64,9 @@ def load(model, pooling: str | None = None, revision: str | None = None, tokeniz
         loaded ``sentence_transformers.SentenceTransformer`` (its transformer,
         tokenizer, pooling and maximum length are used); a loaded transformers
         model with its `tokenizer`; or an :class:`~cwi.encoders.Encoder`.  A
-        loaded model's attention is switched to the eager implementation, in
-        place (forward-mode differentiation has no rule for fused attention).
+        loaded model is put in evaluation mode and its attention switched to the
+        eager implementation, in place (forward-mode differentiation has no rule
+        for fused attention; the numbers are the same up to float rounding).
     pooling
         ``"mean"``, ``"cls"`` (through the checkpoint's trained pooler) or
         ``"cls_before_pooler"``; default: the registry's, the folder's stored
@@ -97,8 +98,12 @@ def load(model, pooling: str | None = None, revision: str | None = None, tokeniz
     if isinstance(model, (str, Path)):
         key = str(model)
         if key in models.MODELS or Path(key).expanduser().is_dir():
+            if revision is not None:
+                raise ValueError(f"--revision pins a Hub id; {key} is a registered model or a folder")
             return models.load_encoder(key, pooling, max_length, name=name)
-        if _HUB_ID.match(key) and not Path(key).expanduser().exists():
+        if isinstance(model, Path) or key.startswith((".", "/", "~")):
+            raise ValueError(f"the folder {key} does not exist")
+        if _HUB_ID.match(key):
             spec = models.ModelSpec("hub", key, pooling or "mean", contrastive=False, revision=revision)
             return models.load_spec(spec, name or key, pooling, max_length)
         raise ValueError(f"unknown model {key!r}: not a folder, not a Hub id (owner/name), and not one of "
@@ -131,17 +136,30 @@ def _eager(model):
 
 
 def _from_sentence_transformer(model, pooling: str | None, name: str | None) -> Encoder:
-    """The Encoder of a loaded SentenceTransformer: its first module's transformer and its Pooling module's mode."""
+    """The Encoder of a loaded SentenceTransformer: its Transformer module and its Pooling module's mode.
+
+    Only a Transformer, a Pooling and optionally a Normalize module (which leaves
+    the cosine as it is) are explained as they are; a model with other modules
+    (a Dense projection, say) is refused rather than explained as another model.
+    """
     modules = list(model)
+    names = [type(m).__name__ for m in modules]
     transformer = modules[0]
     if not hasattr(transformer, "auto_model"):
-        raise ValueError(f"the sentence-transformers model starts with {type(transformer).__name__}, not a "
-                         "Transformer module: only transformer encoders can be explained")
+        raise ValueError(f"the sentence-transformers model starts with {names[0]}, not a Transformer module: only "
+                         "transformer encoders can be explained")
+    if names[1:2] != ["Pooling"] or any(n != "Normalize" for n in names[2:]):
+        raise ValueError(f"the sentence-transformers model is {' -> '.join(names)}: only Transformer -> Pooling "
+                         "(-> Normalize) is explained as it is; explain its transformer folder with --pooling instead")
+    if getattr(transformer, "do_lower_case", False):
+        raise ValueError("the sentence-transformers model lower-cases its input (do_lower_case): give lower-cased "
+                         "sentences to explain.load(model[0].auto_model, tokenizer=model.tokenizer, pooling=...)")
     if pooling is None:
-        found = next((m for m in modules if hasattr(m, "get_pooling_mode_str")), None)
-        mode = found.get_pooling_mode_str() if found is not None else "mean"
+        mode = getattr(modules[1], "pooling_mode", None)
+        if mode is None and hasattr(modules[1], "get_pooling_mode_str"):  # sentence-transformers before 5
+            mode = modules[1].get_pooling_mode_str()
         # sentence-transformers' "cls" takes the [CLS] token's output itself, not BERT's pooler head.
-        pooling = {"mean": "mean", "cls": "cls_before_pooler"}.get(mode)
+        pooling = {"mean": "mean", "cls": "cls_before_pooler"}.get(mode if isinstance(mode, str) else None)
         if pooling is None:
             raise ValueError(f"the model pools by {mode!r}; the book's attributions pool by mean or [CLS]: pass "
                              "pooling='mean' or 'cls_before_pooler' to explain it with another pooling")
@@ -197,12 +215,16 @@ class PairExplanation:
         The model's name and the attribution method.
     gold
         A gold similarity score, if the pair came with one.
+    truncated
+        Whether each sentence was cut to the model's maximum length (the cosine
+        and its split are then those of the cut texts).
     """
 
     decomposition: PairDecomposition
     model: str
     method: str
     gold: float | None = None
+    truncated: tuple[bool, bool] = (False, False)
 
     @property
     def score(self) -> float:
@@ -250,7 +272,7 @@ class PairExplanation:
         d = self.decomposition
         rows, columns = d.contributions()
         return {"model": self.model, "method": self.method, "first": d.a.text, "second": d.b.text,
-                "gold": self.gold, "score": self.score, "error": self.error, "error_bound": d.error_bound,
+                "gold": self.gold, "truncated": list(self.truncated), "score": self.score, "error": self.error, "error_bound": d.error_bound,
                 "terms": self.terms, "words_first": list(d.a.words), "words_second": list(d.b.words),
                 "matrix": d.matrix.tolist(), "first_against_baseline": d.left.tolist(),
                 "second_against_baseline": d.right.tolist(), "contributions_first": rows.tolist(),
@@ -258,8 +280,9 @@ class PairExplanation:
                 "path_points": [d.a.path_points, d.b.path_points]}
 
 
-def _vectors(encoder: Encoder, texts: list[str], method: str, baseline: str, **settings) -> dict[str, SentenceVectors]:
-    """Each distinct text attributed once (the method batches sentences of similar length), by text."""
+def _vectors(encoder: Encoder, texts: list[str], method: str, baseline: str, **settings
+             ) -> dict[str, tuple[SentenceVectors, bool]]:
+    """Each distinct text attributed once (the method batches sentences of similar length): its vectors, and whether it was cut."""
     from . import stats
     from .attribution import METHODS, fit_to_length
 
@@ -269,9 +292,10 @@ def _vectors(encoder: Encoder, texts: list[str], method: str, baseline: str, **s
     for text in distinct:
         if not isinstance(text, str) or not stats.tokenize(text):
             raise ValueError(f"the sentence {text!r} has no word to attribute")
-    fitted = [fit_to_length(encoder, text)[0] for text in distinct]
-    results = METHODS[method](encoder, fitted, baseline=baseline, **settings)
-    return {text: sentence_vectors(encoder, result) for text, result in zip(distinct, results)}
+    fitted = [fit_to_length(encoder, text) for text in distinct]
+    results = METHODS[method](encoder, [text for text, _ in fitted], baseline=baseline, **settings)
+    return {text: (sentence_vectors(encoder, result), cut)
+            for text, result, (_, cut) in zip(distinct, results, fitted)}
 
 
 def similarities(model, pairs, gold=None, method: str = "ig", pooling: str | None = None, baseline: str = "pad",
@@ -291,13 +315,17 @@ def similarities(model, pairs, gold=None, method: str = "ig", pooling: str | Non
             gold = pairs["gold"].tolist()
         pairs = list(zip(pairs["sentence1"], pairs["sentence2"]))
     pairs = [tuple(pair) for pair in pairs]
+    for number, pair in enumerate(pairs):
+        if len(pair) != 2:
+            raise ValueError(f"pair {number} has {len(pair)} sentences, not 2: {pair!r}")
     if gold is not None and len(gold) != len(pairs):
         raise ValueError(f"{len(gold)} gold scores for {len(pairs)} pairs")
     encoder = load(model, pooling)
     vectors = _vectors(encoder, [text for pair in pairs for text in pair], method, baseline, **settings)
     golds = [None] * len(pairs) if gold is None else [None if g is None or not math.isfinite(g) else float(g)
                                                        for g in gold]
-    return [PairExplanation(decompose(vectors[a], vectors[b]), encoder.name, method, g)
+    return [PairExplanation(decompose(vectors[a][0], vectors[b][0]), encoder.name, method, g,
+                            (vectors[a][1], vectors[b][1]))
             for (a, b), g in zip(pairs, golds)]
 
 
@@ -326,7 +354,7 @@ def similarity(model, first: str, second: str, method: str = "ig", pooling: str 
 def read_pairs(path: Path) -> pd.DataFrame:
     """Sentence pairs from a TSV file: two tab-separated columns and an optional third, a gold score.
 
-    A first line ``sentence1<TAB>sentence2[<TAB>...]`` is a header; blank lines
+    A first line ``sentence1<TAB>sentence2[<TAB>gold]`` is a header; blank lines
     are skipped.  Every line has the same number of fields (2 or 3), no sentence
     is empty and every gold score is a number.
 
@@ -345,16 +373,19 @@ def read_pairs(path: Path) -> pd.DataFrame:
         return DataFormatError(f"{path}:{line}: {message}")
 
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is no part of the first sentence
     except UnicodeDecodeError as err:
         line = path.read_bytes()[: err.start].count(b"\n") + 1
         raise malformed(line, f"byte {err.object[err.start]:#04x} is not UTF-8: save the file as UTF-8") from None
     rows, width = [], None
-    for number, line in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" (and "\r\n") only: str.splitlines would also break at characters a sentence may hold.
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         fields = line.split("\t")
-        if not rows and width is None and [f.strip().lower() for f in fields[:2]] == ["sentence1", "sentence2"]:
+        if (not rows and width is None and len(fields) in (2, 3)
+                and [f.strip().lower() for f in fields[:2]] == ["sentence1", "sentence2"]):
             width = len(fields)  # the header fixes the width
             continue
         if len(fields) not in (2, 3):

@@ -84,29 +84,39 @@ def run(args: argparse.Namespace) -> None:
         if pairs is None:
             pairs = pd.DataFrame({"sentence1": [args.sentences[0]], "sentence2": [args.sentences[1]]})
         explained = explain.similarities(encoder, pairs, method=args.method)
+        worst = disagreements(explained, args.top)
         print(heading)
         print(pair_text(explained[0], args.top) if len(explained) == 1 and args.pairs is None
-              else pairs_text(explained, args.top))
+              else pairs_text(explained, worst))
         data = {"model": encoder.name, "pooling": encoder.pooling, "method": args.method,
                 "pairs": [e.to_dict() for e in explained]}
-        worst = disagreements(explained, args.top)
         if worst is not None:
             data["spearman"] = worst.attrs["spearman"]
-            data["disagreements"] = json.loads(worst.to_json(orient="records"))
+            data["disagreements"] = worst.to_dict("records")
         views = _pair_views(explained, encoder.name, args.method)
+    data = _finite(data)
+    outputs = {}  # both made before either is written: a failure leaves neither half-done
     if args.json is not None:
-        args.json.write_text(json.dumps(data, indent=1, allow_nan=False, default=_plain) + "\n", encoding="utf-8")
-        print(f"numbers written to {args.json}")
+        outputs[args.json] = (json.dumps(data, indent=1, allow_nan=False) + "\n", "numbers")
     if args.html is not None:
-        args.html.write_text(page(heading, data, views), encoding="utf-8")
-        print(f"page written to {args.html} (open it in a browser; it needs no server or network)")
+        outputs[args.html] = (page(heading, data, views), "page")
+    for target, (text, what) in outputs.items():
+        target.write_text(text, encoding="utf-8")
+        print(f"{what} written to {target}" + (" (open it in a browser; it needs no server or network)"
+                                               if what == "page" else ""))
 
 
-def _plain(value):
-    """JSON for numpy scalars and missing values."""
+def _finite(value):
+    """`value` as plain JSON data: numpy scalars as Python numbers, NaN and infinities as None."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
     if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 # --- the terminal ---------------------------------------------------------------------------------------------
@@ -136,7 +146,11 @@ def weights_text(table: pd.DataFrame) -> str:
 def pair_text(pair: explain.PairExplanation, top: int) -> str:
     """One pair: the cosine, the terms that sum to it, the top word pairs, each word's part."""
     d = pair.decomposition
-    lines = [f"first:  {d.a.text}", f"second: {d.b.text}", f"cosine {pair.score:.4f}"
+    cut = [side for side, was_cut in zip(("first", "second"), pair.truncated) if was_cut]
+    lines = [f"first:  {d.a.text}", f"second: {d.b.text}"]
+    if cut:
+        lines.append(f"({' and '.join(cut)} cut to the model's maximum length: the numbers are those of the cut text)")
+    lines += [f"cosine {pair.score:.4f}"
              + (f" (gold {pair.gold:g})" if pair.gold is not None else "")]
     for k, (term, value) in enumerate(pair.terms.items()):
         lines.append(f"  {'=' if k == 0 else '+'} {value:+.4f}  {explain.TERM_NAMES[term]}")
@@ -146,7 +160,7 @@ def pair_text(pair: explain.PairExplanation, top: int) -> str:
     for row in pair.top_pairs(top).itertuples():
         lines.append(f"  {row.first} ~ {row.second}  {row.part:+.4f}{'  same word' if row.same_word else ''}")
     lines.append("each word's part of the word pairs (its row or column sum):")
-    for side, sentence, values in [("first", d.a, d.contributions()[0]), ("second", d.b, d.contributions()[1])]:
+    for side, sentence, values in zip(("first", "second"), (d.a, d.b), d.contributions()):
         lines.append(f"  {side + ':':<8}" + "  ".join(f"{w} {v:+.3f}" for w, v in zip(sentence.words, values)))
     return "\n".join(lines)
 
@@ -173,15 +187,16 @@ def disagreements(explained: list[explain.PairExplanation], top: int) -> pd.Data
     return worst.reset_index(drop=True)
 
 
-def pairs_text(explained: list[explain.PairExplanation], top: int) -> str:
-    """Many pairs: one line each, then (with gold scores) Spearman's correlation and the pairs that disagree most."""
+def pairs_text(explained: list[explain.PairExplanation], worst: pd.DataFrame | None) -> str:
+    """Many pairs: one line each, then (with gold scores, `worst`: :func:`disagreements`) Spearman's correlation
+    and the pairs that disagree most."""
     lines = [f"{'pair':>4}  {'cosine':>7}  {'gold':>5}  {'same words':>10}  top word pair"]
     for k, e in enumerate(explained, 1):
         best = e.top_pairs(1).iloc[0]
         gold = f"{e.gold:5.2f}" if e.gold is not None else f"{'':5}"
         lines.append(f"{k:>4}  {e.score:7.4f}  {gold}  {e.terms['same_words']:10.4f}  "
-                     f"{best['first']} ~ {best['second']} {best['part']:+.4f}")
-    worst = disagreements(explained, top)
+                     f"{best['first']} ~ {best['second']} {best['part']:+.4f}"
+                     + ("  (cut to the model's length)" if any(e.truncated) else ""))
     if worst is not None:
         rho = worst.attrs["spearman"]
         lines.append(f"Spearman correlation of cosine and gold over {len(explained)} pairs: "

@@ -283,7 +283,7 @@ def test_a_cache_from_before_checksums_is_adopted_on_read_or_at_once_then_marked
     folder.mkdir(parents=True)
     (folder / "cwi_run.json").write_text("{}")
     assert cache.ready() == [folder, path] and not cache.checksummed(root)  # unmarked: adoption still holds
-    assert sorted(cache.adopt()) == sorted([folder, path]) and cache.checksummed(root)
+    assert sorted(cache.adopt(last_files=("cwi_run.json",))) == sorted([folder, path]) and cache.checksummed(root)
     assert json.loads(path.with_suffix(".json").read_text()) == {"kind": "word_statistics", "key": key,
                                                                  "sha256": integrity.file_sha256(path)}
     assert integrity.verify(folder) and cache.ready() == []
@@ -323,3 +323,39 @@ def test_artefacts_get_the_modes_of_ordinary_files_and_folders_under_the_umask(t
         assert stat.S_IMODE((folder / integrity.MANIFEST).stat().st_mode) == 0o664
     finally:
         os.umask(previous)
+
+
+def test_a_record_a_concurrent_writer_is_about_to_write_is_awaited_not_taken_for_damage(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("CWI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CWI_PROGRESS_FILE", str(tmp_path / "terminal.log"))
+    cache.ready()
+    key = {"v": "racing"}
+    path = cache.artefact_path("word_statistics", key, ".parquet")
+    path.parent.mkdir(parents=True)
+    pd.DataFrame({"x": [3]}).to_parquet(path)  # renamed into place by another run, its record not yet written
+    late = threading.Timer(0.5, lambda: path.with_suffix(".json").write_text(json.dumps(
+        {"kind": "word_statistics", "key": key, "sha256": integrity.file_sha256(path)})))
+    late.start()
+    try:
+        value = cache.cached_frame("word_statistics", key, lambda: pytest.fail("a valid artefact was recomputed"))
+    finally:
+        late.join()
+    assert value["x"].tolist() == [3] and not (tmp_path / "terminal.log").exists()
+
+
+def test_an_export_is_written_with_its_record_and_adopt_leaves_an_unfinished_folder_out(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("CWI_CACHE_DIR", str(root))
+    monkeypatch.setenv("CWI_PROGRESS_FILE", str(tmp_path / "terminal.log"))
+    path = cache.export("correlations", {"v": 1}, ".csv", lambda tmp: tmp.write_text("a,b\n1,2\n"))
+    assert json.loads(path.with_suffix(".json").read_text())["sha256"] == integrity.file_sha256(path)
+    finished, unfinished = root / "checkpoints" / "0123456789abcdef", root / "checkpoints" / "fedcba9876543210"
+    for folder in (finished, unfinished):
+        (folder / "step-000010").mkdir(parents=True)
+        (folder / "step-000010" / "model.safetensors").write_bytes(b"w" * 64)
+    (finished / "cwi_run.json").write_text("{}")
+    assert cache.adopt(last_files=("cwi_run.json",)) == [finished]
+    assert integrity.verify(finished) and not unfinished.exists()
+    assert f"cache: {unfinished} holds none of cwi_run.json" in (tmp_path / "terminal.log").read_text()

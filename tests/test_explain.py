@@ -85,6 +85,8 @@ def test_pairs_are_read_from_a_tsv_and_a_malformed_row_is_refused_with_its_line(
         bad.write_text(body)
         with pytest.raises(DataFormatError, match=rf"^{re.escape(str(bad))}:{line}: {re.escape(what)}"):
             explain.read_pairs(bad)
+    bad.write_bytes("\ufeffsentence1\tsentence2\nA line\u2028sep.\tB.\r\n".encode())  # a BOM, U+2028, CRLF
+    assert explain.read_pairs(bad).to_dict("list") == {"sentence1": ["A line\u2028sep."], "sentence2": ["B."]}
     bad.write_text("A.\tB.\t1\nC.\tD.\tmany\n")
     failed = command("all-MiniLM-L6-v2", "--pairs", str(bad))
     assert failed.returncode == 1 and failed.stderr.strip() == f"error: {bad}:2: the gold score 'many' is not a number"
@@ -141,3 +143,26 @@ def test_the_page_draws_its_views_in_chromium_with_no_network(minilm_pairs):
           rows: document.querySelectorAll("table.cwi-disagreements tbody tr").length}))()""")
     assert seen["cells"] == 6 * 7 and seen["bars"] >= 6 and seen["pairs"] == 3 and seen["rows"] == 3, seen
     assert seen["inactive"] == 0 and len(seen["shown"]) == 2 and all(seen["shown"]), seen
+
+
+def test_a_sentence_transformer_is_explained_with_its_own_pooling_or_refused(tiny_folder):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.models import Dense, Normalize, Pooling, Transformer
+
+    transformer = Transformer(str(tiny_folder))
+    width = getattr(transformer, "get_embedding_dimension", None) or transformer.get_word_embedding_dimension
+    width = width()
+    pooled_by_cls = SentenceTransformer(modules=[transformer, Pooling(width, "cls"), Normalize()], device="cpu")
+    encoder = explain.load(pooled_by_cls)
+    assert encoder.pooling == "cls_before_pooler"  # sentence-transformers' cls: the [CLS] output, not a pooler head
+    pair = explain.similarity(pooled_by_cls, FIRST, SECOND)
+    embedded = pooled_by_cls.encode([FIRST, SECOND])
+    assert pair.score == pytest.approx(float(embedded[0] @ embedded[1]), abs=1e-5)
+    projected = SentenceTransformer(modules=[Transformer(str(tiny_folder)), Pooling(width, "mean"),
+                                             Dense(width, 4)], device="cpu")
+    with pytest.raises(ValueError, match="Transformer -> Pooling -> Dense: only Transformer -> Pooling"):
+        explain.load(projected)
