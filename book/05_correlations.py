@@ -1007,10 +1007,21 @@ def first_page(pair: str, claim: str) -> str:
     return text
 
 
+def first_page_words(pair: str, claim: str) -> str:
+    """One pair on a further claim: its words against the base and against the control."""
+    row, against = member(pair, claim), member(pair, claim, reading="vs control")
+    if row is None:
+        return f"{pair} not fitted"
+    return (f"{pair} {inference.claim_word([row['verdict']])}"
+            + (f" ({inference.claim_word([against['verdict']])} against its control)" if against is not None else ""))
+
+
 glue_finding(
-    f"{len(claims)} claims named in advance, each Δβ with its simultaneous interval against the base (and against "
-    "the matched non-contrastive control, the difference in differences): "
-    + " ".join(f"*{name}*: " + "; ".join(first_page(pair, name) for pair in primary_pairs) + "." for name, *_ in claims)
+    f"{len(claims)} claims named in advance, each Δβ with its simultaneous interval against the base and against "
+    f"the matched non-contrastive control (the difference in differences). The paper's, {first_claim}: "
+    + "; ".join(first_page(pair, first_claim) for pair in primary_pairs) + ". "
+    + " ".join(f"{name}: " + "; ".join(first_page_words(pair, name) for pair in primary_pairs) + "."
+               for name, *_ in claims[1:])
     + f" The rule's false-positive rate with no effect: {float(rates.loc[('no effect', 'any member'), 'rate']):.1%} "
     f"of {int(rates.loc[('no effect', 'any member'), 'simulations']):,} simulations, {STATUS_WORDS[status]}"
     + ("" if findings else "; the error rates measured do not allow these words as findings") + ".")

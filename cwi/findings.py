@@ -1,17 +1,19 @@
-"""What each chapter finds, for the book's first page: one computed paragraph per chapter, glued as HTML.
+"""What each chapter finds, for the book's first page: one computed paragraph per chapter, glued as text.
 
 A chapter calls :func:`glue_finding` with the sentence its own numbers decide;
-``book/intro.md`` pastes each under "What the book finds" (``{glue:any}`` with
-``:doc:``, MyST-NB's glue from another notebook, which pastes HTML).  So the
-first page says what this build found, in every profile, and nothing written by hand.
+``book/intro.md`` pastes each under "What the book finds" with MyST-NB's glue
+from another notebook (``{glue:text}`05_correlations.ipynb::finding```).  So
+the first page says what this build found, in every profile, and nothing on it
+is written by hand.  The text is plain (Markdown emphasis is dropped): a glued
+HTML object, tried first, left the Similarity chapter's widget cell waiting
+forever under papermill.
 """
 
 from __future__ import annotations
 
-import html
 import re
 
-__all__ = ["KEY", "STATUS_WORDS", "glue_finding", "to_html"]
+__all__ = ["KEY", "STATUS_WORDS", "glue_finding", "plain"]
 
 KEY = "finding"  # the glue key every chapter uses; intro.md names the chapter
 # A measured false-positive rate against the nominal one, in a few words (keys of cwi.inference.RATE_WORDS).
@@ -19,19 +21,17 @@ STATUS_WORDS = {"consistent": "consistent with the nominal rate", "below": "belo
                 "above": "above the nominal rate, so the words are descriptions, not findings"}
 
 
-def to_html(markdown: str) -> str:
-    """The Markdown the chapters write (``**bold**``, ``*italic*``, ```code```), as HTML; everything else escaped."""
-    text = html.escape(markdown, quote=False)
-    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
-    text = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", text)
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+def plain(markdown: str) -> str:
+    """`markdown` without the emphasis and code marks the chapters write (``**``, ``*``, backticks), on one line."""
+    text = re.sub(r"\*\*(.+?)\*\*", r"\1", markdown)
+    text = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"\1", text)
+    return " ".join(re.sub(r"`([^`]+)`", r"\1", text).split())
 
 
 def glue_finding(markdown: str) -> str:
-    """Glue `markdown` as this chapter's finding for the first page (HTML, not displayed here); return the HTML."""
-    from IPython.display import HTML
+    """Glue `markdown`, as plain text, as this chapter's finding for the first page (not displayed here); return it."""
     from myst_nb import glue
 
-    fragment = f'<p class="cwi-finding">{to_html(markdown)}</p>'
-    glue(KEY, HTML(fragment), display=False)
-    return fragment
+    text = plain(markdown)
+    glue(KEY, text, display=False)
+    return text

@@ -1,6 +1,7 @@
 """The book: TOC completeness, chapters executed with papermill, HTML rendering, errors."""
 
 import ast
+import html
 import json
 import os
 import pickle
@@ -293,6 +294,14 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     seed_rows = sum(len(analysis.QUANTITIES) * (len(side) + 1) for name, c in present.items()
                     if len(c.finetuned) > 1 for side in (c.finetuned, c.controls) if side)
     assert len(correlations["seed_deltas"]) == seed_rows  # each pair's seeds of each side, and their mean
+    # The first page says what each chapter found, pasted from the chapter's own glued HTML.
+    first_page = html.unescape(re.sub(r"<[^>]+>", "", (root / "_build" / "html" / "book" / "intro.html").read_text()))
+    for chapter in ("04_attribution", "05_correlations", "06_weighting", "07_similarity"):
+        finding = values[chapter]["finding"]
+        assert len(finding) > 80 and finding in " ".join(first_page.split()), chapter
+    assert all(f"{m['estimate']:+.3f} [{m['low']:+.3f}, {m['high']:+.3f}]" in values["05_correlations"]["finding"]
+               for key, m in correlations["primary"].items()
+               if key.endswith("/delta beta/vs base") and key.split("/")[1] == smoke.analysis.claims[0][0])
     # The primary family: every pair x claim x statistic x reading, decided by the permutation max-T rule.
     primary = correlations["primary"]
     assert len(primary) == family_size(smoke, present)
