@@ -652,16 +652,18 @@ display(Markdown("\n".join(lines)))
 
 
 def first_page_finding() -> str:
-    """What the book's first page says of faithfulness: IG's order against the frequency and random orders."""
+    """What the book's first page says of faithfulness: IG's order against the rival orders, under text removal."""
     ig_text = versus_rivals[(versus_rivals["method"] == "ig") & (versus_rivals["removal"] == "text")]
-    above = FAITH_VERBS[faith_status != "above"][0].replace(" it", "")
-    counts = {rival: (int((rows["verdict"] == "more").sum()), len(rows))
-              for rival, rows in ig_text.groupby("rival", sort=False)}
-    return ("Removing words from the text, the Integrated Gradients order (heaviest first) "
-            + "; ".join(f"{above} the {rival} order{' (rarest first)' if rival == 'frequency' else ''} in "
-                        f"{k} of {n} (model, score) comparisons" for rival, (k, n) in counts.items())
-            + f". The family's false-positive rate with no effect: {said / faith.null_simulations:.1%} of "
-            f"{faith.null_simulations:,} simulations, {findings.STATUS_WORDS[faith_status]}.")
+    if ig_text.empty:
+        return "Words are not removed from the text in this profile; the chapter removes them by the baseline only."
+    above, below, _ = FAITH_VERBS[faith_status != "above"]
+    parts = [f"against the {rival} order{' (rarest first)' if rival == 'frequency' else ''} it {above} in "
+             f"{(rows['verdict'] == 'more').sum()} and {below} in {(rows['verdict'] == 'less').sum()} of {len(rows)} "
+             "(model, score) comparisons" for rival, rows in ig_text.groupby("rival", sort=False)]
+    return ("Removing words from the text (the chapter also replaces them by the baseline), the Integrated Gradients "
+            "order (heaviest first): " + "; ".join(parts) + f". The family's false-positive rate with no effect: "
+            f"{said / faith.null_simulations:.1%} of {faith.null_simulations:,} simulations (exact interval "
+            f"{faith_low:.1%} to {faith_high:.1%}), {findings.STATUS_WORDS[faith_status]}.")
 
 
 findings.glue_finding(first_page_finding())

@@ -252,10 +252,12 @@ versus_highest = (weighting.paired_bootstrap(similarities[highest], similarities
                                              settings.seed, ws.level) if highest != "SIF" else None)
 
 
-def verdict(chosen: str, averages: dict[str, float]) -> str:
+def verdict(chosen: str, averages: dict[str, float],
+            opening: str = "The verdict compares the encoders chosen on STS-B dev only: the information weighting "
+                           "chosen there") -> str:
     """The verdict: the dev-chosen information weighting against SIF and the plain mean, nothing else."""
     against = {other: intervals[f"{chosen} − {other}"] for other in ("SIF", "uniform")}
-    return (f"The verdict compares the encoders chosen on STS-B dev only: the information weighting chosen there, "
+    return (f"{opening}, "
             f"**{chosen}**, averages **{averages[chosen]:.2f}** over the {len(test)} test sets; against SIF "
             f"({averages['SIF']:.2f}) its difference is **{against['SIF']['delta']:+.2f} "
             f"[{against['SIF']['low']:+.2f}, {against['SIF']['high']:+.2f}]** ({level} paired bootstrap), "
@@ -266,7 +268,9 @@ def verdict(chosen: str, averages: dict[str, float]) -> str:
 
 verdict_text = verdict(best_information, {label: average[label] for label in (best_information, "SIF", "uniform")})
 glue("verdict_text", verdict_text, display=False)
-glue_finding(verdict_text.replace("The verdict compares the encoders chosen on STS-B dev only: t", "Static word vectors, t"))
+glue_finding(verdict(best_information, {label: average[label] for label in (best_information, "SIF", "uniform")},
+                     opening="Static word vectors: the information weighting chosen on STS-B dev")
+             + " (two unadjusted paired-bootstrap intervals; no error rate of this comparison is measured)")
 glue("highest_test", highest, display=False)
 display(Markdown(
     verdict_text + " "

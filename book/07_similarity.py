@@ -350,14 +350,22 @@ for twin, row in share.iterrows():
         lines.append("  Δβ: intervals exclude 0 for " + ", ".join(quantity for quantity, _ in said_beta)
                      + ", but no verdict is drawn, since the rule's rate is shown above the nominal rate here.")
 display(Markdown("\n".join(lines)))
+def first_page_share(twin: str, row) -> str:
+    """One twin's same-word share for the first page, or why it is not read."""
+    if {twins[twin].pretrained, twins[twin].finetuned} & set(unsafe):
+        return f"{twin}: not read (its word-pair sum is not positive in every draw)"
+    return (f"{twin} {row['pretrained']:.3f} → {row['finetuned']:.3f}, change {row['estimate']:+.4f} "
+            f"[{row['low']:+.4f}, {row['high']:+.4f}]")
+
+
 glue_finding(
-    ("The share of the cosine carried by the same word in both sentences, pre-trained → fine-tuned: "
-     if len(share) else "No pre-trained model with a fine-tuned twin is decomposed in this profile")
-    + "; ".join(f"{twin} {row['pretrained']:.3f} → {row['finetuned']:.3f}, change {row['estimate']:+.4f} "
-                f"[{row['low']:+.4f}, {row['high']:+.4f}]" for twin, row in share.iterrows())
-    + f". The family's false-positive rate with no effect: {said / n_sim:.1%} of {n_sim:,} simulations, "
-    f"{STATUS_WORDS[status]}; the share has no reference for lexical overlap yet, so a change is not read as a "
-    "change of reliance on shared words.")
+    (f"The share of the cosine carried by the same word in both sentences, pre-trained → fine-tuned (simultaneous "
+     f"{level:.0%} intervals): " if len(share) else "No pre-trained model with a fine-tuned twin is decomposed in "
+     "this profile")
+    + "; ".join(first_page_share(twin, row) for twin, row in share.iterrows())
+    + f". The family's false-positive rate with no effect: {said / n_sim:.1%} of {n_sim:,} simulations (exact "
+    f"interval {rate_low:.1%} to {rate_high:.1%}), {STATUS_WORDS[status]}; the share has no reference for lexical "
+    "overlap yet, so a change is not read as a change of reliance on shared words.")
 # Where each interval lies, not its reading: a reading is a verdict only under the gates above.
 display(downloads.csv_download(members.drop(columns=["verdict", "reading"]), "similarity_family.csv", "the family"))
 

@@ -5,9 +5,12 @@ sentences of your own:
 
 * :func:`word_weights`: each sentence's words with their weights (Integrated
   Gradients or SHAP), as the Attribution chapter tabulates them;
-* :func:`similarity`: the cosine of two sentences split exactly into word pairs,
-  words against the other's baseline, and the baselines (the Similarity chapter's
-  decomposition, :mod:`cwi.similarity`);
+* :func:`similarity`: the cosine of two sentences split, up to the attribution's
+  completeness error, into word pairs (``c_w . c_v / N``: a product of two
+  single-sentence attributions, not an interaction), each word against the other
+  sentence's baseline (``c_w . f(b') / N``) and the two baselines
+  (``f(a') . f(b') / N``); the last two depend on the baseline (PAD by default).
+  The Similarity chapter's decomposition, :mod:`cwi.similarity`;
 * :func:`similarities`: many pairs, each distinct sentence attributed once, in
   batches of sentences of similar length;
 * :func:`load`: a registry name, a model folder, a Hub id at a revision, or a
@@ -338,8 +341,9 @@ def similarity(model, first: str, second: str, method: str = "ig", pooling: str 
     two final norms (the module docstring of :mod:`cwi.similarity`; exact up to
     IG's completeness error, :attr:`PairExplanation.error`).  A cell is the
     product of two single-sentence attributions, not an interaction
-    attribution, and a word's part is not its effect on the cosine if it were
-    removed (the norms would change).
+    attribution, and a word's part (its row or column sum of the word pairs) is
+    not its effect on the cosine if it were removed (attributions are path
+    integrals from the baseline, not removal differences).
 
     Parameters
     ----------

@@ -155,11 +155,12 @@ def pair_text(pair: explain.PairExplanation, top: int) -> str:
     for k, (term, value) in enumerate(pair.terms.items()):
         lines.append(f"  {'=' if k == 0 else '+'} {value:+.4f}  {explain.TERM_NAMES[term]}")
     lines.append(f"  (the terms miss {pair.error:.1e} of the cosine: what the attribution leaves over; at most "
-                 f"{d.error_bound:.1e} by its completeness errors)")
-    lines.append("top word pairs (each cell: the two words' attribution vectors' dot product over the norms):")
+                 f"{d.error_bound:.1e} by its completeness errors; the last two terms depend on the baseline)")
+    lines.append("largest word pairs (each cell: the two words' attribution vectors' dot product over the norms; a "
+                 "product of two single-sentence attributions, not an interaction):")
     for row in pair.top_pairs(top).itertuples():
         lines.append(f"  {row.first} ~ {row.second}  {row.part:+.4f}{'  same word' if row.same_word else ''}")
-    lines.append("each word's part of the word pairs (its row or column sum):")
+    lines.append("each word's part of the word pairs (its row or column sum; not its effect if removed):")
     for side, sentence, values in zip(("first", "second"), (d.a, d.b), d.contributions()):
         lines.append(f"  {side + ':':<8}" + "  ".join(f"{w} {v:+.3f}" for w, v in zip(sentence.words, values)))
     return "\n".join(lines)
@@ -180,7 +181,7 @@ def disagreements(explained: list[explain.PairExplanation], top: int) -> pd.Data
                           "second": [e.decomposition.b.text for e in explained],
                           "cosine": [e.score for e in explained], "gold": gold})
     frame["rank_gap"] = (frame["cosine"].rank(pct=True) - frame["gold"].rank(pct=True)).round(4)
-    frame["top_word_pair"] = [" ~ ".join(e.top_pairs(1).iloc[0][["first", "second"]]) for e in explained]
+    frame["largest_cell"] = [" ~ ".join(e.top_pairs(1).iloc[0][["first", "second"]]) for e in explained]
     worst = frame.reindex(frame["rank_gap"].abs().sort_values(ascending=False, kind="stable").index).head(top)
     rho = spearmanr(frame["cosine"], frame["gold"]).statistic
     worst.attrs["spearman"] = None if not math.isfinite(rho) else float(rho)
@@ -190,21 +191,25 @@ def disagreements(explained: list[explain.PairExplanation], top: int) -> pd.Data
 def pairs_text(explained: list[explain.PairExplanation], worst: pd.DataFrame | None) -> str:
     """Many pairs: one line each, then (with gold scores, `worst`: :func:`disagreements`) Spearman's correlation
     and the pairs that disagree most."""
-    lines = [f"{'pair':>4}  {'cosine':>7}  {'gold':>5}  {'same words':>10}  top word pair"]
+    lines = [f"{'pair':>4}  {'cosine':>7}  {'gold':>5}  {'same words':>10}  largest word pair"]
     for k, e in enumerate(explained, 1):
         best = e.top_pairs(1).iloc[0]
         gold = f"{e.gold:5.2f}" if e.gold is not None else f"{'':5}"
         lines.append(f"{k:>4}  {e.score:7.4f}  {gold}  {e.terms['same_words']:10.4f}  "
                      f"{best['first']} ~ {best['second']} {best['part']:+.4f}"
                      + ("  (cut to the model's length)" if any(e.truncated) else ""))
+    if worst is None and all(e.gold is not None for e in explained):
+        lines.append("fewer than 3 pairs with gold scores: no correlation")
     if worst is not None:
         rho = worst.attrs["spearman"]
         lines.append(f"Spearman correlation of cosine and gold over {len(explained)} pairs: "
                      + ("undefined (a constant column)" if rho is None else f"{rho:.3f}"))
-        lines.append("where the model and the gold disagree most (cosine rank minus gold rank, as fractions):")
+        lines.append(f"largest rank gaps among these {len(explained)} pairs (cosine rank minus gold rank, as fractions "
+                     "of these pairs: relative to them, not the error of one cosine; the largest cell is that pair's "
+                     "biggest word-pair term, not the cause of the gap):")
         for row in worst.itertuples():
             lines.append(f"  pair {row.pair}: {row.rank_gap:+.2f} (cosine {row.cosine:.3f}, gold {row.gold:g}), "
-                         f"top word pair {row.top_word_pair}: {row.first!r} / {row.second!r}")
+                         f"largest cell {row.largest_cell}: {row.first!r} / {row.second!r}")
     return "\n".join(lines)
 
 
@@ -249,19 +254,22 @@ def page(heading: str, data: dict, views: list[str]) -> str:
     parts = [f"<h1>{html.escape(heading)}</h1>"]
     if "pairs" in data:
         count = len(data["pairs"])
-        parts.append(f"<p>{count} pair{'s' * (count != 1)}. Each cosine is split exactly into word pairs, words "
-                     "against the other sentence's baseline and the two baselines (each a dot product of attribution "
-                     "vectors over the product of the final norms; a cell is not the effect of removing a word). "
-                     "Pick a pair below.</p>")
+        parts.append(f"<p>{count} pair{'s' * (count != 1)}. Each cosine is split, up to the attribution's "
+                     "completeness error, into word pairs (the two words' attribution vectors' dot product over the "
+                     "product of the final norms: a product of two single-sentence attributions, not an interaction), "
+                     "each word against the other sentence's baseline and the two baselines (these two depend on the "
+                     "baseline). A word's part is not its effect if removed. Pick a pair below.</p>")
         if data.get("disagreements"):
             rho = data.get("spearman")
-            parts.append(f"<h2>Where the model and the gold disagree most</h2><p>Spearman correlation over the "
-                         f"{count} pairs: {'undefined' if rho is None else f'{rho:.3f}'}.</p>")
-            header = "".join(f"<th>{h}</th>" for h in ("pair", "rank gap", "cosine", "gold", "top word pair",
+            parts.append(f"<h2>The largest rank gaps among these {count} pairs</h2><p>Spearman correlation of cosine "
+                         f"and gold: {'undefined' if rho is None else f'{rho:.3f}'}. A rank gap is the cosine's rank "
+                         "minus the gold score's, as fractions of these pairs: relative to them, not the error of one "
+                         "cosine. The largest cell is the pair's biggest word-pair term, not the cause of the gap.</p>")
+            header = "".join(f"<th>{h}</th>" for h in ("pair", "rank gap", "cosine", "gold", "largest cell",
                                                         "first", "second"))
             body = "".join(
                 f"<tr><td>{row['pair']}</td><td>{row['rank_gap']:+.2f}</td><td>{row['cosine']:.3f}</td>"
-                f"<td>{row['gold']:g}</td><td>{html.escape(row['top_word_pair'])}</td>"
+                f"<td>{row['gold']:g}</td><td>{html.escape(row['largest_cell'])}</td>"
                 f"<td>{html.escape(row['first'])}</td><td>{html.escape(row['second'])}</td></tr>"
                 for row in data["disagreements"])
             parts.append(f'<table class="cwi-disagreements"><thead><tr>{header}</tr></thead><tbody>{body}</tbody>'

@@ -17,7 +17,8 @@ __all__ = ["KEY", "STATUS_WORDS", "glue_finding", "plain"]
 
 KEY = "finding"  # the glue key every chapter uses; intro.md names the chapter
 # A measured false-positive rate against the nominal one, in a few words (keys of cwi.inference.RATE_WORDS).
-STATUS_WORDS = {"consistent": "consistent with the nominal rate", "below": "below the nominal rate",
+STATUS_WORDS = {"consistent": "consistent with the nominal rate",
+                "below": "below the nominal rate: conservative, so a comparison not won is no evidence of no difference",
                 "above": "above the nominal rate, so the words are descriptions, not findings"}
 
 

@@ -49,7 +49,7 @@ def test_the_command_splits_a_pair_of_a_saved_folder_into_terms_that_sum_to_its_
     assert np.allclose(matrix.sum(1), pair["contributions_first"]) and np.allclose(matrix.sum(0),
                                                                                   pair["contributions_second"])
     assert sum(pair["terms"][k] for k in ("same_words", "other_words")) == pytest.approx(matrix.sum())
-    assert f"cosine {pair['score']:.4f}" in result.stdout and "top word pairs" in result.stdout
+    assert f"cosine {pair['score']:.4f}" in result.stdout and "largest word pairs" in result.stdout
     assert "guitar ~ guitar" in result.stdout  # the matching words are listed among the pairs or the parts
 
 
