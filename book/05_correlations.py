@@ -1009,12 +1009,12 @@ def first_page(pair: str, claim: str, detailed: bool) -> str:
     word = inference.claim_word([row["verdict"]]) if findings else f"interval {INTERVAL_WORDS[row['verdict']]}"
     text = f"{pair} {stated(row)} {word}" if detailed else f"{pair} {word}"
     if against is not None and against["verdict"] != "not fitted":
-        said = AGAINST_CONTROL[against["verdict"]]
+        said = {"more": "above", "less": "below", "unclear": "no clear difference"}[against["verdict"]]
         if findings and against["verdict"] == "more" and row["verdict"] == "more":
-            said += " and the base: contrastive"
-        interval = (f"{against['estimate']:+.3f} [{against['low']:+.3f}, {against['high']:+.3f}] "
+            said = "above it and the base: contrastive"
+        interval = (f" {against['estimate']:+.3f} [{against['low']:+.3f}, {against['high']:+.3f}]"
                     if detailed else "")
-        text += f" ({interval}{said})"
+        text += f" (against its control{interval}: {said})"
     return text
 
 

@@ -269,8 +269,8 @@ def verdict(chosen: str, averages: dict[str, float],
 verdict_text = verdict(best_information, {label: average[label] for label in (best_information, "SIF", "uniform")})
 glue("verdict_text", verdict_text, display=False)
 glue_finding(verdict(best_information, {label: average[label] for label in (best_information, "SIF", "uniform")},
-                     opening="Static word vectors: the information weighting chosen on STS-B dev")
-             + " (two unadjusted paired-bootstrap intervals; no error rate of this comparison is measured)")
+                     opening="Static word vectors: the information weighting chosen on STS-B dev").removesuffix(".")
+             + " (two unadjusted paired-bootstrap intervals; no error rate of this comparison is measured).")
 glue("highest_test", highest, display=False)
 display(Markdown(
     verdict_text + " "
