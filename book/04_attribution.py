@@ -761,7 +761,9 @@ display(Markdown(
 # In JupyterLab, type any sentence: the widget below attributes it on the spot
 # with both models. It needs a running kernel, so the HTML book leaves it out.
 
-# %% tags=["hide-input", "remove-output"]
+# %% tags=["hide-input", "remove-output", "skip-execution"]
+# A JupyterLab widget: papermill skips it (the tag), as the HTML book leaves it out. Run under
+# papermill it could leave the runner waiting for the cell forever (the Similarity chapter's did).
 def compare(sentence: str, first: str, second: str, method: str) -> None:
     """Coloured words and a bar chart of the normalised weights of two models on one sentence."""
     tables = {

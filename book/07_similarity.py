@@ -406,7 +406,9 @@ glue("similarity_checks", {"members": len(members), "status": status, "said": in
 # In JupyterLab, type any two sentences: the widget below decomposes their cosine
 # on the spot. It needs a running kernel, so the HTML book leaves it out.
 
-# %% tags=["hide-input", "remove-output"]
+# %% tags=["hide-input", "remove-output", "skip-execution"]
+# A JupyterLab widget: papermill skips it (the tag), as the HTML book leaves it out. Run under
+# papermill it could leave the runner waiting for the cell forever (seen in this chapter).
 encoder = functools.cache(lambda name: pipeline.load_encoder(name, settings))  # a model loads when first chosen
 method_settings = settings.attribution.method_settings(ss.method)
 

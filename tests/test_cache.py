@@ -67,7 +67,14 @@ def test_atomic_write_keeps_the_old_file_on_error(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["artefact.txt"]
 
 
-def test_damaged_artefact_is_recomputed():
+@pytest.fixture
+def unmarked_cache(tmp_path, monkeypatch):
+    """A cache of its own, never marked as checksummed (the session's may be: a runner test marks it)."""
+    monkeypatch.setenv("CWI_CACHE_DIR", str(tmp_path / "unmarked"))
+    return tmp_path / "unmarked"
+
+
+def test_damaged_artefact_is_recomputed(unmarked_cache):
     path = cache.artefact_path("test_kind", {"v": "damaged"}, ".parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"not parquet")
@@ -181,7 +188,7 @@ def test_a_damaged_key_record_means_recomputing(caplog):
     assert len(calls) == 2 and str(record) in caplog.text
 
 
-def test_an_artefact_from_before_checksums_is_adopted_not_recomputed(caplog):
+def test_an_artefact_from_before_checksums_is_adopted_not_recomputed(unmarked_cache, caplog):
     key = {"v": "legacy"}
     path = cache.artefact_path("word_statistics", key, ".parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
