@@ -872,6 +872,11 @@ def control_change(pair: str, claim: str) -> str:
     return f"; the control's own Δβ against the base is {change:+.3f}"
 
 
+def objective_adds(base, against) -> bool:
+    """The difference is credited to the contrastive objective only where both readings lie above 0 (intersection-union)."""
+    return base is not None and against is not None and base["verdict"] == "more" and against["verdict"] == "more"
+
+
 def contrastive(pair: str, claim: str) -> str:
     """The difference in differences: does SimCSE's slope exceed its control's, and is it then the objective's?"""
     row = member(pair, claim, reading="vs control")
@@ -880,7 +885,7 @@ def contrastive(pair: str, claim: str) -> str:
     base = member(pair, claim)
     said = {"more": "SimCSE's slope lies above its control's", "less": "SimCSE's slope lies below its control's",
             "unclear": "SimCSE's slope is not shown apart from its control's"}[row["verdict"]]
-    if row["verdict"] == "more" and base is not None and base["verdict"] == "more":
+    if objective_adds(base, row):
         said += ", and above the base's: the contrastive objective, against this control, adds it"
     return f"; against the control, {said} ({stated(row)}{population(row)}{control_change(pair, claim)})"
 
@@ -1010,7 +1015,7 @@ def first_page(pair: str, claim: str, detailed: bool) -> str:
     text = f"{pair} {stated(row)} {word}" if detailed else f"{pair} {word}"
     if against is not None and against["verdict"] != "not fitted":
         said = {"more": "above", "less": "below", "unclear": "no clear difference"}[against["verdict"]]
-        if findings and against["verdict"] == "more" and row["verdict"] == "more":
+        if findings and objective_adds(row, against):
             said = "above it and the base: contrastive"
         interval = (f" {against['estimate']:+.3f} [{against['low']:+.3f}, {against['high']:+.3f}]"
                     if detailed else "")

@@ -225,6 +225,20 @@ def finish_executed_notebook(notebook: Path, shown_as: Path | None = None) -> No
     nbformat.write(executed, notebook)
 
 
+def _cell_failed(source: Path, paired, err, notebook: Path, failed: Path) -> ChapterFailed:
+    """The error of a chapter whose cell raised: the cell's place in the source, its first line, the kept notebooks."""
+    # Count code cells in the source: papermill's injected parameters cell shifts its own count.
+    code = [cell.source for cell in paired.cells if cell.cell_type == "code"]
+    position = code.index(err.source) + 1 if err.source in code else "?"
+    first_line = (err.source or "?").strip().splitlines()[0]
+    kept = f" ({notebook.name}, of the last run that succeeded, is left as it was)" if notebook.exists() else ""
+    return ChapterFailed(
+        f"chapter {source} failed in code cell {position} of the source, starting "
+        f"{first_line!r} ([{err.exec_count}] in the executed notebook): {err.ename}: {err.evalue}\n"
+        f"The executed notebook with the full traceback is {failed}{kept}"
+    )
+
+
 def _keep_unless_kernel_died(record: logging.LogRecord) -> bool:
     """Keep a papermill log line unless it says the kernel died: the runner's own error line says that."""
     return "Kernel died" not in record.getMessage()
@@ -282,32 +296,19 @@ def run_chapter(source: Path, profile: str, progress: bool = True) -> Path:
                 papermill.execute_notebook(staged, staged, parameters={"profile": profile}, cwd=str(source.parent),
                                            kernel_name="python3", progress_bar=progress,
                                            config=Config({"KernelManager": kernel}))
-        except DeadKernelError:
-            if staged.exists():
+        except BaseException as err:
+            if isinstance(err, KeyboardInterrupt):
+                _stop_descendants()  # in case the interrupt came another way than a stop signal
+            if staged.exists():  # what ran so far, for inspection, whatever stopped it
                 shutil.copyfile(staged, failed)
-            raise ChapterFailed(f"chapter {source.stem}: its kernel died ({_memory_clue(terminal.peak_bytes)}); "
-                                f"what it ran is kept in {failed}") from None
-        except KeyboardInterrupt:
-            _stop_descendants()  # in case the interrupt came another way than a stop signal
-            if staged.exists():
-                shutil.copyfile(staged, failed)
-            _restore_signals()
-            raise ChapterInterrupted(source.stem) from None
-        except papermill.PapermillExecutionError as err:
-            shutil.copyfile(staged, failed)
-            # Count code cells in the source: papermill's injected parameters cell shifts its own count.
-            code = [cell.source for cell in paired.cells if cell.cell_type == "code"]
-            position = code.index(err.source) + 1 if err.source in code else "?"
-            first_line = (err.source or "?").strip().splitlines()[0]
-            kept = f" ({notebook.name}, of the last run that succeeded, is left as it was)" if notebook.exists() else ""
-            raise ChapterFailed(
-                f"chapter {source} failed in code cell {position} of the source, starting "
-                f"{first_line!r} ([{err.exec_count}] in the executed notebook): {err.ename}: {err.evalue}\n"
-                f"The executed notebook with the full traceback is {failed}{kept}"
-            ) from None
-        except BaseException:
-            if staged.exists():  # a dead kernel, an interrupt: what ran so far, for inspection
-                shutil.copyfile(staged, failed)
+            if isinstance(err, KeyboardInterrupt):
+                _restore_signals()
+                raise ChapterInterrupted(source.stem) from None
+            if isinstance(err, DeadKernelError):
+                raise ChapterFailed(f"chapter {source.stem}: its kernel died ({_memory_clue(terminal.peak_bytes)}); "
+                                    f"what it ran is kept in {failed}") from None
+            if isinstance(err, papermill.PapermillExecutionError):
+                raise _cell_failed(source, paired, err, notebook, failed) from None
             raise
         finish_executed_notebook(staged, shown_as=notebook)
 

@@ -205,6 +205,21 @@ def _stage(path: Path, write: Callable[[Path], None], folder: bool, keep_existin
     return published
 
 
+def _stage_hashed(path: Path, write: Callable[[Path], None], keep_existing: bool) -> str | None:
+    """Stage a file artefact as :func:`_stage` does, hashing it before it appears: its sha256, or ``None`` if kept out.
+
+    Hashed while still staged, the record can follow the rename at once (a reader
+    that finds the artefact waits only for that write).
+    """
+    staged: dict[str, str] = {}
+
+    def write_and_hash(tmp: Path) -> None:
+        write(tmp)
+        staged["sha256"] = integrity.file_sha256(tmp)
+
+    return staged["sha256"] if _stage(path, write_and_hash, folder=False, keep_existing=keep_existing) else None
+
+
 def atomic_write(path: Path, write: Callable[[Path], None], folder: bool = False,
                  keep_existing: bool = False) -> Path:
     """Call ``write(tmp)`` on a staging file (or, with `folder`, folder) beside `path`, then rename it to `path`.
@@ -415,14 +430,9 @@ def cached(kind: str, key: dict, suffix: str, compute: Callable[[], T], save: Ca
         discard(path)
         discard(record)  # its sha256 is the damaged one's: a reader must not check the new artefact against it
     value = compute()
-    staged: dict[str, str] = {}
-
-    def write(tmp: Path) -> None:
-        save(value, tmp)
-        staged["sha256"] = integrity.file_sha256(tmp)  # hashed before it appears: the record follows at once
-
-    if _stage(path, write, folder=False, keep_existing=True):
-        _write_record(record, kind, key, staged["sha256"])
+    digest = _stage_hashed(path, lambda tmp: save(value, tmp), keep_existing=True)
+    if digest is not None:
+        _write_record(record, kind, key, digest)
         return value
     try:
         value = load(path)  # the first writer's copy: what every later read returns
@@ -439,14 +449,7 @@ def export(kind: str, key: dict, suffix: str, write: Callable[[Path], None]) -> 
     for every artefact, so a checksummed cache holds nothing unchecked.
     """
     path = artefact_path(kind, key, suffix)
-    staged: dict[str, str] = {}
-
-    def written(tmp: Path) -> None:
-        write(tmp)
-        staged["sha256"] = integrity.file_sha256(tmp)
-
-    atomic_write(path, written)
-    _write_record(path.with_suffix(".json"), kind, key, staged["sha256"])
+    _write_record(path.with_suffix(".json"), kind, key, _stage_hashed(path, write, keep_existing=False))
     return path
 
 

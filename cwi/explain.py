@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .encoders import POOLINGS, Encoder
-from .similarity import PairDecomposition, SentenceVectors, decompose, sentence_vectors, word_contributions
+from .similarity import PairDecomposition, SentenceVectors, attributed_sentences, decompose, word_contributions
 
 __all__ = ["load", "word_weights", "similarity", "similarities", "PairExplanation", "read_pairs", "TERM_NAMES"]
 
@@ -285,20 +285,16 @@ class PairExplanation:
 
 def _vectors(encoder: Encoder, texts: list[str], method: str, baseline: str, **settings
              ) -> dict[str, tuple[SentenceVectors, bool]]:
-    """Each distinct text attributed once (the method batches sentences of similar length): its vectors, and whether it was cut."""
+    """:func:`cwi.similarity.attributed_sentences`, after checking the method and that every text has a word."""
     from . import stats
-    from .attribution import METHODS, fit_to_length
+    from .attribution import METHODS
 
     if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}: choose one of {tuple(METHODS)}")
-    distinct = list(dict.fromkeys(texts))
-    for text in distinct:
+    for text in dict.fromkeys(texts):
         if not isinstance(text, str) or not stats.tokenize(text):
             raise ValueError(f"the sentence {text!r} has no word to attribute")
-    fitted = [fit_to_length(encoder, text) for text in distinct]
-    results = METHODS[method](encoder, [text for text, _ in fitted], baseline=baseline, **settings)
-    return {text: (sentence_vectors(encoder, result), cut)
-            for text, result, (_, cut) in zip(distinct, results, fitted)}
+    return attributed_sentences(encoder, texts, method, baseline, **settings)
 
 
 def similarities(model, pairs, gold=None, method: str = "ig", pooling: str | None = None, baseline: str = "pad",

@@ -38,7 +38,7 @@ from .encoders import Encoder
 from .inputs import WordAttribution
 
 __all__ = ["SIMILARITY_VERSION", "TERMS", "CHANGE_WORDS", "SentenceVectors", "PairDecomposition", "sentence_vectors",
-           "decompose", "decompose_sentences", "pair_summary", "word_contributions", "worst_pairs", "pair_key", "regression_frame",
+           "decompose", "attributed_sentences", "decompose_sentences", "pair_summary", "word_contributions", "worst_pairs", "pair_key", "regression_frame",
            "ChangeFamily", "change_family", "twin_blocks", "null_orders", "null_rate"]
 
 # Bump when what sentence_vectors stores or decompose computes changes: part of the cache keys.
@@ -188,18 +188,27 @@ def decompose(a: SentenceVectors, b: SentenceVectors) -> PairDecomposition:
         float(a.baseline @ b.baseline / norm), float(a.embedding @ b.embedding / norm))
 
 
-def decompose_sentences(encoder: Encoder, first: str, second: str, method: str = "ig", baseline: str = "pad",
-                        **settings) -> PairDecomposition:
-    """:func:`decompose` two sentences with `encoder`: each attributed by `method` of :data:`cwi.attribution.METHODS`.
+def attributed_sentences(encoder: Encoder, texts: list[str], method: str = "ig", baseline: str = "pad",
+                         **settings) -> dict[str, tuple[SentenceVectors, bool]]:
+    """Each distinct text of `texts` attributed once by `method` of :data:`cwi.attribution.METHODS`, by text.
 
+    The method batches sentences of similar length.  A sentence longer than the
+    model's ``max_length`` is cut after its last whole word; the bool says so.
     `settings` are the method's own (``points``, ``rule``, ``target`` for IG).
-    A sentence longer than the model's ``max_length`` is cut after its last whole word.
     """
     from .attribution import METHODS, fit_to_length
 
-    texts = [fit_to_length(encoder, s)[0] for s in (first, second)]
-    a, b = (sentence_vectors(encoder, r) for r in METHODS[method](encoder, texts, baseline=baseline, **settings))
-    return decompose(a, b)
+    distinct = list(dict.fromkeys(texts))
+    fitted = [fit_to_length(encoder, text) for text in distinct]
+    results = METHODS[method](encoder, [text for text, _ in fitted], baseline=baseline, **settings)
+    return {text: (sentence_vectors(encoder, result), cut) for text, result, (_, cut) in zip(distinct, results, fitted)}
+
+
+def decompose_sentences(encoder: Encoder, first: str, second: str, method: str = "ig", baseline: str = "pad",
+                        **settings) -> PairDecomposition:
+    """:func:`decompose` two sentences with `encoder`, each attributed by :func:`attributed_sentences`."""
+    vectors = attributed_sentences(encoder, [first, second], method, baseline, **settings)
+    return decompose(vectors[first][0], vectors[second][0])
 
 
 def pair_summary(decompositions: list[PairDecomposition]) -> pd.DataFrame:
