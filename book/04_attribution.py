@@ -660,8 +660,8 @@ def first_page_finding() -> str:
     parts = [f"against the {rival} order{' (rarest first)' if rival == 'frequency' else ''} it {above} in "
              f"{(rows['verdict'] == 'more').sum()} and {below} in {(rows['verdict'] == 'less').sum()} of {len(rows)} "
              "(model, score) comparisons" for rival, rows in ig_text.groupby("rival", sort=False)]
-    return ("Removing words from the text (the chapter also replaces them by the baseline), the Integrated Gradients "
-            "order (heaviest first): " + "; ".join(parts) + f". The family's false-positive rate with no effect: "
+    also = " (the chapter also replaces them by the baseline)" if "baseline" in faith.removals else ""
+    return (f"Removing words from the text{also}, the Integrated Gradients order (heaviest first): " + "; ".join(parts) + f". The family's false-positive rate with no effect: "
             f"{said / faith.null_simulations:.1%} of {faith.null_simulations:,} simulations (exact interval "
             f"{faith_low:.1%} to {faith_high:.1%}), {findings.STATUS_WORDS[faith_status]}.")
 

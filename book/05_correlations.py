@@ -1014,7 +1014,8 @@ def first_page(pair: str, claim: str, detailed: bool) -> str:
     word = inference.claim_word([row["verdict"]]) if findings else f"interval {INTERVAL_WORDS[row['verdict']]}"
     text = f"{pair} {stated(row)} {word}" if detailed else f"{pair} {word}"
     if against is not None and against["verdict"] != "not fitted":
-        said = {"more": "above", "less": "below", "unclear": "no clear difference"}[against["verdict"]]
+        said = ({"more": "above", "less": "below", "unclear": "no clear difference"}[against["verdict"]] if findings
+                else f"interval {INTERVAL_WORDS[against['verdict']]}")
         if findings and objective_adds(row, against):
             said = "above it and the base: contrastive"
         interval = (f" {against['estimate']:+.3f} [{against['low']:+.3f}, {against['high']:+.3f}]"
@@ -1024,12 +1025,13 @@ def first_page(pair: str, claim: str, detailed: bool) -> str:
 
 
 has_controls = bool((primary["reading"] == "vs control").any())
-rates_text = f" The rule's false-positive rate with no effect: {sharp}, {STATUS_WORDS[status]}"
-if status != "above" and removed_status == "above":
-    rates_text += f"; with every estimated effect removed, {removed}, above nominal, so these are descriptions"
+rates_text = (f" The rule's false-positive rate with no effect: {sharp}, {STATUS_WORDS[status]}; with every "
+              f"estimated effect removed, {removed}, " + ("above the nominal rate, so these are descriptions"
+                                                          if status != "above" and removed_status == "above"
+                                                          else STATUS_WORDS[removed_status]))
 glue_finding(
-    f"{len(claims)} claims fixed before this run (revised after earlier runs; the chapter says how), each Δβ with its "
-    "simultaneous interval against the base"
+    f"{len(claims)} claims fixed before this run, after earlier runs of the book on overlapping data (the measured "
+    "rates do not cover that choice), each Δβ with its simultaneous interval against the base"
     + (" and against the matched non-contrastive control (the difference in differences)" if has_controls else "")
     + ", about these trained models (the recipe level is in the chapter). "
     + ("The paper's claim" if first_claim in PAPER_SAYS else "The first claim") + f", {first_claim}: "
