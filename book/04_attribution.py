@@ -524,17 +524,32 @@ display(Markdown(
 #   partly self-consistency, since SHAP's game is played with exactly that
 #   removal and Integrated Gradients' path ends there; the second, where a
 #   removed word leaves no trace, is the independent check;
-# * **comprehensiveness** is the mean of 1 - cosine over the deletion steps
-#   (higher: the order finds what the embedding needs), **sufficiency** the mean
-#   of 1 - cosine over the insertion steps (lower: the first words alone
-#   rebuild the embedding): area-over-the-curve scores in the manner of
-#   {cite:t}`deyoung2020eraser`, over every step but the two every order shares
-#   (nothing removed, everything removed).
-#
-# The curves follow the embedding's direction, the cosine an STS user compares,
-# while a weight is the norm of a word's share of $f(x) - f(x')$; a word whose
-# share lies along $f(x)$ changes the embedding's length more than its
-# direction, which these curves do not see.
+# * the partial sentence is compared with the full one by two **measures**:
+#   the cosine, the direction an STS user compares, and the Euclidean distance
+#   $\lVert f(x_S) - f(x)\rVert / \lVert f(x) - f(x_0)\rVert$, with $x_0$ the
+#   sentence with every word removed (for the baseline removal, $x_0$ is the
+#   attribution baseline $x'$ itself). A weight is the norm of a word's share
+#   $c_w$ of $f(x) - f(x')$, so the distance is the scale the weights
+#   decompose; deleting $w$ moves $1 - \cos$ by only about
+#   $\lVert P c_w\rVert^2 / (2 \lVert f(x)\rVert^2)$, with $P$ the projection
+#   off $f(x)$: quadratic, and blind to the part of $c_w$ along $f(x)$, which in
+#   an anisotropic pre-trained model can be much of it. The cosine curves alone
+#   could tilt the pre-trained-versus-fine-tuned comparison for reasons of
+#   geometry, so every comparison below is made on both measures;
+# * **comprehensiveness** is the mean gap (1 - cosine, or the distance) over
+#   the deletion steps (higher: the order finds what the embedding needs),
+#   **sufficiency** the mean gap over the insertion steps (lower: the first
+#   words alone rebuild the embedding): area-over-the-curve scores in the
+#   manner of {cite:t}`deyoung2020eraser`, over every step but the two every
+#   order shares (nothing removed, everything removed);
+# * a greedy **oracle** per measure and direction (at each step the word whose
+#   removal, or return, moves the gap most: a leave-one-out search) gives each
+#   score a ceiling, and the **normalised AOPC** $(\text{order} -
+#   \text{random}) / (\text{oracle} - \text{random})$ puts every model on one
+#   scale: 0 is chance, 1 the oracle. The four searches cost up to $2W^2$
+#   embeddings per sentence, so they run on a nested subsample of each dataset's
+#   sentences (`faithfulness.oracle_sentences`), and the normalised scores are
+#   means over those.
 #
 # The curves use the first sentences of each model's attributed sample
 # (`faithfulness.sentences_per_dataset`), so nothing is attributed again, and
@@ -547,48 +562,97 @@ words = analysis.attach_statistics(weights, statistics, settings.stats.min_count
 curves, leave_one_out = pipeline.faithfulness_curves(settings, words, encoders)
 faithfulness_seconds = time.perf_counter() - start
 scores = faithfulness.summarise(curves)
-scores.groupby(["model", "removal", "order"], sort=False)[list(faithfulness.SUMMARIES)].mean().unstack("removal").style.format("{:.3f}")
+(scores[~scores["order"].str.startswith(faithfulness.ORACLE)]
+ .groupby(["model", "measure", "removal", "order"], sort=False)[list(faithfulness.SUMMARIES)].mean()
+ .unstack("removal").style.format("{:.3f}"))
 
 # %% tags=["remove-input"]
 downloads.csv_download(scores, "faithfulness_scores.csv", "every sentence's comprehensiveness and sufficiency")
 
 # %% tags=["hide-input"]
 order_names = list(attribution.METHODS) + list(faithfulness.RIVALS)
-mean_curves = (faithfulness.on_grid(curves[curves["direction"] == "deletion"])
-               .groupby(["model", "removal", "order", "fraction"], sort=False)["cosine"].mean().reset_index())
-removal_names = list(settings.faithfulness.removals)
+deletion = curves[(curves["direction"] == "deletion") & ~curves["order"].str.startswith(faithfulness.ORACLE)]
+mean_curves = pd.concat([faithfulness.on_grid(deletion, column=column)
+                         .groupby(["model", "removal", "order", "fraction"], sort=False)[column].mean()
+                         .rename("value").reset_index().assign(measure=measure)
+                         for measure, column in (("cosine", "cosine"), ("euclidean", "distance"))], ignore_index=True)
+panels = [(removal, measure) for removal in settings.faithfulness.removals for measure in faithfulness.MEASURES]
 fig, axes = plotting.figure(
-    "Deletion curves: the mean cosine between the sentence with the first words of each order removed and the "
-    "full sentence, against the fraction of words removed (one panel per model; rows: words replaced by the "
-    "baseline, words deleted from the text). A faithful order falls fastest.",
-    width=2.2, height=2.2, ncols=len(encoders), nrows=len(removal_names), sharey=True,
+    "Deletion curves: the mean cosine to the full sentence (falls fastest for a faithful order) and the mean "
+    "Euclidean distance from it over that of the sentence with every word removed (rises fastest), after the first "
+    "words of each order are removed, against the fraction removed (one panel per model; rows: removal by the "
+    "baseline or from the text, and measure).",
+    width=2.2, height=2.0, ncols=len(encoders), nrows=len(panels), sharey="row",
 )
-axes = np.asarray(axes).reshape(len(removal_names), len(encoders))
-for row, removal in enumerate(removal_names):
+axes = np.asarray(axes).reshape(len(panels), len(encoders))
+for row, (removal, measure) in enumerate(panels):
     for column, name in enumerate(encoders):
         ax = axes[row, column]
-        shown = mean_curves[(mean_curves["model"] == name) & (mean_curves["removal"] == removal)]
-        sns.lineplot(shown, x="fraction", y="cosine", hue="order", hue_order=order_names, ax=ax,
+        shown = mean_curves[(mean_curves["model"] == name) & (mean_curves["removal"] == removal)
+                            & (mean_curves["measure"] == measure)]
+        sns.lineplot(shown, x="fraction", y="value", hue="order", hue_order=order_names, ax=ax,
                      legend=row == 0 and column == len(encoders) - 1)
-        ax.set(xlabel="fraction removed" if row == len(removal_names) - 1 and column == 0 else "",
-               ylabel=f"cosine ({removal})" if column == 0 else "")
+        ax.set(xlabel="fraction removed" if row == len(panels) - 1 and column == 0 else "",
+               ylabel=f"{'cosine' if measure == 'cosine' else 'distance'} ({removal})" if column == 0 else "")
         ax.set_xticks([0, 0.5, 1], ["0", "½", "1"])
         if row == 0:  # long names wrap at a hyphen, so that neighbouring titles do not run together
             ax.set_title(textwrap.fill(name, 12), fontsize=9)
 sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
 
 # %% [markdown]
+# **On one scale.** Raw scores differ between models for reasons of geometry
+# (an anisotropic model's cosines all sit near 1). The normalised AOPC sets
+# each order between the model's own random orders (0) and its greedy oracle
+# (1), per measure, removal and score, from the means over the sentences that
+# have an oracle; it is a description of those sentences, with no interval.
+
+# %%
+normalised = faithfulness.normalised_aopc(scores)
+(normalised[normalised["order"] != "random"]
+ .pivot_table(index=["model", "removal", "measure", "score"], columns="order", values="normalised", sort=False)
+ .style.format("{:.2f}"))
+
+# %% tags=["remove-input"]
+downloads.csv_download(normalised, "faithfulness_normalised.csv", "every order's AOPC, its random and oracle scores")
+ig_scaled = normalised[(normalised["order"] == "ig") & (normalised["score"] == "comprehensiveness")]
+glue("faithfulness_normalised", {f"{r.model}/{r.removal}/{r.measure}": float(r.normalised)
+                                 for r in ig_scaled.itertuples()}, display=False)
+
+
+def scaled_range(rows: pd.DataFrame) -> str:
+    """The lowest and highest normalised AOPC of `rows`, each with its model and removal."""
+    low, high = rows.loc[rows["normalised"].idxmin()], rows.loc[rows["normalised"].idxmax()]
+    return (f"from {low['normalised']:.2f} ({low['model']}, {low['removal']} removal) to {high['normalised']:.2f} "
+            f"({high['model']}, {high['removal']} removal)")
+
+
+ranges = [f"on the {measure} measure {scaled_range(rows.dropna(subset=['normalised']))}"
+          for measure, rows in ig_scaled.groupby("measure", sort=False) if rows["normalised"].notna().any()]
+display(Markdown(
+    (f"On the {int(ig_scaled['sentences'].max())} sentences per model with an oracle, Integrated Gradients' deletion "
+     "order (comprehensiveness) reaches, of the greedy oracle's advantage over random orders, " + "; ".join(ranges)
+     + ". Below 0 an order does worse than chance; the oracle is greedy, not the best order, so an order can pass 1.")
+    if ranges else "No sentence of this profile has an oracle that differs from its random orders: no normalised score."
+))
+
+# %% [markdown]
 # **Do the methods' orders beat the rivals?** For every model, method, way of
 # removing, rival and score, the mean over sentences of the method's advantage
 # (its score minus the rival's, the other way round for sufficiency, so that
-# positive is more faithful) is one member of a family tested as one: a max-t
-# randomisation test that flips the sign of each sentence's advantages at
-# random (`cwi.faithfulness.sign_flip_family`), with simultaneous intervals
-# that agree with it. It is exact only where a sentence's advantage is as likely
-# negative as positive, which an order set against the mean of several random
-# orders is not quite; so its false-positive rate is measured below on data with
-# no effect but the advantages' own shape: the sentences resampled from their
-# advantages centred on 0 (`cwi.faithfulness.sign_flip_null`).
+# positive is more faithful) is one member of a family tested as one, on both
+# measures. Beside them, the question that needs no attribution: does the
+# information-gain order itself beat the frequency order (rarest first)? If it
+# does not, a weight that tracks information gain finds no more than frequency
+# does. The rule is max-t (`cwi.faithfulness.sign_flip_family`) with
+# simultaneous intervals that agree with it, and its critical value is the
+# larger of two references: random sign flips of each sentence's advantages,
+# exact where an advantage is as likely negative as positive, and a bootstrap of
+# the advantages centred on their means, which keeps their skew (an order set
+# against the mean of several random orders is skewed, and sign flips alone
+# called too often on such data). The whole rule's false-positive rate is
+# measured below on data with no effect but the advantages' own shape: the
+# sentences resampled from their advantages centred on 0, each simulated data
+# set with critical values of its own (`cwi.faithfulness.sign_flip_null`).
 
 # %%
 faith = settings.faithfulness
@@ -599,7 +663,7 @@ said = faithfulness.sign_flip_null(null_state, faith.null_simulations, settings.
 faith_status, faith_low, faith_high = inference.calibration_status(said, faith.null_simulations, faith.level)
 shown = versus_rivals[versus_rivals["summary"] == "comprehensiveness"].assign(
     interval=lambda t: analysis.interval_text(t["estimate"], t["low"], t["high"]))
-shown.pivot(index=["model", "method", "rival"], columns="removal", values="interval")
+shown.pivot(index=["model", "method", "rival", "measure"], columns="removal", values="interval")
 
 # %% tags=["remove-input"]
 downloads.csv_download(versus_rivals, "faithfulness_versus_rivals.csv", "every comparison of the family")
@@ -610,7 +674,7 @@ FAITH_VERBS = {True: ("beats it", "falls behind it", "does not beat it clearly")
 
 
 def beats(model: str, method: str, rival: str) -> str:
-    """What the family says of one method's order against one rival, over both scores and removals.
+    """What the family says of one order against one rival, over both scores, measures and removals.
 
     Worded as a finding only where the rule's measured rate is not above nominal.
     """
@@ -619,22 +683,28 @@ def beats(model: str, method: str, rival: str) -> str:
                          & (versus_rivals["rival"] == rival)]
     verdicts = set(rows["verdict"])
     if verdicts == {"more"}:
-        return f"{above} on every score and removal"
+        return f"{above} on every score, measure and removal"
+
+    def where(verdict):
+        return ", ".join(f"{r.summary} ({r.measure}, {r.removal})" for r in rows.itertuples() if r.verdict == verdict)
+
     if "less" in verdicts:
-        return (f"{below} on " + ", ".join(f"{r.summary} ({r.removal})" for r in rows.itertuples()
-                                           if r.verdict == "less"))
+        return f"{below} on {where('less')}" + (f", and {above} on {where('more')}" if "more" in verdicts else "")
     if "more" in verdicts:
-        return (f"{above} on " + ", ".join(f"{r.summary} ({r.removal})" for r in rows.itertuples()
-                                          if r.verdict == "more") + " only")
+        return f"{above} on {where('more')} only"
     return f"{neither} on any score"
 
 
 glue("faithfulness", {"status": faith_status, "false_positive": said / faith.null_simulations,
-                      "versus_frequency": {f"{r.model}/{r.method}/{r.removal}/{r.summary}": r.verdict
+                      "versus_frequency": {f"{r.model}/{r.method}/{r.removal}/{r.measure}/{r.summary}": r.verdict
                                            for r in versus_rivals[versus_rivals["rival"] == "frequency"].itertuples()},
+                      "critical": {"used": null_state["critical"], "flips": null_state["critical_flips"],
+                                   "bootstrap": null_state["critical_bootstrap"]},
                       "members": len(versus_rivals), "seconds": faithfulness_seconds}, display=False)
-lines = [f"On data with no effect but the advantages' own shape, some member of the family "
-         f"({len(versus_rivals)} comparisons, critical |t| {null_state['critical']:.2f}) was off 0 in "
+lines = [f"The critical |t| is {null_state['critical']:.2f}, the larger of the sign flips' "
+         f"{null_state['critical_flips']:.2f} and the centred bootstrap's {null_state['critical_bootstrap']:.2f}. "
+         f"On data with no effect but the advantages' own shape, some member of the family "
+         f"({len(versus_rivals)} comparisons) was off 0 in "
          f"**{said / faith.null_simulations:.1%}** of {faith.null_simulations:,} simulations (exact interval "
          f"{faith_low:.1%} to {faith_high:.1%}; nominal {1 - faith.level:.0%}): "
          + inference.RATE_WORDS[faith_status] + "."
@@ -646,6 +716,14 @@ for name in encoders:
                      f"{beats(name, method, 'frequency')}; against information gain it "
                      f"{beats(name, method, 'information gain')}; against random orders it "
                      f"{beats(name, method, 'random')}.")
+    for order, rival in faithfulness.ATTRIBUTION_FREE:
+        both = scores[(scores["model"] == name) & scores["order"].isin([order, rival])]
+        apart = (both.groupby(["dataset", "sentence", "removal", "measure"])[list(faithfulness.SUMMARIES)]
+                 .agg(lambda x: x.max() - x.min()).max(axis=1) > 1e-12).groupby(level="sentence").any()
+        differ = (f" (their curves differ on {apart.mean():.0%} of the sentences: by construction, words too rare "
+                  "for a usable gain lead both orders, rarest first)" if len(apart) else "")
+        lines.append(f"- {name}, no attribution: the {order} order against the {rival} order "
+                     f"{beats(name, order, rival)}{differ}.")
 lines.append(f"({scores['sentence'].nunique():,} distinct sentences; the curves took {faithfulness_seconds:.0f} s here, "
              "from the cache or computed.)")
 display(Markdown("\n".join(lines)))
@@ -659,7 +737,12 @@ def first_page_finding() -> str:
     above, below, _ = FAITH_VERBS[faith_status != "above"]
     parts = [f"against the {rival} order{' (rarest first)' if rival == 'frequency' else ''} it {above} in "
              f"{(rows['verdict'] == 'more').sum()} and {below} in {(rows['verdict'] == 'less').sum()} of {len(rows)} "
-             "(model, score) comparisons" for rival, rows in ig_text.groupby("rival", sort=False)]
+             "(model, measure, score) comparisons" for rival, rows in ig_text.groupby("rival", sort=False)]
+    free = versus_rivals[(versus_rivals["method"] == "information gain") & (versus_rivals["removal"] == "text")]
+    if len(free):
+        parts.append(f"and with no attribution at all, set against the frequency order, the information-gain order "
+                     f"{above} in {(free['verdict'] == 'more').sum()} and {below} in "
+                     f"{(free['verdict'] == 'less').sum()} of {len(free)}")
     also = " (the chapter also replaces them by the baseline)" if "baseline" in faith.removals else ""
     return (f"Removing words from the text{also}, the Integrated Gradients order (heaviest first): " + "; ".join(parts) + f". The family's false-positive rate with no effect: "
             f"{said / faith.null_simulations:.1%} of {faith.null_simulations:,} simulations (exact interval "
@@ -698,8 +781,9 @@ display(Markdown(
 # pre-trained encoder's embeddings crowd into a narrow cone, so every cosine is
 # near 1 and any order scores low. So the comparison is of each method's
 # advantage over the same model's random orders, fine-tuned minus pre-trained on
-# the same sentences (positive: more faithful after fine-tuning), tested as one
-# family the same way.
+# the same sentences (positive: more faithful after fine-tuning), on both
+# measures, with the change of the information-gain order's advantage over the
+# frequency order beside it, tested as one family the same way.
 
 # %%
 faith_pairs = {name: (pair.pretrained, pair.finetuned)
@@ -709,18 +793,21 @@ if faith_pairs:
                                                            faith.level)
     display(pair_changes.assign(change=analysis.interval_text(pair_changes["estimate"], pair_changes["low"],
                                                               pair_changes["high"]))
-            .pivot(index=["pair", "method", "summary"], columns="removal", values="change"))
+            .pivot(index=["pair", "method", "rival", "summary", "measure"], columns="removal", values="change"))
 
 # %% tags=["remove-input"]
 if faith_pairs:
-    glue("faithfulness_pairs", {f"{r.pair}/{r.method}/{r.removal}/{r.summary}": r.verdict
+    glue("faithfulness_pairs", {f"{r.pair}/{r.method}/{r.rival}/{r.removal}/{r.measure}/{r.summary}": r.verdict
                                 for r in pair_changes.itertuples()}, display=False)
     phrases = []
     for pair in faith_pairs:
-        rows = pair_changes[pair_changes["pair"] == pair]
-        more, less = (rows["verdict"] == "more").sum(), (rows["verdict"] == "less").sum()
-        phrases.append(f"{pair}: {more} of {len(rows)} comparisons lie above 0 (more faithful after fine-tuning) "
-                       f"and {less} below (the others include 0)")
+        own = pair_changes[pair_changes["pair"] == pair]
+        for (free, measure), rows in own.groupby([own["rival"] != "random", own["measure"]], sort=True):
+            more, less = (rows["verdict"] == "more").sum(), (rows["verdict"] == "less").sum()
+            what = ("the information-gain order's advantage over the frequency order" if free
+                    else "the methods' advantage over random orders")
+            phrases.append(f"{pair}, {what}, {measure}: {more} of {len(rows)} comparisons lie above 0 (larger after "
+                           f"fine-tuning) and {less} below (the others include 0)")
     pair_said = faithfulness.sign_flip_null(pair_state, faith.null_simulations, settings.seed + 2)
     pair_status, pair_low, pair_high = inference.calibration_status(pair_said, faith.null_simulations, faith.level)
     glue("faithfulness_pairs_null", {"status": pair_status, "false_positive": pair_said / faith.null_simulations},

@@ -963,7 +963,7 @@ if len(text_frequency):
     above = (text_frequency["verdict"] == "more").sum()
     lines.append(f"\nWhat a weight can be read as: under text removal, the Attribution chapter's test puts the "
                  f"Integrated Gradients order of this chapter's pair models above the frequency order (rarest first) "
-                 f"in {above} of {len(text_frequency)} (model, score) comparisons: where it does not, the weights are "
+                 f"in {above} of {len(text_frequency)} (model, measure, score) comparisons: where it does not, the weights are "
                  "not shown to find what the embedding needs better than corpus frequency does, and a slope on "
                  "information gain is a statement about the attributions, not yet about what the model uses.")
 for pair_name, pair in pairs.items():

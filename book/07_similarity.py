@@ -32,11 +32,15 @@
 #  + \underbrace{\sum_w \frac{c_w(a) \cdot f(b')}{N} + \sum_v \frac{f(a') \cdot c_v(b)}{N}}_{\text{words against the other's baseline}}
 #  + \underbrace{\frac{f(a') \cdot f(b')}{N}}_{\text{baselines}} , \qquad N = \lVert f(a) \rVert \lVert f(b) \rVert , $$ (eq-pair-split)
 #
-# exactly, up to IG's completeness error. The choices, each stated once:
+# up to IG's completeness error: the dot product split exactly, scaled by the
+# final norms. The choices, each stated once:
 #
 # - **Cosine**: the two norms in $N$ are those of the final embeddings, constants of
 #   the pair; the normalisation itself is not attributed (as integrated Jacobians do
-#   for normalised embeddings). A model that ends in a `Normalize` module (such as
+#   for normalised embeddings). So a word's term is its part of the dot product over
+#   $N$, not its effect on the cosine: removing the word would change $N$ too. And a
+#   cell $A_{wv}$ is the product of two single-sentence attributions, not an
+#   interaction attribution of the pair. A model that ends in a `Normalize` module (such as
 #   all-MiniLM-L6-v2) is attributed before that step, as in the Attribution chapter:
 #   the cosine is the same.
 # - **Baselines**: the attribution baseline is the Attribution chapter's (the
@@ -67,7 +71,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from cwi import (analysis, attribution, config, data, downloads, inference, inputs, interactive, pipeline, plotting,
-                 record, similarity)
+                 record, similarity, similarity_references)
 from cwi.findings import STATUS_WORDS, glue_finding
 
 # %% tags=["parameters"]
@@ -210,14 +214,82 @@ display(Markdown(
 ))
 
 # %% [markdown]
+# ## What spreads the scores, and what agrees with the annotators?
+#
+# A term with the largest mean need not be the one that moves a pair's score
+# against the others', and a model is scored by how its scores follow the gold
+# ones. The score is the sum of the terms, so, within each dataset (pooled over
+# datasets), its variance across pairs splits exactly into each term's
+# covariance with it, and its covariance with the gold scores into each term's
+# covariance with gold (`cwi.similarity_references.term_variance`; covariances,
+# a linear stand-in for the rank correlation that scores a model). A part near 0
+# moves nothing (a nearly constant term); a negative part works against the
+# others; the parts of each row sum to 1 less what IG's completeness error
+# carries. The two baseline terms depend on the attribution baseline (see below).
+
+# %%
+ranking = pd.concat({"variance of the score": similarity_references.term_variance(pairs).set_index("model"),
+                     "covariance with gold": similarity_references.term_variance(pairs, against="gold")
+                     .set_index("model")}, names=["split", "model"]).reorder_levels(["model", "split"]).loc[models]
+ranking.rename(columns=similarity.TERMS).style.format(
+    {label: "{:+.2f}" for label in similarity.TERMS.values()}).set_table_styles(TABLE_STYLE)
+
+# %% tags=["remove-input"]
+glue("similarity_ranking", {f"{m}/{split}": {t: float(ranking.loc[(m, split), t]) for t in similarity.TERMS}
+                            for m, split in ranking.index}, display=False)
+agreeing = ranking.xs("covariance with gold", level="split")
+# A part of the agreement is read only where the scores agree with gold at all (a positive covariance).
+read = [m for m in models if agreeing.loc[m, list(similarity.TERMS)].notna().all()]
+leading = {m: max(similarity.TERMS, key=lambda t: agreeing.loc[m, t]) for m in read}
+against = {m: [similarity.TERMS[t] for t in similarity.TERMS if agreeing.loc[m, t] < 0] for m in read}
+unread = [m for m in models if m not in read]
+display(Markdown(
+    ("" if not unread else f"{', '.join(unread)}: the scores do not covary positively with gold within datasets, so "
+     "their parts of the agreement are not read. ")
+    + ("The largest part of the scores' agreement with gold (covariance within datasets): " if read else "")
+    + "; ".join(f"{similarity.TERMS[leading[m]]} for {m} ({agreeing.loc[m, leading[m]]:+.0%}; the word pairs: same "
+                f"words {agreeing.loc[m, 'same_words']:+.0%}, different words {agreeing.loc[m, 'other_words']:+.0%})"
+                for m in read)
+    + ("." if read else "")
+    + ("".join(f" For {m}, {' and '.join(terms)} {'works' if len(terms) == 1 else 'work'} against the agreement "
+               "(a negative part), so the other parts add to more than the whole."
+               for m, terms in against.items() if terms))
+    + " These parts carry no intervals: they describe this sample."
+))
+
+# %% [markdown]
 # ## Same words or different words?
 #
 # The **same-word share** of a model is the sum over pairs of its matching cells
 # divided by the sum of its whole matrix $A$ (a ratio of sums: a pair weighs by its
-# word-pair similarity). Its change from the pre-trained model to its contrastive
-# twin says whether fine-tuning moves the similarity from lexical overlap to other
-# words. Intervals resample pairs within each dataset, with the same draws for
-# every model and statistic.
+# word-pair similarity). Alone it has no reference point: it grows with the
+# sample's lexical overlap and with the size of the matched cells, and shrinks as
+# the other cells cancel, so a more isotropic fine-tuned model, whose off-diagonal
+# mass shrinks, can raise it with no change of reliance on shared words. So beside
+# it:
+#
+# - the **fraction of matching cells**, the sample's lexical overlap;
+# - the **excess share**: the share minus what the matching cells would hold if
+#   each matched word's partner were a random word of the other sentence (a
+#   random permutation of one sentence's word labels, the mean of permuting
+#   either: row $i$'s matches then hold $r_i$ times the row's mean cell in
+#   expectation, `cwi.similarity.chance_same_words`): 0 where a word shares no
+#   more with its twin than with any other word of the other sentence. Each
+#   matched word's own size stays in the reference, so a model that merely
+#   gives shared words larger vectors does not raise it;
+# - both **with the common direction removed**: every vector projected off the
+#   direction of the model's mean embedding, the decomposition of the cosine of
+#   the projected embeddings (`cwi.similarity_references.without_common_direction`,
+#   exact too), with the share of the word vectors' squared length that this one
+#   direction holds. It shows how much of the share's level and change that
+#   direction carries; it does not make a model isotropic (one direction, not
+#   all of an anisotropic model's). Mean-centring alone would change little:
+#   the word vectors are differences, untouched by a mean, so the word-pair part
+#   of a centred cosine is each pair's same matrix over another constant.
+#
+# The changes of the share and of the excess share from the pre-trained model to
+# its contrastive twin are members of the family below. Intervals resample pairs
+# within each dataset, with the same draws for every model and statistic.
 #
 # ## Do informative words carry the similarity?
 #
@@ -226,6 +298,32 @@ display(Markdown(
 # per standard deviation of the statistic, with the Correlations chapter's
 # machinery: words of both sentences, pairs resampled as units. Δβ is the
 # fine-tuned model's slope minus its pre-trained twin's, on the same words and draws.
+
+# %%
+overlap = similarity_references.excess_share(pairs).loc[models]
+directions = {m: similarity_references.common_direction(
+    [d for (name, _, _), d in results.decompositions.items() if name == m]) for m in models}
+projected = similarity.pair_summary([similarity_references.without_common_direction(d, directions[name])
+                                     for (name, _, _), d in results.decompositions.items()])
+projected = projected.assign(model=[name for name, _, _ in results.decompositions])
+overlap = overlap.join(similarity_references.excess_share(projected)[["share", "excess"]]
+                       .rename(columns=lambda c: f"{c}, common direction removed"))
+overlap["word vectors along it"] = [similarity_references.along_common_direction(
+    [d for (name, _, _), d in results.decompositions.items() if name == m], directions[m]) for m in models]
+overlap.rename_axis(None).style.format("{:.3f}").set_table_styles(TABLE_STYLE)
+
+# %% tags=["remove-input"]
+glue("similarity_overlap", {m: {k: float(v) for k, v in overlap.loc[m].items()} for m in models}, display=False)
+display(Markdown(
+    f"The matching cells are {overlap['matched_fraction'].iloc[0]:.1%} of all word pairs (the same sample for every "
+    "model, up to words a tokenizer drops); they carry "
+    + "; ".join(f"{overlap.loc[m, 'share']:.3f} of {m}'s word-pair sum, {overlap.loc[m, 'excess']:+.3f} more than "
+                f"random partners would ({overlap.loc[m, 'excess, common direction removed']:+.3f} with the common "
+                f"direction removed, which holds {overlap.loc[m, 'word vectors along it']:.0%} of its word vectors' "
+                "squared length)" for m in models)
+    + f". These levels are the {settings.attribution.baseline} baseline's: the check at the end of this part shows "
+      "how far another baseline moves them."
+))
 
 # %%
 table = pipeline.corpus_statistics(settings)
@@ -280,11 +378,11 @@ ax.legend(fontsize=8);
 # ## The changes, tested together
 #
 # One family per profile, apart from the Correlations chapter's primary claims and
-# so exploratory: for every twin, the change of the same-word share and Δβ
-# on each statistic, with max-t simultaneous intervals
+# so exploratory: for every twin, the change of the same-word share, of its
+# excess over chance and Δβ on each statistic, with max-t simultaneous intervals
 # (`cwi.inference.simultaneous`) at joint coverage {glue:text}`similarity_level:.0%`.
 # A member's interval above or below 0 is read as a verdict only if the rule's
-# false-positive rate, measured next, is shown to be within the tolerance.
+# false-positive rate, measured next, is not shown above the nominal rate.
 
 # %%
 members = family.members.assign(quantity=family.members["quantity"].map(analysis.QUANTITIES).fillna(""))
@@ -322,6 +420,7 @@ glue("similarity_level", level, display=False)
 glue("similarity_null_rate", said / n_sim, display=False)
 calibrated = status != "above"
 share = members[members["statistic"] == "same-word share"].set_index("twin")
+excess = members[members["statistic"] == "excess same-word share"].set_index("twin")
 lines = [
     f"With no effect the rule gave a verdict in **{said} of {n_sim}** simulations ({said / n_sim:.1%}; exact "
     f"{level:.0%} interval {rate_low:.1%} to {rate_high:.1%}, {null_seconds:.1f} s): "
@@ -337,6 +436,11 @@ for twin, row in share.iterrows():
         reading = similarity.CHANGE_WORDS["same-word share"][row["verdict"]]
     lines.append(f"\n- **{twin}**: same-word share {row['pretrained']:.3f} → {row['finetuned']:.3f}, change "
                  f"{interval}: {reading}.")
+    extra = excess.loc[twin]
+    extra_reading = (reading if reading.startswith(("not read", "no verdict"))
+                     else similarity.CHANGE_WORDS["excess same-word share"][extra["verdict"]])
+    lines.append(f"  Beyond chance (the excess share): {extra['pretrained']:+.3f} → {extra['finetuned']:+.3f}, change "
+                 f"{extra['estimate']:+.4f} [{extra['low']:+.4f}, {extra['high']:+.4f}]: {extra_reading}.")
     betas_twin = members[(members["twin"] == twin) & (members["statistic"] == "delta beta")]
     said_beta = [(r.quantity, r.reading) for r in betas_twin.itertuples() if r.verdict in ("more", "less")]
     not_fitted = [r.quantity for r in betas_twin.itertuples() if r.verdict == "not fitted"]
@@ -350,24 +454,134 @@ for twin, row in share.iterrows():
         lines.append("  Δβ: intervals exclude 0 for " + ", ".join(quantity for quantity, _ in said_beta)
                      + ", but no verdict is drawn, since the rule's rate is shown above the nominal rate here.")
 display(Markdown("\n".join(lines)))
+# Where each interval lies, not its reading: a reading is a verdict only under the gates above.
+display(downloads.csv_download(members.drop(columns=["verdict", "reading"]), "similarity_family.csv", "the family"))
+
+# %% [markdown]
+# ### How many pairs does the rule need?
+#
+# The same measurement on nested subsamples of this chapter's pairs (the first
+# pairs of each dataset's seeded sample, so nothing is attributed again): the
+# smallest sample at which the rule's rate is not shown above the nominal rate
+# is the least a profile should decompose.
+
+# %%
+def rule_at_size(size: int) -> dict:
+    """The family's rule on the first `size` pairs of each dataset's sample: its measured false-positive rate."""
+    kept = pd.concat([data.sample_sts_pairs(dataset, size, settings.seed).assign(dataset=dataset)
+                      for dataset in pairs["dataset"].unique()])[["dataset", "pair"]]
+    sub_pairs = pairs.merge(kept, on=["dataset", "pair"])
+    sub_frame = frame.merge(kept, on=["dataset", "pair"])
+    sub_boot = analysis.SentenceBootstrap(sub_frame, settings.analysis.n_bootstrap, settings.seed)
+    _, sub_work = similarity.change_family(sub_pairs, sub_frame[sub_frame["status"] == "ok"], twins, sub_boot,
+                                           analysis.quantity_scales(sub_frame), analysis.QUANTITIES, level)
+    hits, runs = similarity.null_rate(sub_work, level, settings.analysis.null_simulations, settings.seed)
+    rate_status, low, high = inference.calibration_status(hits, runs, level)
+    return {"pairs per dataset": size, "pairs": sub_pairs["pair"].groupby(sub_pairs["model"]).size().iloc[0],
+            "rate": hits / runs, "interval": f"{low:.1%} to {high:.1%}", "status": rate_status}
+
+
+largest = int(pairs.groupby(["model", "dataset"]).size().max())  # what a dataset holds, if fewer than asked
+step = max(2, largest // 4)
+sizes = sorted({*range(step, largest, step), largest})
+by_size = pd.DataFrame([rule_at_size(size) for size in sizes])
+by_size.style.format({"rate": "{:.1%}"}).hide(axis="index").set_table_styles(TABLE_STYLE)
+
+# %% tags=["remove-input"]
+# The smallest size from which every larger size measured keeps its rate within nominal.
+above = by_size.loc[by_size["status"] == "above", "pairs per dataset"]
+from_here = by_size.loc[by_size["pairs per dataset"] > (above.max() if len(above) else 0), "pairs per dataset"]
+smallest = int(from_here.min()) if len(from_here) else None
+glue("similarity_smallest_size", smallest, display=False)
+glue("similarity_rate_by_size", {str(size): float(rate) for size, rate in zip(by_size["pairs per dataset"], by_size["rate"])},
+     display=False)
+display(Markdown(
+    f"The rule's rate is not shown above the nominal {1 - level:.0%} at {smallest} pairs per dataset and at every "
+    f"larger size measured; this profile decomposes up to {largest} per dataset."
+    if smallest is not None else
+    f"At none of the sizes measured (up to this profile's {largest} pairs per dataset) is the rule's "
+    "rate within the nominal rate: a profile needs more pairs for verdicts."
+))
+
+# %% [markdown]
+# ### Does the baseline decide the split?
+#
+# The split's terms depend on the attribution baseline: the words' vectors are
+# the path from it, and two terms are the baseline's own. The first pairs of each
+# dataset's sample (`similarity.baseline_pairs`), decomposed again with the
+# other baselines (the `[MASK]` token's embedding, or zeros, in place of every
+# word's tokens), show how far the same-word share and its excess move. These
+# are descriptions of a few pairs, not a test.
+
+# %%
+start = time.perf_counter()
+sensitivity = pipeline.baseline_sensitivity(settings, results)
+sensitivity_seconds = time.perf_counter() - start
+sensitivity.pivot_table(index="model", columns="baseline", values=["share", "excess", "baselines"], sort=False
+                        ).loc[models].rename_axis(None).style.format("{:+.3f}").set_table_styles(TABLE_STYLE)
+
+# %% tags=["remove-input"]
+glue("similarity_baselines", {f"{r.model}/{r.baseline}": {"share": float(r.share), "excess": float(r.excess)}
+                              for r in sensitivity.itertuples()}, display=False)
+spread = sensitivity.groupby("model", sort=False)["excess"].agg(["min", "max"]).loc[models]
+by_baseline = sensitivity.set_index(["baseline", "model"])["excess"]
+own_baseline = settings.attribution.baseline
+
+
+def baseline_changes(twin: str) -> tuple[str, list[str]]:
+    """The twin's change of the excess share under each baseline, and the other baselines that reverse the family's.
+
+    The family's change (every pair, this chapter's baseline) is the reference, and only where its interval
+    excludes 0: a change read as 0 has no sign to reverse.
+    """
+    pair = twins[twin]
+    changes = {b: by_baseline[(b, pair.finetuned)] - by_baseline[(b, pair.pretrained)]
+               for b in sensitivity["baseline"].unique()}
+    family_change = excess.loc[twin]
+    sign = np.sign(family_change["estimate"]) if family_change["verdict"] in ("more", "less") else 0
+    # A reversal is the baseline's only where this baseline's own change on the same few pairs keeps the family's
+    # sign: otherwise the few pairs alone could reverse it.
+    if not sign or np.sign(changes[own_baseline]) != sign:
+        return "; ".join(f"{b} {c:+.3f}" for b, c in changes.items()), []
+    flipped = [b for b, c in changes.items() if b != own_baseline and np.sign(c) == -sign]
+    return "; ".join(f"{b} {c:+.3f}" for b, c in changes.items()), flipped
+
+
+sign_changes = {twin: baseline_changes(twin) for twin in twins}
+glue("similarity_baseline_flips", {twin: flipped for twin, (_, flipped) in sign_changes.items()}, display=False)
+display(Markdown(
+    f"On these {int(sensitivity['pairs'].iloc[0])} pairs the excess share ranges over the baselines "
+    + "; ".join(f"from {spread.loc[m, 'min']:+.3f} to {spread.loc[m, 'max']:+.3f} for {m}" for m in models)
+    + f" (this chapter's baseline: {own_baseline}; {sensitivity_seconds:.0f} s here). Its change from the "
+    "pre-trained model to the fine-tuned one, by baseline: "
+    + "; ".join(f"{twin}: {text}" + (f" (against the sign of the family's change on every pair with "
+                                     f"{', '.join(flipped)})" if flipped else "")
+                for twin, (text, flipped) in sign_changes.items())
+    + (". Where another baseline reverses the family's change, its reading holds for the chapter's baseline only: "
+       "which words carry a similarity is then partly the baseline's choice." if any(f for _, f in sign_changes.values())
+       else ". No other baseline reverses a change the family reads.")
+))
+
+
 def first_page_share(twin: str, row) -> str:
-    """One twin's same-word share for the first page, or why it is not read."""
+    """One twin's excess same-word share for the first page, or why it is not read."""
     if {twins[twin].pretrained, twins[twin].finetuned} & set(unsafe):
         return f"{twin}: not read (its word-pair sum is not positive in every draw)"
-    return (f"{twin} {row['pretrained']:.3f} → {row['finetuned']:.3f}, change {row['estimate']:+.4f} "
-            f"[{row['low']:+.4f}, {row['high']:+.4f}]")
+    flipped = sign_changes[twin][1]
+    return (f"{twin} {row['pretrained']:+.3f} → {row['finetuned']:+.3f}, change {row['estimate']:+.4f} "
+            f"[{row['low']:+.4f}, {row['high']:+.4f}]"
+            + (f" (reversed with the {' and '.join(flipped)} baseline{'s' if len(flipped) > 1 else ''} on the first "
+               f"{int(sensitivity['pairs'].iloc[0])} pairs)" if flipped else ""))
 
 
 glue_finding(
-    (f"The share of the cosine carried by the same word in both sentences, pre-trained → fine-tuned (simultaneous "
-     f"{level:.0%} intervals): " if len(share) else "No pre-trained model with a fine-tuned twin is decomposed in "
-     "this profile")
-    + "; ".join(first_page_share(twin, row) for twin, row in share.iterrows())
+    (f"Beyond what random partners of the matched words would carry, the part of the word-pair "
+     f"similarity carried by the same word in both sentences, pre-trained → fine-tuned (simultaneous {level:.0%} "
+     f"intervals, {own_baseline} baseline): " if len(excess) else
+     "No pre-trained model with a fine-tuned twin is decomposed in this profile")
+    + "; ".join(first_page_share(twin, row) for twin, row in excess.iterrows())
     + f". The family's false-positive rate with no effect: {said / n_sim:.1%} of {n_sim:,} simulations (exact "
-    f"interval {rate_low:.1%} to {rate_high:.1%}), {STATUS_WORDS[status]}; the share has no reference for lexical "
-    "overlap yet, so a change is not read as a change of reliance on shared words.")
-# Where each interval lies, not its reading: a reading is a verdict only under the gates above.
-display(downloads.csv_download(members.drop(columns=["verdict", "reading"]), "similarity_family.csv", "the family"))
+    f"interval {rate_low:.1%} to {rate_high:.1%}), {STATUS_WORDS[status]}.")
 
 # %% [markdown]
 # ## Where the model and the annotators disagree most

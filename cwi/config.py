@@ -591,6 +591,11 @@ class FaithfulnessSettings:
         attributed on fewer keeps all of its own.  ``None``: all of them.
     random_orders
         Random word orders per sentence (their scores are averaged: the random rival).
+    oracle_sentences
+        Sentences per dataset (a nested subset of those with curves) on which
+        the greedy oracle of each measure and direction is followed too: the
+        ceiling of the normalised AOPC (:func:`cwi.faithfulness.normalised_aopc`).
+        Its four searches cost up to 2 W² embeddings per sentence and removal.
     removals
         How a word is removed: ``"baseline"`` (its tokens become the
         attribution baseline's) and ``"text"`` (its characters are deleted).
@@ -606,13 +611,16 @@ class FaithfulnessSettings:
 
     sentences_per_dataset: int | None = 20
     random_orders: int = 5
+    # The oracle only scales the scores, so a quarter of the sentences serves; on all 20 it took longer than the
+    # curves themselves (2026-12-07, default profile, 2 cores).
+    oracle_sentences: int = 5
     removals: tuple[str, ...] = ("baseline", "text")
     flips: int = 5_000
     null_simulations: int = 1_000
     level: float = 0.95
 
     def __post_init__(self):
-        _positive(self, "sentences_per_dataset", "random_orders", "flips", "null_simulations")
+        _positive(self, "sentences_per_dataset", "random_orders", "oracle_sentences", "flips", "null_simulations")
         _require(bool(self.removals) and set(self.removals) <= {"baseline", "text"},
                  f"FaithfulnessSettings.removals must be among ('baseline', 'text'), got {self.removals}")
         _require(0 < self.level < 1, f"FaithfulnessSettings.level must be in (0, 1), got {self.level}")
@@ -676,6 +684,12 @@ class SimilaritySettings:
         Pairs per dataset the chapter's explorer carries inside the HTML page.
     worst_pairs
         Pairs per model in the table of the largest rank gaps.
+    baseline_pairs
+        Pairs per dataset (a nested subsample of each) decomposed again with
+        each baseline of `other_baselines`, to show how much of the split the
+        attribution baseline decides.
+    other_baselines
+        Baselines of that check, beside ``attribution.baseline``.
     """
 
     # PAPER: the paper has no similarity-level analysis; 100 pairs per dataset (200 sentences,
@@ -687,9 +701,15 @@ class SimilaritySettings:
     block_pairs: int = 25
     explorer_pairs: int = 12
     worst_pairs: int = 3
+    # Each other baseline re-attributes both sentences of these pairs with every model: 5 per dataset took
+    # 207 s of the default chapter on 2 cores one baseline after the other (2026-12-07); each runs in a worker now.
+    baseline_pairs: int = 5
+    other_baselines: tuple[str, ...] = ("mask", "zero")
 
     def __post_init__(self):
-        _positive(self, "pairs_per_dataset", "block_pairs", "explorer_pairs", "worst_pairs")
+        _positive(self, "pairs_per_dataset", "block_pairs", "explorer_pairs", "worst_pairs", "baseline_pairs")
+        _require(set(self.other_baselines) <= set(BASELINES),
+                 f"SimilaritySettings.other_baselines must be among {BASELINES}, got {self.other_baselines}")
         _require(self.datasets is None or (bool(self.datasets) and set(self.datasets) <= set(STS_DATASETS)),
                  f"SimilaritySettings.datasets must be None or among {STS_DATASETS}, got {self.datasets}")
         # SHAP's word vectors sum to f(x) - f(x') exactly too; one method keeps the chapter in its budget.
@@ -842,10 +862,12 @@ PROFILES: dict[str, Profile] = {
             datasets=("stsb", "sickr"), sentences_per_dataset=4, sentences_by_model=(("all-MiniLM-L6-v2", 3),),
             baseline_sentences=2, trajectory_sentences=2,
         ),
-        faithfulness=FaithfulnessSettings(sentences_per_dataset=2, random_orders=2, flips=500, null_simulations=200),
+        faithfulness=FaithfulnessSettings(sentences_per_dataset=2, random_orders=2, oracle_sentences=1, flips=500,
+                                          null_simulations=200),
         analysis=AnalysisSettings(n_bootstrap=200, permutations=99, null_simulations=50, scenario_simulations=20),
         weighting=WeightingSettings(sif_a_grid=(1e-4, 1e-3, 1e-2), n_bootstrap=200),
-        similarity=SimilaritySettings(pairs_per_dataset=3, block_pairs=2, explorer_pairs=3, worst_pairs=2),
+        similarity=SimilaritySettings(pairs_per_dataset=3, block_pairs=2, explorer_pairs=3, worst_pairs=2,
+                                      baseline_pairs=1),
     ),
     # The offline main job: the whole Wikipedia pack (910k sentences, 20.9M words),
     # the same scale as SimCSE's 1M-sentence training corpus.

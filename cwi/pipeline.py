@@ -19,12 +19,13 @@ so a chapter run on its own reuses what an earlier chapter computed.
   trained with InfoNCE on Wikipedia half-sentence pairs (the Weighting chapter
   weights words by its squared norms);
 * :func:`pair_decompositions`: the Similarity chapter's word-pair splits of the
-  cosine, from word vectors cached per block (:func:`sentence_vector_block`).
+  cosine, from word vectors cached per block (:func:`sentence_vector_block`),
+  and :func:`baseline_sensitivity`, the same under other attribution baselines.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ __all__ = [
     "seed_encoders", "seed_word_weights", "trajectory",
     "correlation_results", "AdditiveRun", "contrastive_additive_encoder",
     "similarity_models", "similarity_sample", "sentence_vector_block", "SimilarityResults", "pair_decompositions",
+    "baseline_sensitivity",
 ]
 
 # Bump when what a function here stores changes: it is part of the keys below.
@@ -303,7 +305,8 @@ def faithfulness_curves(profile, words: pd.DataFrame, encoders: dict[str, Encode
     ----------
     profile
         Its ``faithfulness`` settings choose the sentences (the first of each
-        model's attributed sample: :func:`word_weight_sample`), the random
+        model's attributed sample: :func:`word_weight_sample`), those that get
+        the greedy oracles too (``oracle_sentences``, nested), the random
         orders and the removals; ``attribution.baseline`` is what a removed
         word's tokens become.
     words
@@ -318,7 +321,7 @@ def faithfulness_curves(profile, words: pd.DataFrame, encoders: dict[str, Encode
     curves, leave_one_out
         :func:`cwi.faithfulness.removal_curves`' two tables with ``model``,
         ``dataset``, ``sentence`` (as the word-weight tables spell it) and, for
-        the curves, ``draw``.  Each (model, dataset) is cached under its model's
+        the curves, ``draw`` (the greedy oracles are orders ``"oracle|MEASURE"``).  Each (model, dataset) is cached under its model's
         weights, the sentences and every order of every sentence, so new weights
         or statistics recompute it.
     """
@@ -336,9 +339,11 @@ def faithfulness_curves(profile, words: pd.DataFrame, encoders: dict[str, Encode
             count = attributed if settings.sentences_per_dataset is None else min(settings.sentences_per_dataset,
                                                                                    attributed)
             sample = word_weight_sample(name, dataset, profile, count) if count else []
-            jobs.append((name, dataset, own[(own["dataset"] == dataset) & own["sentence"].isin(sample)], sample))
+            oracle = word_weight_sample(name, dataset, profile, min(settings.oracle_sentences, count)) if count else []
+            jobs.append((name, dataset, own[(own["dataset"] == dataset) & own["sentence"].isin(sample)], sample,
+                         set(oracle)))
     with Progress(sum(len(job[3]) for job in jobs), "faithfulness curves", "sentences", announce_start=True) as bar:
-        for name, dataset, rows, sample in jobs:
+        for name, dataset, rows, sample, oracle in jobs:
             if not sample:
                 continue
             encoder = encoders.get(name) or load_encoder(name, profile)
@@ -351,7 +356,7 @@ def faithfulness_curves(profile, words: pd.DataFrame, encoders: dict[str, Encode
                    "orders": cache.fingerprint_texts(f"{r.sentence}|{r.order}|{r.draw}|{r.words}"
                                                      for r in orders.itertuples()),
                    "removals": list(settings.removals), "baseline": profile.attribution.baseline,
-                   "version": faithfulness.ALGORITHM_VERSION}
+                   "oracle": cache.fingerprint_texts(sorted(oracle)), "version": faithfulness.ALGORITHM_VERSION}
 
             computed = []
 
@@ -361,7 +366,7 @@ def faithfulness_curves(profile, words: pd.DataFrame, encoders: dict[str, Encode
                     text, _ = attribution.fit_to_length(encoder, sentence)
                     named = {f"{r.order}|{r.draw}": list(r.words) for r in group.itertuples()}
                     curve, drop = faithfulness.removal_curves(encoder, text, named, profile.attribution.baseline,
-                                                              settings.removals)
+                                                              settings.removals, oracle=sentence in oracle)
                     frames.append(pd.concat([curve.assign(table="curve"), drop.assign(table="leave one out")])
                                   .assign(sentence=sentence))
                     bar.update()
@@ -373,10 +378,13 @@ def faithfulness_curves(profile, words: pd.DataFrame, encoders: dict[str, Encode
             bar.update(len(sample) - len(computed))  # those read from the cache
             stored = stored.assign(model=name, dataset=dataset)
             curve = stored[stored["table"] == "curve"]
+            # "ORDER|DRAW", but the oracles are named "oracle|MEASURE" by removal_curves and drawn once.
+            is_oracle = curve["order"].str.startswith(f"{faithfulness.ORACLE}|")
             named = curve["order"].str.rsplit("|", n=1, expand=True)
-            curves.append(curve.assign(order=named[0], draw=named[1].astype(int))
+            curves.append(curve.assign(order=named[0].where(~is_oracle, curve["order"]),
+                                       draw=named[1].where(~is_oracle, "0").astype(int))
                           [["model", "dataset", "sentence", "removal", "order", "draw", "direction", "k", "fraction",
-                            "cosine"]])
+                            "cosine", "distance"]])
             drops.append(stored[stored["table"] == "leave one out"]
                          [["model", "dataset", "sentence", "removal", "word_index", "drop"]]
                          .astype({"word_index": int}))
@@ -775,6 +783,57 @@ def sentence_vector_block(encoder: Encoder, sentences: list[str], profile, finge
             stored["embedding"], stored["baseline"], stored["path_points"], stored["word_error"])}
 
 
+def baseline_sensitivity(profile, results: "SimilarityResults | None" = None,
+                         encoders: dict[str, Encoder] | None = None) -> pd.DataFrame:
+    """The same-word share, its excess over random partners and the terms under each baseline, on a nested subsample.
+
+    The first ``similarity.baseline_pairs`` pairs of every dataset's seeded
+    sample (a nested subsample: :func:`cwi.data.sample_sts_pairs`) are
+    decomposed with each of ``similarity.other_baselines`` (each its own cached
+    blocks, the missing ones in worker processes, one job per model and
+    baseline); the row of ``attribution.baseline`` reads the same pairs from
+    `results` (:func:`pair_decompositions` of `profile`, computed if not given),
+    so nothing is attributed twice.  One row per model and baseline with the
+    columns of :func:`cwi.similarity_references.excess_share`, the mean of each
+    term of :data:`cwi.similarity.TERMS` and ``pairs``.
+    """
+    from . import similarity, similarity_references
+
+    profile = config.get_profile(profile)
+    settings = profile.similarity
+    count = min(settings.baseline_pairs, settings.pairs_per_dataset or settings.baseline_pairs)
+    varied = {baseline: replace(profile, attribution=replace(profile.attribution, baseline=baseline),
+                                similarity=replace(settings, pairs_per_dataset=count, block_pairs=count))
+              for baseline in settings.other_baselines if baseline != profile.attribution.baseline}
+    models, _ = similarity_models(profile)
+    encoders = dict(encoders or {})
+    encoders |= {name: encoders.get(name) or load_encoder(name, profile) for name in models}
+    fingerprints = {name: encoder_fingerprint(encoders[name]) for name in models}
+    jobs: dict[tuple, workers.Job] = {}
+    for baseline, variant in varied.items():
+        for job in _vector_jobs(variant, encoders, fingerprints, _pair_blocks(variant)):
+            key = (baseline, job.args[1])  # one job per model and baseline: a worker loads each model once
+            if key in jobs:
+                merged = jobs[key].args
+                jobs[key] = workers.Job(_vector_blocks, (*merged[:5], merged[5] + job.args[5]), jobs[key].work + job.work)
+            else:
+                jobs[key] = job
+    # A worker starts in seconds, so the re-attribution pays from a tenth of the chapter's own threshold.
+    workers.fill(list(jobs.values()), PARALLEL_MIN_SENTENCES * 1e5, "baseline checks")
+    own = results if results is not None else pair_decompositions(profile, encoders)
+    subsample = replace(profile, similarity=replace(settings, pairs_per_dataset=count))
+    first = pd.concat([similarity_sample(d, subsample)[["pair"]].assign(dataset=d) for d in own.pairs["dataset"].unique()])
+    tables = {profile.attribution.baseline: own.pairs.merge(first, on=["dataset", "pair"])}
+    tables |= {baseline: pair_decompositions(variant, encoders).pairs for baseline, variant in varied.items()}
+    frames = []
+    for baseline, pairs in tables.items():
+        shares = similarity_references.excess_share(pairs)
+        means = pairs.groupby("model", sort=False)[list(similarity.TERMS)].mean()
+        frames.append(shares.join(means).assign(baseline=baseline, pairs=pairs.groupby("model").size())
+                      .rename_axis("model").reset_index())
+    return pd.concat(frames, ignore_index=True)
+
+
 @dataclass
 class SimilarityResults:
     """Every pair decomposition of a profile (:func:`pair_decompositions`).
@@ -797,6 +856,36 @@ class SimilarityResults:
     decompositions: dict
 
 
+def _pair_blocks(profile: config.Profile) -> dict[str, list[pd.DataFrame]]:
+    """Each dataset's pair sample cut into blocks of ``similarity.block_pairs`` pairs: the unit the cache stores."""
+    settings = profile.similarity
+    samples = {d: similarity_sample(d, profile) for d in settings.datasets or profile.attribution.datasets}
+    return {d: [sample.iloc[start:start + settings.block_pairs] for start in range(0, len(sample), settings.block_pairs)]
+            for d, sample in samples.items()}
+
+
+def _block_sentences(block: pd.DataFrame) -> list[str]:
+    """The distinct sentences of a block of pairs, each attributed once."""
+    return list(dict.fromkeys(block["sentence1"].tolist() + block["sentence2"].tolist()))
+
+
+def _vector_jobs(profile: config.Profile, encoders: dict, fingerprints: dict, blocks: dict) -> list:
+    """The word-vector blocks the cache lacks, one worker job per model and dataset, weighed by sentences x size."""
+    jobs = []
+    for name, encoder in encoders.items():
+        if name not in fingerprints:
+            continue
+        size = sum(p.numel() for key, p in encoder.model.named_parameters() if "embeddings" not in key)
+        for dataset_blocks in blocks.values():
+            missing = [_block_sentences(b) for b in dataset_blocks if not cache.artefact_path(
+                "word_vectors", _vector_key(encoder, _block_sentences(b), profile, fingerprints[name]), ".pt").exists()]
+            if missing:
+                jobs.append(workers.Job(_vector_blocks, (profile, name, encoder.folder, encoder.pooling,
+                                                         encoder.max_length, missing),
+                                        sum(map(len, missing)) * size))
+    return jobs
+
+
 def pair_decompositions(profile, encoders: dict[str, Encoder] | None = None) -> SimilarityResults:
     """The Similarity chapter's decompositions: each model of :func:`similarity_models` on each dataset's pair sample.
 
@@ -810,30 +899,13 @@ def pair_decompositions(profile, encoders: dict[str, Encoder] | None = None) -> 
     profile = config.get_profile(profile)
     settings = profile.similarity
     models, _ = similarity_models(profile)
-    datasets = settings.datasets or profile.attribution.datasets
-    samples = {dataset: similarity_sample(dataset, profile) for dataset in datasets}
-    blocks = {dataset: [sample.iloc[start:start + settings.block_pairs]
-                        for start in range(0, len(sample), settings.block_pairs)] for dataset, sample in samples.items()}
-
-    def block_sentences(block):
-        return list(dict.fromkeys(block["sentence1"].tolist() + block["sentence2"].tolist()))
-
-    total = len(models) * sum(len(block_sentences(b)) for bs in blocks.values() for b in bs)
+    blocks = _pair_blocks(profile)
+    total = len(models) * sum(len(_block_sentences(b)) for bs in blocks.values() for b in bs)
     encoders = dict(encoders or {})
     encoders |= {name: encoders.get(name) or load_encoder(name, profile) for name in models}
     fingerprints = {name: encoder_fingerprint(encoders[name]) for name in models}
     # The missing blocks in worker processes first, one job per model and dataset (cwi.workers).
-    jobs = []
-    for name in models:
-        encoder = encoders[name]
-        size = sum(p.numel() for key, p in encoder.model.named_parameters() if "embeddings" not in key)
-        for dataset_blocks in blocks.values():
-            missing = [block_sentences(b) for b in dataset_blocks if not cache.artefact_path(
-                "word_vectors", _vector_key(encoder, block_sentences(b), profile, fingerprints[name]), ".pt").exists()]
-            if missing:
-                jobs.append(workers.Job(_vector_blocks, (profile, name, encoder.folder, encoder.pooling,
-                                                         encoder.max_length, missing),
-                                        sum(map(len, missing)) * size))
+    jobs = _vector_jobs(profile, encoders, fingerprints, blocks)
     if sum(job.work for job in jobs) >= PARALLEL_MIN_SENTENCES * 1e6:
         workers.fill(jobs, 0, "word-vector blocks")
     pair_rows, word_frames, decompositions = [], [], {}
@@ -843,7 +915,7 @@ def pair_decompositions(profile, encoders: dict[str, Encoder] | None = None) -> 
             for dataset, dataset_blocks in blocks.items():
                 bar.set_postfix(last=f"{name} {dataset}")
                 for block in dataset_blocks:
-                    vectors = sentence_vector_block(encoder, block_sentences(block), profile, fingerprint, bar)
+                    vectors = sentence_vector_block(encoder, _block_sentences(block), profile, fingerprint, bar)
                     for row in block.itertuples():
                         a, b = vectors[row.sentence1], vectors[row.sentence2]
                         d = similarity.decompose(a, b)

@@ -1,4 +1,4 @@
-"""Why two sentences are similar: their cosine split exactly into word pairs.
+"""Why two sentences are similar: their dot product split into word pairs, scaled by the final norms.
 
 An attribution method of :mod:`cwi.attribution` gives every word w of a sentence
 a d-dimensional vector c_w with ``sum_w c_w = f(a) - f(a')`` (Integrated
@@ -38,7 +38,8 @@ from .encoders import Encoder
 from .inputs import WordAttribution
 
 __all__ = ["SIMILARITY_VERSION", "TERMS", "CHANGE_WORDS", "SentenceVectors", "PairDecomposition", "sentence_vectors",
-           "decompose", "attributed_sentences", "decompose_sentences", "pair_summary", "word_contributions", "worst_pairs", "pair_key", "regression_frame",
+           "decompose", "attributed_sentences", "decompose_sentences", "pair_summary", "chance_same_words",
+           "word_contributions", "worst_pairs", "pair_key", "regression_frame",
            "ChangeFamily", "change_family", "twin_blocks", "null_orders", "null_rate"]
 
 # Bump when what sentence_vectors stores or decompose computes changes: part of the cache keys.
@@ -172,6 +173,22 @@ class PairDecomposition:
         content = ~is_stopword(pd.Series(self.a.words, dtype=object)).to_numpy()
         return float(self.matrix[self.matches & content[:, None]].sum())
 
+    @property
+    def chance_same_words(self) -> float:
+        """What the matching cells would hold if each matched word's partner were any word of the other sentence.
+
+        Permuting the word labels of sentence b at random moves each matching
+        cell (i, j) of row i to a random column, so row i's matches are expected
+        to hold ``r_i`` times its mean cell (``r_i`` its number of matches); the
+        same for permuting a's labels, by columns.  The mean of the two keeps
+        the reference symmetric in (a, b).  Each matched word's own size stays
+        in the reference: only its partner is drawn at random.
+        """
+        matches = self.matches
+        by_rows = float((matches.sum(1) * self.matrix.mean(1)).sum())
+        by_columns = float((matches.sum(0) * self.matrix.mean(0)).sum())
+        return (by_rows + by_columns) / 2
+
     def contributions(self) -> tuple[np.ndarray, np.ndarray]:
         """Each word's contribution to the word-pair part: the row sums (words of a) and column sums (words of b)."""
         return self.matrix.sum(1), self.matrix.sum(0)
@@ -218,6 +235,7 @@ def pair_summary(decompositions: list[PairDecomposition]) -> pd.DataFrame:
     ``baselines`` (these four sum to ``score`` up to ``error``), ``word_pairs``
     (``same_words + other_words``), ``same_content_words`` (the part of
     ``same_words`` on words that are neither stopwords nor punctuation),
+    ``chance_same_words`` (:attr:`PairDecomposition.chance_same_words`),
     ``error``, ``error_bound`` (what the completeness errors allow:
     :attr:`PairDecomposition.error_bound`), ``matched_cells`` (matching word
     pairs), ``cells`` (all word pairs), ``completeness_a``/``completeness_b``
@@ -229,11 +247,22 @@ def pair_summary(decompositions: list[PairDecomposition]) -> pd.DataFrame:
         rows.append({"score": d.score, "same_words": same, "other_words": float(d.matrix.sum()) - same,
                      "word_baseline": float(d.left.sum() + d.right.sum()), "baselines": d.reference,
                      "word_pairs": float(d.matrix.sum()), "same_content_words": d.same_content_words,
+                     "chance_same_words": d.chance_same_words,
                      "error": d.error, "error_bound": d.error_bound,
                      "matched_cells": int(d.matches.sum()), "cells": d.matrix.size,
                      "completeness_a": d.a.completeness_error, "completeness_b": d.b.completeness_error,
                      "word_error_a": d.a.word_error, "word_error_b": d.b.word_error})
     return pd.DataFrame(rows)
+
+
+def chance_same_words(pairs: pd.DataFrame) -> pd.Series:
+    """Each pair's same-word sum if the word labels of one sentence were permuted at random: its expectation.
+
+    The column ``chance_same_words`` of :func:`pair_summary`
+    (:attr:`PairDecomposition.chance_same_words`): the reference of
+    :func:`cwi.similarity_references.excess_share` and of the family's excess share.
+    """
+    return pairs["chance_same_words"]
 
 
 def word_contributions(decomposition: PairDecomposition) -> pd.DataFrame:
@@ -309,6 +338,11 @@ CHANGE_WORDS = {
     "same-word share": {"more": "more of the word-pair similarity on the same words",
                         "less": "less of the word-pair similarity on the same words (more on different words)",
                         "unclear": "no clear difference", "not fitted": "not estimable on these pairs"},
+    "excess same-word share": {"more": "more of the word-pair similarity on the same words than random partners "
+                                       "would carry",
+                               "less": "less of the word-pair similarity on the same words than random partners "
+                                       "would carry",
+                               "unclear": "no clear difference", "not fitted": "not estimable on these pairs"},
     "delta beta": {"more": "a larger slope of the contributions on it",
                    "less": "a smaller slope of the contributions on it",
                    "unclear": "no clear difference", "not fitted": "not estimable on these pairs"},
@@ -346,7 +380,7 @@ class ChangeFamily:
     Attributes
     ----------
     members
-        ``twin``, ``statistic`` (``"same-word share"`` or ``"delta beta"``),
+        ``twin``, ``statistic`` (``"same-word share"``, ``"excess same-word share"`` or ``"delta beta"``),
         ``quantity`` (empty for the share), ``pretrained``, ``finetuned``
         (each model's value), ``estimate`` (their difference), ``low``, ``high``
         (simultaneous intervals at the family's level) and ``verdict`` (a code of
@@ -363,6 +397,10 @@ class ChangeFamily:
     critical: float
 
 
+# The family's share statistics, in the order _Family.statistics stacks them (before the slopes).
+SHARES = (("same-word share", ""), ("excess same-word share", ""))
+
+
 class _Family:
     """The family's statistics from per-pair sums, so that a relabelling of the models is a cheap recomputation."""
 
@@ -371,11 +409,13 @@ class _Family:
         from .analysis import fit_models
 
         self.models, self.twins, self.quantities = models, twins, list(quantities)
-        wide = pairs.pivot_table(index=["dataset", "sentence"], columns="model", values=["same_words", "word_pairs"],
-                                 observed=True).dropna()
+        wide = pairs.assign(chance=chance_same_words(pairs)).pivot_table(
+            index=["dataset", "sentence"], columns="model", values=["same_words", "word_pairs", "chance"],
+            observed=True).dropna()
         self.units = bootstrap.locate(wide.index.to_frame(index=False))  # the bootstrap column of each pair
         self.same = wide["same_words"][models].to_numpy().T  # (M, G)
         self.word_pairs = wide["word_pairs"][models].to_numpy().T
+        self.chance = wide["chance"][models].to_numpy().T  # the permutation reference of same_words
         self.counts = bootstrap.counts[:, self.units]  # (B, G)
         self.cluster = np.asarray(bootstrap.cluster)  # the resampling unit of each bootstrap column
         self.n_clusters = int(bootstrap.clusters)
@@ -384,12 +424,13 @@ class _Family:
 
     def statistics(self, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(M, S) values and (B, M, S) draws per model of the S statistics; `order` (columns, M) relabels models per pair."""
-        same, word_pairs = self.same, self.word_pairs
+        same, word_pairs, chance = self.same, self.word_pairs, self.chance
         if order is not None:
-            same = np.take_along_axis(same, order[self.units].T, 0)
-            word_pairs = np.take_along_axis(word_pairs, order[self.units].T, 0)
-        values = [same.sum(1) / word_pairs.sum(1)]
-        draws = [(self.counts @ same.T) / (self.counts @ word_pairs.T)]
+            same, word_pairs, chance = (np.take_along_axis(x, order[self.units].T, 0) for x in (same, word_pairs, chance))
+        excess = same - chance
+        values = [same.sum(1) / word_pairs.sum(1), excess.sum(1) / word_pairs.sum(1)]
+        draws = [(self.counts @ same.T) / (self.counts @ word_pairs.T),
+                 (self.counts @ excess.T) / (self.counts @ word_pairs.T)]
         for q in self.quantities:
             fit = self.fits[q]
             if order is None:
@@ -408,8 +449,7 @@ class _Family:
         names, estimates, member_draws = [], [], []
         for twin, pair in self.twins.items():
             pre, fine = self.models.index(pair.pretrained), self.models.index(pair.finetuned)
-            for s, (statistic, quantity) in enumerate([("same-word share", "")] +
-                                                      [("delta beta", q) for q in self.quantities]):
+            for s, (statistic, quantity) in enumerate([*SHARES, *[("delta beta", q) for q in self.quantities]]):
                 names.append((twin, statistic, quantity, pre, fine, s))
                 estimates.append(values[fine, s] - values[pre, s])
                 member_draws.append(draws[:, fine, s] - draws[:, pre, s])
@@ -418,7 +458,7 @@ class _Family:
 
 def change_family(pairs: pd.DataFrame, words: pd.DataFrame, twins: dict, bootstrap, scales: dict[str, float],
                   quantities, level: float = 0.95) -> tuple[ChangeFamily, "_Family"]:
-    """Each twin's change of the same-word share and of beta per quantity, adjusted together.
+    """Each twin's change of the same-word share, of its excess over chance and of beta per quantity, adjusted together.
 
     Parameters
     ----------
@@ -445,6 +485,11 @@ def change_family(pairs: pd.DataFrame, words: pd.DataFrame, twins: dict, bootstr
     The same-word share is a ratio of sums over the pairs,
     ``sum same_words / sum word_pairs``: a pair weighs by its word-pair
     similarity, and the ratio stays defined where one pair's own sum is near 0.
+    The excess share subtracts, pair by pair, what the matching cells would
+    hold if each matched word's partner were a random word of the other
+    sentence (:func:`chance_same_words`), over the same denominator: the
+    sample's lexical overlap and the matched words' own sizes are then no
+    longer part of it.
     Every statistic of every model is computed on the same bootstrap draws of
     pairs, so the changes are paired and the family's max-t band
     (:func:`cwi.inference.simultaneous`) sees how its members move together.
@@ -461,13 +506,13 @@ def change_family(pairs: pd.DataFrame, words: pd.DataFrame, twins: dict, bootstr
                              "pretrained": values[pre, s], "finetuned": values[fine, s], "estimate": e,
                              "low": lo, "high": hi, "verdict": verdict(lo, hi) if np.isfinite(lo) else "not fitted"}
                             for (twin, statistic, quantity, pre, fine, s), e, lo, hi in zip(names, estimates, low, high)])
-    statistics = [("same-word share", "")] + [("beta", q) for q in family.quantities]
+    statistics = [*SHARES, *[("beta", q) for q in family.quantities]]
     # The share's denominator in each draw: a ratio of sums is read only where it stays positive.
     positive = ((family.counts @ family.word_pairs.T) > 0).mean(0)
     per_model = pd.DataFrame([{"model": model, "statistic": statistic, "quantity": quantity, "value": values[m, s],
                                **dict(zip(("low", "high"), np.quantile(draws[:, m, s], [(1 - level) / 2,
                                                                                          (1 + level) / 2]))),
-                               "positive_denominator": positive[m] if s == 0 else np.nan}
+                               "positive_denominator": positive[m] if s < len(SHARES) else np.nan}
                               for m, model in enumerate(models) for s, (statistic, quantity) in enumerate(statistics)])
     return ChangeFamily(members, per_model, critical), family
 

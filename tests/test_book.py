@@ -341,8 +341,14 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert attributions["rule_check"]["worst_true"] < 2 * attributions["completeness_target"]
     # Faithfulness: one family of every model x method x removal x rival x score, with its measured error rate.
     faithful = attributions["faithfulness"]
-    assert faithful["members"] == (len(smoke.attribution.models) * len(attribution.METHODS) * 2
-                                   * len(smoke.faithfulness.removals) * len(faithfulness.RIVALS))
+    # Both measures; each method against each rival, and the attribution-free comparison beside them.
+    comparisons = len(attribution.METHODS) * len(faithfulness.RIVALS) + len(faithfulness.ATTRIBUTION_FREE)
+    assert faithful["members"] == (len(smoke.attribution.models) * comparisons * 2 * len(faithfulness.MEASURES)
+                                   * len(smoke.faithfulness.removals))
+    assert faithful["critical"]["flips"] > 1.96 and faithful["critical"]["bootstrap"] > 1.96  # a family, not one test
+    # The normalised AOPC of IG's deletion order: one per model, removal and measure.
+    assert len(attributions["faithfulness_normalised"]) == (len(smoke.attribution.models) * len(faithfulness.MEASURES)
+                                                            * len(smoke.faithfulness.removals))
     assert faithful["status"] in inference.RATE_WORDS and 0 <= faithful["false_positive"] <= 1
     assert set(faithful["versus_frequency"].values()) <= {"more", "less", "unclear"}
     assert attributions["faithfulness_pairs_null"]["status"] in inference.RATE_WORDS  # the pairs' family too
@@ -369,7 +375,27 @@ def test_whole_book_runs_with_the_smoke_profile_and_renders(smoke_book):
     assert similar["similarity_pairs"] == smoke.similarity.pairs_per_dataset * len(smoke.attribution.datasets)
     assert similar["similarity_models"] == len(decomposed) and similar["similarity_max_error"] < 1e-3
     checks = similar["similarity_checks"]
-    assert len(checks["verdicts"]) == checks["members"] == len(twins) * (1 + len(analysis.QUANTITIES))
+    # Per twin: the same-word share, its excess over chance, and a slope per quantity.
+    assert len(checks["verdicts"]) == checks["members"] == len(twins) * (2 + len(analysis.QUANTITIES))
+    # The references of the share: its permutation reference and excess, with and without the common direction.
+    overlap = similar["similarity_overlap"]
+    assert sorted(overlap) == sorted(decomposed)
+    for shares in overlap.values():
+        assert 0 < shares["matched_fraction"] < 1 and 0 <= shares["word vectors along it"] <= 1
+    # The variance of the score split by term: the parts sum to 1 up to IG's completeness error.
+    assert sorted(similar["similarity_ranking"]) == sorted(f"{m}/{split}" for m in decomposed
+                                                           for split in ("variance of the score", "covariance with gold"))
+    assert all(abs(sum(parts.values()) - 1) < 0.05 for key, parts in similar["similarity_ranking"].items()
+               if key.endswith("variance of the score"))
+    # The rule's rate at nested sizes, the profile's own among them; the baselines' check for every model.
+    assert max(map(int, similar["similarity_rate_by_size"])) == smoke.similarity.pairs_per_dataset
+    assert (similar["similarity_smallest_size"] is None
+            or str(similar["similarity_smallest_size"]) in similar["similarity_rate_by_size"])
+    # Each twin's reversals are among the other baselines.
+    assert sorted(similar["similarity_baseline_flips"]) == sorted(twins)
+    assert all(set(flips) <= set(smoke.similarity.other_baselines) for flips in similar["similarity_baseline_flips"].values())
+    assert sorted(similar["similarity_baselines"]) == sorted(
+        f"{m}/{b}" for m in decomposed for b in (smoke.attribution.baseline, *smoke.similarity.other_baselines))
     assert checks["status"] in inference.RATE_WORDS and 0 <= checks["said"] <= checks["simulations"]
     assert checks["simulations"] == smoke.analysis.null_simulations and checks["worst_models"] == sorted(decomposed)
     assert checks["explorer_pairs"] == similar["similarity_pairs"]  # smoke offers every pair

@@ -1,5 +1,6 @@
 """cwi.faithfulness: deletion and insertion curves, rival orders, and the comparison's error rate."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -67,7 +68,26 @@ def test_the_attribution_order_is_the_maximal_deletion_curve_of_a_linear_model(o
     expected = np.sqrt(np.concatenate([[squares.sum()], squares.sum() - np.cumsum(squares)]) / squares.sum())
     assert np.allclose(deletion["ig"], expected, atol=1e-6)  # ||f_rest|| / ||f||
     assert (deletion["ig"].to_numpy()[:, None] <= deletion.to_numpy() + 1e-6).all()  # no order falls faster
-    summary = faithfulness.summarise(curves).set_index("order")
+    # Euclidean: ||f(x_S) - f(x)|| / ||f(x) - f(x_0)|| = sqrt(sum over removed s_w^2 / sum s_w^2), in closed form.
+    distance = curves[curves["direction"] == "deletion"].pivot(index="k", columns="order", values="distance")
+    assert np.allclose(distance["ig"], np.sqrt(np.concatenate([[0], np.cumsum(squares)]) / squares.sum()), atol=1e-6)
+    insertion = curves[curves["direction"] == "insertion"].pivot(index="k", columns="order", values="distance")
+    kept = np.concatenate([[squares.sum()], squares.sum() - np.cumsum(squares)])
+    assert np.allclose(insertion["ig"], np.sqrt(kept / squares.sum()), atol=1e-6)
+    # With orthogonal words the greedy oracle of either measure takes the largest word first: IG's order.
+    for measure in faithfulness.MEASURES:
+        oracle = curves[(curves["order"] == f"oracle|{measure}")]
+        assert set(oracle["direction"]) == {"deletion", "insertion"}
+        for direction, column in (("deletion", "cosine"), ("insertion", "distance")):
+            mine = curves[(curves["order"] == "ig") & (curves["direction"] == direction)].set_index("k")[column]
+            theirs = oracle[oracle["direction"] == direction].set_index("k")[column]
+            assert np.allclose(mine, theirs, atol=1e-6)
+    summaries = faithfulness.summarise(curves.assign(model="linear", dataset="d", sentence=SENTENCE))
+    scaled = faithfulness.normalised_aopc(summaries.replace({"order": {f"random {d}": "random" for d in range(20)}}))
+    ig_scaled = scaled[scaled["order"] == "ig"]
+    assert len(ig_scaled) == 4 and np.allclose(ig_scaled["normalised"], 1.0)  # IG is the oracle here
+    assert (scaled.loc[scaled["order"] == "reverse", "normalised"] < 0).all()  # worse than chance
+    summary = faithfulness.summarise(curves).query("measure == 'cosine'").set_index("order")
     randoms = summary.loc[summary.index.str.startswith("random"), "comprehensiveness"]
     assert (summary.loc["ig", "comprehensiveness"] > randoms).all()
     assert summary.loc["ig", "comprehensiveness"] > summary.loc["reverse", "comprehensiveness"]
@@ -99,7 +119,8 @@ def test_all_removed_is_the_baseline_and_all_inserted_is_the_sentence(tiny_encod
     expected = empty @ reference / np.linalg.norm(empty) / np.linalg.norm(reference)
     ends = curves[((curves["direction"] == "deletion") & (curves["k"] == len(index)))
                   | ((curves["direction"] == "insertion") & (curves["k"] == 0))]
-    assert len(ends) == 4 and np.allclose(ends["cosine"], expected, atol=1e-5)
+    assert len(ends) == 8 and np.allclose(ends["cosine"], expected, atol=1e-5)  # two orders, two oracles
+    assert np.allclose(ends["distance"], 1.0)  # every word removed: the distance's own scale
     start = curves[(curves["direction"] == "deletion") & (curves["k"] == 0)]
     assert np.allclose(start["cosine"], 1.0, atol=1e-6)
 
@@ -166,10 +187,15 @@ def synthetic_summary(advantage: float, n_sentences: int = 40, seed: int = 0) ->
 
 
 def test_compare_orders_finds_a_planted_advantage_and_its_null_is_calibrated():
-    table, state = faithfulness.compare_orders(synthetic_summary(0.05), ["ig"], flips=2000, seed=0)
+    family, state = faithfulness.compare_orders(synthetic_summary(0.05), ["ig"], flips=2000, seed=0)
+    assert state["critical"] == max(state["critical_flips"], state["critical_bootstrap"])
+    table = family[family["method"] == "ig"]
     assert len(table) == 6 and (table["verdict"] == "more").all() and (table["low"] > 0).all()
     assert (table["estimate"] - 0.05).abs().max() < 0.02  # the planted advantage, on both summaries
     assert table["sentences"].eq(40).all()
+    # The attribution-free member (information gain against frequency) is in the same family, with no effect.
+    free = family[family["method"] == "information gain"]
+    assert len(free) == 2 and set(free["rival"]) == {"frequency"} and (free["verdict"] == "unclear").all()
     # As many sentences as the default profile's curves have (20 from each of 7 datasets).
     null_table, null_state = faithfulness.compare_orders(synthetic_summary(0.0, n_sentences=140, seed=3), ["ig"],
                                                          flips=2000, seed=0)
@@ -177,6 +203,24 @@ def test_compare_orders_finds_a_planted_advantage_and_its_null_is_calibrated():
     said = faithfulness.sign_flip_null(null_state, 400, seed=1, flips=500)
     status, low, high = inference.calibration_status(said, 400, 0.95)
     assert status != "above"  # the rule keeps its family-wise error on a null with the data's shape
+
+
+def test_the_calibrated_critical_value_holds_its_rate_on_skewed_null_advantages():
+    """Skewed, dependent differences with mean 0: sign flips alone call too often; the larger critical value does not."""
+    rng = np.random.default_rng(0)
+    n, members, simulations = 140, 8, 400  # the default profile's curves have 140 sentences
+    index = pd.MultiIndex.from_arrays([["d"] * n, [f"s{j}" for j in range(n)]], names=["dataset", "sentence"])
+    flips_only = calibrated = 0
+    for i in range(simulations):
+        shared = rng.lognormal(0, 1, (n, 1))
+        values = 0.5 * rng.lognormal(0, 1, (n, members)) + shared - 1.5 * np.exp(0.5)  # every mean exactly 0
+        table, state = faithfulness.sign_flip_family(pd.DataFrame({"member": range(members)}),
+                                                     pd.DataFrame(values, index=index), flips=1000, seed=i)
+        t = table["estimate"] / ((table["high"] - table["low"]) / (2 * state["critical"]))
+        flips_only += bool((t.abs() > state["critical_flips"]).any())
+        calibrated += bool((table["verdict"] != "unclear").any())
+    assert inference.calibration_status(flips_only, simulations, 0.95)[0] == "above"
+    assert inference.calibration_status(calibrated, simulations, 0.95)[0] != "above"
 
 
 def test_a_sentence_shared_by_two_datasets_counts_once():
@@ -203,8 +247,13 @@ def test_curves_are_cached_and_keyed_by_the_orders(tiny_encoder, data_dir, monke
                          status="ok")
     curves, drops = pipeline.faithfulness_curves(profile, words, {"tiny": tiny_encoder})
     sentences = words["sentence"].nunique()
-    per_sentence = 2 + 2 + profile.faithfulness.random_orders  # two methods, two rivals, the random draws
-    assert curves.groupby("sentence")[["order", "draw"]].apply(lambda g: len(g.drop_duplicates())).eq(per_sentence).all()
+    # Two methods, two rivals and the random draws; an oracle per measure on the first sentences of each dataset.
+    per_sentence = 2 + 2 + profile.faithfulness.random_orders
+    orders = curves.groupby("sentence")[["order", "draw"]].apply(lambda g: len(g.drop_duplicates()))
+    oracle = {s for d in profile.attribution.datasets
+              for s in pipeline.word_weight_sample("tiny", d, profile, profile.faithfulness.oracle_sentences)}
+    assert len(oracle) == profile.faithfulness.oracle_sentences * len(profile.attribution.datasets)
+    assert (orders == per_sentence + np.where(orders.index.isin(oracle), len(faithfulness.MEASURES), 0)).all()
     assert curves["sentence"].nunique() == sentences and set(curves["removal"]) == set(profile.faithfulness.removals)
     assert set(drops["word_index"]) <= set(words["word_index"])
 
@@ -217,6 +266,10 @@ def test_curves_are_cached_and_keyed_by_the_orders(tiny_encoder, data_dir, monke
     changed = words.assign(weight=np.where(words["word_index"] == 0, 1e3, words["weight"]))  # new orders
     with pytest.raises(AssertionError, match="read the cache"):
         pipeline.faithfulness_curves(profile, changed, {"tiny": tiny_encoder})
+    more_oracles = dataclasses.replace(profile, faithfulness=dataclasses.replace(profile.faithfulness,
+                                                                                   oracle_sentences=2))
+    with pytest.raises(AssertionError, match="read the cache"):  # other sentences get an oracle: recomputed
+        pipeline.faithfulness_curves(more_oracles, words, {"tiny": tiny_encoder})
 
 
 def test_compare_models_compares_the_advantage_over_random_orders():
@@ -224,12 +277,14 @@ def test_compare_models_compares_the_advantage_over_random_orders():
     noise = np.random.default_rng(0).normal(0, 0.01, (2, len(pre)))
     fine = pre.assign(model="fine", sufficiency=pre["sufficiency"] + noise[1],
                       comprehensiveness=pre["comprehensiveness"] + np.where(pre["order"] == "ig", 0.03, 0) + noise[0])
-    table, _ = faithfulness.compare_models(pd.concat([pre, fine]), {"pair": ("pre", "fine")}, ["ig"], flips=1000)
-    table = table.set_index("summary")
+    family, _ = faithfulness.compare_models(pd.concat([pre, fine]), {"pair": ("pre", "fine")}, ["ig"], flips=1000)
+    # The attribution-free change (information gain against frequency) is a member of the same family.
+    assert set(family.loc[family["method"] == "information gain", "rival"]) == {"frequency"}
+    table = family[family["method"] == "ig"].set_index("summary")
     assert table.loc["comprehensiveness", "estimate"] == pytest.approx(0.03, abs=0.005)
     shifted = pd.concat([pre, fine.assign(comprehensiveness=fine["comprehensiveness"] + 0.2)])  # geometry, not order
     moved, _ = faithfulness.compare_models(shifted, {"pair": ("pre", "fine")}, ["ig"], flips=1000)
-    assert moved.set_index("summary").loc["comprehensiveness", "estimate"] == pytest.approx(0.03, abs=0.005)
+    assert moved[moved["method"] == "ig"].set_index("summary").loc["comprehensiveness", "estimate"] == pytest.approx(0.03, abs=0.005)
     assert table.loc["comprehensiveness", "verdict"] == "more" and table.loc["sufficiency", "verdict"] == "unclear"
 
 
@@ -249,3 +304,16 @@ def test_the_scores_leave_out_the_steps_every_order_shares():
     assert scores.loc["a", "comprehensiveness"] == pytest.approx((0.4 + 0.6) / 2)  # k = 1, 2 only
     assert scores.loc["a", "sufficiency"] == pytest.approx((0.5 + 0.1) / 2)
     assert scores.loc["b", "comprehensiveness"] == pytest.approx((0.1 + 0.5) / 2)
+
+
+def test_the_normalised_score_is_undefined_where_the_oracle_does_no_better_than_chance():
+    rows = [("m", "baseline", "cosine", "d", f"s{i}", order, 0, value, value)
+            for i in range(3) for order, value in (("ig", 0.3), ("random", 0.2), ("oracle|cosine", 0.2))]
+    summary = pd.DataFrame(rows, columns=["model", "removal", "measure", "dataset", "sentence", "order", "draw",
+                                          "comprehensiveness", "sufficiency"])
+    scaled = faithfulness.normalised_aopc(summary)
+    assert scaled["normalised"].isna().all() and set(scaled["order"]) == {"ig"}
+    better = summary.assign(comprehensiveness=np.where(summary["order"] == "oracle|cosine", 0.4,
+                                                       summary["comprehensiveness"]))
+    assert faithfulness.normalised_aopc(better).set_index("score").loc["comprehensiveness", "normalised"] == \
+        pytest.approx(0.5)

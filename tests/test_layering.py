@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cwi"
 MODULES = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__")
 # Algorithms take plain inputs: no profile (config), no artefact store (cache), no pipeline.
 ALGORITHMS = ("stats", "theory", "train", "inputs", "integrated_gradients", "shapley", "attribution", "faithfulness",
-              "analysis", "inference", "evaluation", "weighting", "similarity")
+              "analysis", "inference", "evaluation", "weighting", "similarity", "similarity_references")
 ORCHESTRATION = {"config", "studies", "cache", "pipeline", "runs", "shards"}
 
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from cwi import analysis, attribution, config, data, encoders, inputs, interactive, models, pipeline, similarity, stats
+from cwi import (analysis, attribution, config, data, encoders, inputs, interactive, models, pipeline, similarity,
+                 similarity_references, stats)
 from cwi.models import ModelPair
 
 from test_alignment import CASES, FAMILIES, texts, tiny, tokenizers  # noqa: F401 (fixtures)
@@ -144,7 +145,8 @@ def synthetic(n_pairs: int, effect: float, seed: int) -> tuple[pd.DataFrame, pd.
             lift = effect * (m > 0)
             pair_rows.append({"model": model, "dataset": dataset, "pair": p, "sentence": key,
                               "same_words": base_same * (1 + lift) + rng.normal(0, 0.01),
-                              "word_pairs": base_total + rng.normal(0, 0.01)})
+                              "word_pairs": base_total + rng.normal(0, 0.01), "matched_cells": 2,
+                              "cells": words * words, "chance_same_words": 0.02 * base_total})
             response = (0.3 + lift) * quantity[:, 0] + rng.normal(0, 1, words)
             for w in range(words):
                 word_rows.append({"model": model, "dataset": dataset, "sentence": key, "word_index": w,
@@ -159,15 +161,15 @@ def test_the_change_rule_keeps_its_error_rate_and_finds_a_planted_change():
     bootstrap = analysis.SentenceBootstrap(words, 400, seed=0)
     scales = {q: 1.0 for q in analysis.QUANTITIES}
     family, workspace = similarity.change_family(pairs, words, twins, bootstrap, scales, analysis.QUANTITIES)
-    assert len(family.members) == 2 * (1 + len(analysis.QUANTITIES))
+    assert len(family.members) == 2 * (2 + len(analysis.QUANTITIES))  # the share, its excess, a slope each
     assert (family.members["low"] <= family.members["estimate"]).all()
     said, n = similarity.null_rate(workspace, 0.95, 200, seed=1)
     assert said / n < 0.12  # near the nominal 5%, with room for 200 simulations' noise
     pairs, words = synthetic(240, 0.5, seed=0)
     family, _ = similarity.change_family(pairs, words, twins, analysis.SentenceBootstrap(words, 400, seed=0), scales,
                                          analysis.QUANTITIES)
-    share = family.members[family.members["statistic"] == "same-word share"]
-    assert (share["verdict"] == "more").all()
+    share = family.members[family.members["statistic"].isin(["same-word share", "excess same-word share"])]
+    assert len(share) == 4 and (share["verdict"] == "more").all()
     gain = family.members[(family.members["quantity"] == "information_gain")]
     assert (gain["verdict"] == "more").all()
 
@@ -210,3 +212,73 @@ def test_the_pair_explorer_carries_both_models_and_every_cell(tiny):
     with pytest.raises(ValueError, match="model 'other'"):
         interactive.pair_explorer(decompositions, pd.DataFrame({"dataset": ["stsb"], "pair": [7], "gold": [1.0]}),
                                   "pre", "other")
+
+
+def test_partners_drawn_at_random_have_no_excess_share():
+    """Over every permutation of one sentence's word labels, the same-word sum averages its reference exactly."""
+    from itertools import permutations
+
+    rng = np.random.default_rng(0)
+
+    def sentence(words):
+        vectors = rng.normal(0.1, 1.0, (len(words), 5))
+        return similarity.SentenceVectors(" ".join(words), list(words), list(range(len(words))), vectors,
+                                          vectors.sum(0) + 1.0, np.ones(5))
+
+    a, b = sentence(["the", "cat", "sat", "the"]), sentence(["the", "dog", "sat", "down", "."])
+    d = similarity.decompose(a, b)
+    relabelled_b = [similarity.decompose(a, dataclasses.replace(b, words=list(p))).same_words
+                    for p in permutations(b.words)]
+    relabelled_a = [similarity.decompose(dataclasses.replace(a, words=list(p)), b).same_words
+                    for p in permutations(a.words)]
+    assert (np.mean(relabelled_b) + np.mean(relabelled_a)) / 2 == pytest.approx(d.chance_same_words, abs=1e-12)
+    # The matched words keep their own rows: a large matched word raises the reference, not only the share.
+    uniform = d.matches.sum() / d.matrix.size * d.matrix.sum()
+    assert d.chance_same_words != pytest.approx(uniform)
+    # Over the labellings (either sentence's, weighed alike) the excess share is 0; twins sharing more: positive.
+    rows = pd.DataFrame({"model": "m", "same_words": [np.mean(relabelled_b), np.mean(relabelled_a)],
+                         "word_pairs": d.matrix.sum(),
+                         "chance_same_words": d.chance_same_words, "matched_cells": int(d.matches.sum()),
+                         "cells": d.matrix.size})
+    assert similarity_references.excess_share(rows).loc["m", "excess"] == pytest.approx(0.0, abs=1e-12)
+    planted = rows.iloc[:1].assign(same_words=d.chance_same_words + 0.5 * d.matrix.sum())
+    assert similarity_references.excess_share(planted).loc["m", "excess"] == pytest.approx(0.5)
+
+
+def test_the_split_without_the_common_direction_stays_exact(tiny):
+    encoder = tiny["wordpiece"]
+    first = similarity.decompose_sentences(encoder, *PAIR, **IG)
+    second = similarity.decompose_sentences(encoder, "A dog runs.", "The cat sleeps on a mat.", **IG)
+    direction = similarity_references.common_direction([first, second])
+    assert np.linalg.norm(direction) == pytest.approx(1.0)
+    projected = similarity_references.without_common_direction(first, direction)
+    off = [v - (v @ direction) * direction for v in (first.a.embedding, first.b.embedding)]
+    cosine = off[0] @ off[1] / np.linalg.norm(off[0]) / np.linalg.norm(off[1])
+    assert projected.score == pytest.approx(cosine, abs=1e-12)  # the cosine of the projected embeddings
+    assert abs(projected.total - projected.score) <= projected.error_bound + 1e-9
+    assert np.abs(projected.a.vectors @ direction).max() < 1e-9  # nothing left along the common direction
+
+
+def test_the_terms_parts_of_the_ranking_sum_to_one():
+    rng = np.random.default_rng(1)
+    n = 60
+    terms = {"same_words": rng.normal(0.3, 0.1, n), "other_words": rng.normal(0.2, 0.05, n),
+             "word_baseline": np.full(n, 0.1), "baselines": rng.normal(0, 0.01, n)}
+    pairs = pd.DataFrame({"model": "m", "dataset": np.where(np.arange(n) % 2, "a", "b"), **terms})
+    pairs["score"] = pairs[list(similarity.TERMS)].sum(axis=1)
+    parts = similarity_references.term_variance(pairs).set_index("model")
+    assert parts.loc["m", list(similarity.TERMS)].sum() == pytest.approx(1.0)
+    assert parts.loc["m", "word_baseline"] == pytest.approx(0.0)  # a constant ranks nothing
+    assert parts.loc["m", "same_words"] > parts.loc["m", "other_words"]  # the larger spread ranks more
+    # Within datasets: a term that only shifts one dataset's level has no part.
+    shifted = pairs.assign(baselines=np.where(pairs["dataset"] == "a", 5.0, 0.0) + pairs["baselines"])
+    shifted["score"] = shifted[list(similarity.TERMS)].sum(axis=1)
+    again = similarity_references.term_variance(shifted).set_index("model")
+    assert again.loc["m", "baselines"] == pytest.approx(parts.loc["m", "baselines"], abs=1e-9)
+    # Against gold: a gold score that follows the same words alone gives them the part of all that agrees.
+    pairs["gold"] = pairs["same_words"] * 3 + 1
+    agreement = similarity_references.term_variance(pairs, against="gold").set_index("model")
+    assert agreement.loc["m", list(similarity.TERMS)].sum() == pytest.approx(1.0)
+    expected = pairs.groupby("dataset")["same_words"].transform(lambda x: x - x.mean())
+    covariance = (expected * (pairs["score"] - pairs.groupby("dataset")["score"].transform("mean"))).sum()
+    assert agreement.loc["m", "same_words"] == pytest.approx((expected**2).sum() / covariance)
