@@ -615,7 +615,7 @@ normalised = faithfulness.normalised_aopc(scores)
 # %% tags=["remove-input"]
 downloads.csv_download(normalised, "faithfulness_normalised.csv", "every order's AOPC, its random and oracle scores")
 ig_scaled = normalised[(normalised["order"] == "ig") & (normalised["score"] == "comprehensiveness")]
-glue("faithfulness_normalised", {f"{r.model}/{r.removal}/{r.measure}": float(r.normalised)
+glue("faithfulness_normalised", {f"{r.model}/{r.removal}/{r.measure}": findings.glued_number(r.normalised)
                                  for r in ig_scaled.itertuples()}, display=False)
 
 

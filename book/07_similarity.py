@@ -72,7 +72,7 @@ from myst_nb import glue
 
 from cwi import (analysis, attribution, config, data, downloads, inference, inputs, interactive, pipeline, plotting,
                  record, similarity, similarity_references)
-from cwi.findings import STATUS_WORDS, glue_finding
+from cwi.findings import STATUS_WORDS, glue_finding, glued_number
 
 # %% tags=["parameters"]
 profile = os.environ.get("CWI_PROFILE", "default")  # a built-in profile or a study file
@@ -235,7 +235,7 @@ ranking.rename(columns=similarity.TERMS).style.format(
     {label: "{:+.2f}" for label in similarity.TERMS.values()}).set_table_styles(TABLE_STYLE)
 
 # %% tags=["remove-input"]
-glue("similarity_ranking", {f"{m}/{split}": {t: float(ranking.loc[(m, split), t]) for t in similarity.TERMS}
+glue("similarity_ranking", {f"{m}/{split}": {t: glued_number(ranking.loc[(m, split), t]) for t in similarity.TERMS}
                             for m, split in ranking.index}, display=False)
 agreeing = ranking.xs("covariance with gold", level="split")
 # A part of the agreement is read only where the scores agree with gold at all (a positive covariance).
@@ -313,7 +313,8 @@ overlap["word vectors along it"] = [similarity_references.along_common_direction
 overlap.rename_axis(None).style.format("{:.3f}").set_table_styles(TABLE_STYLE)
 
 # %% tags=["remove-input"]
-glue("similarity_overlap", {m: {k: float(v) for k, v in overlap.loc[m].items()} for m in models}, display=False)
+glue("similarity_overlap", {m: {k: glued_number(v) for k, v in overlap.loc[m].items()} for m in models},
+     display=False)
 display(Markdown(
     f"The matching cells are {overlap['matched_fraction'].iloc[0]:.1%} of all word pairs (the same sample for every "
     "model, up to words a tokenizer drops); they carry "
@@ -493,7 +494,8 @@ above = by_size.loc[by_size["status"] == "above", "pairs per dataset"]
 from_here = by_size.loc[by_size["pairs per dataset"] > (above.max() if len(above) else 0), "pairs per dataset"]
 smallest = int(from_here.min()) if len(from_here) else None
 glue("similarity_smallest_size", smallest, display=False)
-glue("similarity_rate_by_size", {str(size): float(rate) for size, rate in zip(by_size["pairs per dataset"], by_size["rate"])},
+glue("similarity_rate_by_size", {str(size): glued_number(rate)
+                                 for size, rate in zip(by_size["pairs per dataset"], by_size["rate"])},
      display=False)
 display(Markdown(
     f"The rule's rate is not shown above the nominal {1 - level:.0%} at {smallest} pairs per dataset and at every "
@@ -521,7 +523,8 @@ sensitivity.pivot_table(index="model", columns="baseline", values=["share", "exc
                         ).loc[models].rename_axis(None).style.format("{:+.3f}").set_table_styles(TABLE_STYLE)
 
 # %% tags=["remove-input"]
-glue("similarity_baselines", {f"{r.model}/{r.baseline}": {"share": float(r.share), "excess": float(r.excess)}
+glue("similarity_baselines", {f"{r.model}/{r.baseline}": {"share": glued_number(r.share),
+                                                           "excess": glued_number(r.excess)}
                               for r in sensitivity.itertuples()}, display=False)
 spread = sensitivity.groupby("model", sort=False)["excess"].agg(["min", "max"]).loc[models]
 by_baseline = sensitivity.set_index(["baseline", "model"])["excess"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["KEY", "STATUS_WORDS", "glue_finding", "plain"]
+__all__ = ["KEY", "STATUS_WORDS", "glue_finding", "plain", "glued_number"]
 
 KEY = "finding"  # the glue key every chapter uses; intro.md names the chapter
 # A measured false-positive rate against the nominal one, in a few words (keys of cwi.inference.RATE_WORDS).
@@ -36,3 +36,13 @@ def glue_finding(markdown: str) -> str:
     text = plain(markdown)
     glue(KEY, text, display=False)
     return text
+
+
+def glued_number(value) -> float | None:
+    """`value` as a float for a glued record, or None where it is not finite.
+
+    Glued values are read back as Python literals (the tests, the first page);
+    a NaN would be written ``nan``, which is not one.
+    """
+    value = float(value)
+    return value if value == value and abs(value) != float("inf") else None
