@@ -301,15 +301,15 @@ display(Markdown(
 
 # %%
 overlap = similarity_references.excess_share(pairs).loc[models]
-directions = {m: similarity_references.common_direction(
-    [d for (name, _, _), d in results.decompositions.items() if name == m]) for m in models}
+by_model = {m: [d for (name, _, _), d in results.decompositions.items() if name == m] for m in models}
+directions = {m: similarity_references.common_direction(by_model[m]) for m in models}
 projected = similarity.pair_summary([similarity_references.without_common_direction(d, directions[name])
                                      for (name, _, _), d in results.decompositions.items()])
 projected = projected.assign(model=[name for name, _, _ in results.decompositions])
 overlap = overlap.join(similarity_references.excess_share(projected)[["share", "excess"]]
                        .rename(columns=lambda c: f"{c}, common direction removed"))
-overlap["word vectors along it"] = [similarity_references.along_common_direction(
-    [d for (name, _, _), d in results.decompositions.items() if name == m], directions[m]) for m in models]
+overlap["word vectors along it"] = [similarity_references.along_common_direction(by_model[m], directions[m])
+                                    for m in models]
 overlap.rename_axis(None).style.format("{:.3f}").set_table_styles(TABLE_STYLE)
 
 # %% tags=["remove-input"]

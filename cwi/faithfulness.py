@@ -64,6 +64,8 @@ with the drop of the cosine when that word alone is removed.
 
 from __future__ import annotations
 
+from itertools import product
+
 import numpy as np
 import pandas as pd
 import torch
@@ -618,18 +620,14 @@ def compare_models(summary: pd.DataFrame, pairs: dict, methods, flips: int = 500
     fields = ["model", "method", "rival", "removal", "measure", "summary"]
     column = {tuple(row): number for number, row in enumerate(members[fields].itertuples(index=False))}
     rows, columns = [], []
-    for pair, (pretrained, finetuned) in pairs.items():
-        for method, rival in comparisons:
-            for removal in members["removal"].unique():
-                for measure in members["measure"].unique():
-                    for name in SUMMARIES:
-                        pre, fine = (column.get((model, method, rival, removal, measure, name))
-                                     for model in (pretrained, finetuned))
-                        if pre is None or fine is None:
-                            continue
-                        rows.append({"pair": pair, "method": method, "rival": rival, "removal": removal,
-                                     "measure": measure, "summary": name})
-                        columns.append((advantage[fine] - advantage[pre]).rename(len(rows) - 1))
+    for (pair, (pretrained, finetuned)), (method, rival), removal, measure, name in product(
+            pairs.items(), comparisons, members["removal"].unique(), members["measure"].unique(), SUMMARIES):
+        pre, fine = (column.get((model, method, rival, removal, measure, name)) for model in (pretrained, finetuned))
+        if pre is None or fine is None:
+            continue
+        rows.append({"pair": pair, "method": method, "rival": rival, "removal": removal, "measure": measure,
+                     "summary": name})
+        columns.append((advantage[fine] - advantage[pre]).rename(len(rows) - 1))
     if not rows:
         raise ValueError("no pair has both its models' curves: nothing to compare")
     return sign_flip_family(pd.DataFrame(rows), pd.concat(columns, axis=1), flips, seed, level)

@@ -321,9 +321,10 @@ def faithfulness_curves(profile, words: pd.DataFrame, encoders: dict[str, Encode
     curves, leave_one_out
         :func:`cwi.faithfulness.removal_curves`' two tables with ``model``,
         ``dataset``, ``sentence`` (as the word-weight tables spell it) and, for
-        the curves, ``draw`` (the greedy oracles are orders ``"oracle|MEASURE"``).  Each (model, dataset) is cached under its model's
-        weights, the sentences and every order of every sentence, so new weights
-        or statistics recompute it.
+        the curves, ``draw`` (the greedy oracles are orders ``"oracle|MEASURE"``).
+        Each (model, dataset) is cached under its model's weights, the
+        sentences, every order of every sentence and the sentences with an
+        oracle, so new weights or statistics recompute it.
     """
     profile = config.get_profile(profile)
     settings = profile.faithfulness
@@ -809,17 +810,12 @@ def baseline_sensitivity(profile, results: "SimilarityResults | None" = None,
     encoders = dict(encoders or {})
     encoders |= {name: encoders.get(name) or load_encoder(name, profile) for name in models}
     fingerprints = {name: encoder_fingerprint(encoders[name]) for name in models}
-    jobs: dict[tuple, workers.Job] = {}
-    for baseline, variant in varied.items():
-        for job in _vector_jobs(variant, encoders, fingerprints, _pair_blocks(variant)):
-            key = (baseline, job.args[1])  # one job per model and baseline: a worker loads each model once
-            if key in jobs:
-                merged = jobs[key].args
-                jobs[key] = workers.Job(_vector_blocks, (*merged[:5], merged[5] + job.args[5]), jobs[key].work + job.work)
-            else:
-                jobs[key] = job
+    # One job per model and baseline (every dataset's blocks as one group), so a worker loads each model once.
+    jobs = [job for variant in varied.values()
+            for job in _vector_jobs(variant, encoders, fingerprints,
+                                    {"all": [b for bs in _pair_blocks(variant).values() for b in bs]})]
     # A worker starts in seconds, so the re-attribution pays from a tenth of the chapter's own threshold.
-    workers.fill(list(jobs.values()), PARALLEL_MIN_SENTENCES * 1e5, "baseline checks")
+    workers.fill(jobs, PARALLEL_MIN_SENTENCES * 1e5, "baseline checks")
     own = results if results is not None else pair_decompositions(profile, encoders)
     subsample = replace(profile, similarity=replace(settings, pairs_per_dataset=count))
     first = pd.concat([similarity_sample(d, subsample)[["pair"]].assign(dataset=d) for d in own.pairs["dataset"].unique()])
@@ -870,15 +866,17 @@ def _block_sentences(block: pd.DataFrame) -> list[str]:
 
 
 def _vector_jobs(profile: config.Profile, encoders: dict, fingerprints: dict, blocks: dict) -> list:
-    """The word-vector blocks the cache lacks, one worker job per model and dataset, weighed by sentences x size."""
+    """The word-vector blocks the cache lacks, one worker job per fingerprinted model and group of `blocks`.
+
+    `blocks` maps a group (a dataset) to its blocks of pairs; jobs are weighed by sentences x model size.
+    """
     jobs = []
-    for name, encoder in encoders.items():
-        if name not in fingerprints:
-            continue
+    for name, fingerprint in fingerprints.items():
+        encoder = encoders[name]
         size = sum(p.numel() for key, p in encoder.model.named_parameters() if "embeddings" not in key)
         for dataset_blocks in blocks.values():
             missing = [_block_sentences(b) for b in dataset_blocks if not cache.artefact_path(
-                "word_vectors", _vector_key(encoder, _block_sentences(b), profile, fingerprints[name]), ".pt").exists()]
+                "word_vectors", _vector_key(encoder, _block_sentences(b), profile, fingerprint), ".pt").exists()]
             if missing:
                 jobs.append(workers.Job(_vector_blocks, (profile, name, encoder.folder, encoder.pooling,
                                                          encoder.max_length, missing),

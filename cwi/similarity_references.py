@@ -57,13 +57,18 @@ def excess_share(pairs: pd.DataFrame, by: str = "model") -> pd.DataFrame:
                          "matched_fraction": sums["matched_cells"] / sums["cells"]})
 
 
-def common_direction(decompositions) -> np.ndarray:
-    """The unit vector of the mean embedding f(x) over the distinct sentences of `decompositions`."""
+def _distinct_sentences(decompositions) -> list:
+    """The :class:`cwi.similarity.SentenceVectors` of every distinct sentence of `decompositions`, each once."""
     seen = {}
     for d in decompositions:
-        seen.setdefault(d.a.text, d.a.embedding)
-        seen.setdefault(d.b.text, d.b.embedding)
-    mean = np.mean(list(seen.values()), axis=0)
+        seen.setdefault(d.a.text, d.a)
+        seen.setdefault(d.b.text, d.b)
+    return list(seen.values())
+
+
+def common_direction(decompositions) -> np.ndarray:
+    """The unit vector of the mean embedding f(x) over the distinct sentences of `decompositions`."""
+    mean = np.mean([s.embedding for s in _distinct_sentences(decompositions)], axis=0)
     norm = np.linalg.norm(mean)
     if norm == 0:
         raise ValueError("the mean embedding is the zero vector: there is no common direction to remove")
@@ -76,11 +81,7 @@ def along_common_direction(decompositions, direction: np.ndarray) -> float:
     Over the distinct sentences of `decompositions`; what removing the direction
     (:func:`without_common_direction`) takes from the word vectors.
     """
-    seen = {}
-    for d in decompositions:
-        seen.setdefault(d.a.text, d.a.vectors)
-        seen.setdefault(d.b.text, d.b.vectors)
-    vectors = np.concatenate(list(seen.values()))
+    vectors = np.concatenate([s.vectors for s in _distinct_sentences(decompositions)])
     return float(((vectors @ direction) ** 2).sum() / max((vectors**2).sum(), 1e-300))
 
 
