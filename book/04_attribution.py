@@ -735,7 +735,8 @@ def first_page_finding() -> str:
     if ig_text.empty:
         return "Words are not removed from the text in this profile; the chapter removes them by the baseline only."
     above, below, _ = FAITH_VERBS[faith_status != "above"]
-    parts = [f"against the {rival} order{' (rarest first)' if rival == 'frequency' else ''} it {above} in "
+    named = {"frequency": "the frequency order (rarest first)", "random": "random orders (their mean)"}
+    parts = [f"against {named.get(rival, f'the {rival} order')} it {above} in "
              f"{(rows['verdict'] == 'more').sum()} and {below} in {(rows['verdict'] == 'less').sum()} of {len(rows)} "
              "(model, measure, score) comparisons" for rival, rows in ig_text.groupby("rival", sort=False)]
     free = versus_rivals[(versus_rivals["method"] == "information gain") & (versus_rivals["removal"] == "text")]

@@ -960,12 +960,15 @@ versus, _ = faithfulness.compare_orders(faithfulness.summarise(curves), list(att
 text_frequency = versus[(versus["rival"] == "frequency") & (versus["removal"] == "text") & (versus["method"] == "ig")
                         & versus["model"].isin(pair_models)]
 if len(text_frequency):
-    above = (text_frequency["verdict"] == "more").sum()
-    lines.append(f"\nWhat a weight can be read as: under text removal, the Attribution chapter's test puts the "
-                 f"Integrated Gradients order of this chapter's pair models above the frequency order (rarest first) "
-                 f"in {above} of {len(text_frequency)} (model, measure, score) comparisons: where it does not, the weights are "
-                 "not shown to find what the embedding needs better than corpus frequency does, and a slope on "
-                 "information gain is a statement about the attributions, not yet about what the model uses.")
+    # Where the intervals lie, both ways; the verdicts and their measured rate are the Attribution chapter's.
+    above, below = (text_frequency["verdict"] == "more").sum(), (text_frequency["verdict"] == "less").sum()
+    lines.append(f"\nWhat a weight can be read as: under text removal, the Attribution chapter's simultaneous "
+                 f"intervals put the Integrated Gradients order of this chapter's pair models above the frequency "
+                 f"order (rarest first) in {above} and below it in {below} of {len(text_frequency)} (model, measure, "
+                 "score) comparisons (that chapter gives the rule's measured false-positive rate and reads them): "
+                 "where the order is not above, the weights are not shown to find what the embedding needs better "
+                 "than corpus frequency does, and a slope on information gain is a statement about the attributions, "
+                 "not yet about what the model uses.")
 for pair_name, pair in pairs.items():
     if pair.pretrained and pair.pretrained in sts_scores and pair.finetuned in sts_scores:
         change = sts_scores[pair.finetuned] - sts_scores[pair.pretrained]

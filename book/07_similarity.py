@@ -573,8 +573,9 @@ def first_page_share(twin: str, row) -> str:
     flipped = sign_changes[twin][1]
     return (f"{twin} {row['pretrained']:+.3f} → {row['finetuned']:+.3f}, change {row['estimate']:+.4f} "
             f"[{row['low']:+.4f}, {row['high']:+.4f}]"
-            + (f" (reversed with the {' and '.join(flipped)} baseline{'s' if len(flipped) > 1 else ''} on the first "
-               f"{int(sensitivity['pairs'].iloc[0])} pairs)" if flipped else ""))
+            + (f" (the point estimate on {int(sensitivity['pairs'].iloc[0])} of these pairs is reversed with the "
+               f"{' and '.join(flipped)} baseline{'s' if len(flipped) > 1 else ''}: a description, not a test)"
+               if flipped else ""))
 
 
 glue_finding(

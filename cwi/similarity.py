@@ -338,10 +338,8 @@ CHANGE_WORDS = {
     "same-word share": {"more": "more of the word-pair similarity on the same words",
                         "less": "less of the word-pair similarity on the same words (more on different words)",
                         "unclear": "no clear difference", "not fitted": "not estimable on these pairs"},
-    "excess same-word share": {"more": "more of the word-pair similarity on the same words than random partners "
-                                       "would carry",
-                               "less": "less of the word-pair similarity on the same words than random partners "
-                                       "would carry",
+    "excess same-word share": {"more": "a larger excess of the same words over what random partners would carry",
+                               "less": "a smaller excess of the same words over what random partners would carry",
                                "unclear": "no clear difference", "not fitted": "not estimable on these pairs"},
     "delta beta": {"more": "a larger slope of the contributions on it",
                    "less": "a smaller slope of the contributions on it",
