@@ -29,13 +29,15 @@ def plain(markdown: str) -> str:
     return " ".join(re.sub(r"`([^`]+)`", r"\1", text).split())
 
 
-def glue_finding(markdown: str) -> str:
-    """Glue `markdown`, as plain text, as this chapter's finding for the first page (not displayed here); return it."""
+def glue_finding(markdown: str) -> None:
+    """Glue `markdown`, as plain text, as this chapter's finding for the first page (not displayed here).
+
+    Nothing is returned: a chapter that ends a cell with this call would otherwise show the text again as the
+    cell's output (the Attribution, Correlations and Similarity chapters did, in a raw string box).
+    """
     from myst_nb import glue
 
-    text = plain(markdown)
-    glue(KEY, text, display=False)
-    return text
+    glue(KEY, plain(markdown), display=False)
 
 
 def glued_number(value) -> float | None:
